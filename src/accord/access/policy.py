@@ -1,0 +1,182 @@
+"""The one policy layer: role → resource/action grants with a record scope → field rules.
+
+Deny by default: a role has exactly the grants listed here. Record scopes are `own` (the
+record's owner is the acting user), `team` (owned by the user or by the user's team) and `all`.
+Records without an owner (interactions, orders, contacts' e-mails ...) take their scope from the
+customer or account they belong to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, false, or_, true
+
+Scope = Literal["own", "team", "all"]
+ROLES = ("admin", "manager", "sales", "support", "marketing", "analyst", "privacy_officer")
+ACTIONS = ("read", "create", "update", "delete", "export")
+RESOURCES = (
+    "customers", "accounts", "contacts", "interactions", "products", "orders",
+    "users", "teams", "custom_fields", "audit",
+)
+SCOPE_RANK = {"own": 0, "team": 1, "all": 2}
+
+_CRUD = ("read", "create", "update", "delete")
+_CUSTOMER_DATA = ("customers", "accounts", "contacts", "interactions", "orders")
+
+
+def _grant(resources: Iterable[str], actions: Iterable[str], scope: Scope) -> dict[str, dict[str, Scope]]:
+    return {r: {a: scope for a in actions} for r in resources}
+
+
+def _merge(*parts: dict[str, dict[str, Scope]]) -> dict[str, dict[str, Scope]]:
+    out: dict[str, dict[str, Scope]] = {}
+    for part in parts:
+        for resource, actions in part.items():
+            out.setdefault(resource, {}).update(actions)
+    return out
+
+
+GRANTS: dict[str, dict[str, dict[str, Scope]]] = {
+    "admin": _grant(RESOURCES, ACTIONS, "all"),
+    "manager": _merge(
+        _grant(_CUSTOMER_DATA, ("read", "create", "update", "delete", "export"), "team"),
+        _grant(("products", "users", "teams", "custom_fields"), ("read",), "all"),
+    ),
+    "sales": _merge(
+        _grant(_CUSTOMER_DATA, ("read",), "team"),
+        _grant(_CUSTOMER_DATA, ("create",), "team"),
+        _grant(_CUSTOMER_DATA, ("update",), "own"),
+        _grant(("products", "teams", "custom_fields"), ("read",), "all"),
+    ),
+    "support": _merge(
+        _grant(_CUSTOMER_DATA, ("read",), "all"),
+        _grant(("customers", "interactions"), ("create", "update"), "all"),
+        _grant(("products", "teams", "custom_fields"), ("read",), "all"),
+    ),
+    "marketing": _merge(
+        _grant(_CUSTOMER_DATA, ("read",), "all"),
+        _grant(("interactions",), ("create",), "all"),
+        _grant(("products", "custom_fields"), ("read",), "all"),
+        _grant(("products",), ("create", "update"), "all"),
+    ),
+    "analyst": _merge(
+        _grant((*_CUSTOMER_DATA, "products", "custom_fields", "teams"), ("read",), "all"),
+    ),
+    "privacy_officer": _merge(
+        _grant((*_CUSTOMER_DATA, "products", "custom_fields", "teams", "users"), ("read",), "all"),
+        _grant(_CUSTOMER_DATA, ("export",), "all"),
+        _grant(("audit",), ("read",), "all"),
+    ),
+}
+
+# Field rules: which roles may see (and so filter, sort, search and export on) a sensitive field.
+SENSITIVE_FIELDS: dict[str, dict[str, frozenset[str]]] = {
+    "customers": {
+        "date_of_birth": frozenset({"admin", "privacy_officer", "manager"}),
+        "national_id": frozenset({"admin", "privacy_officer"}),
+        "notes": frozenset({"admin", "privacy_officer", "manager", "sales"}),
+    },
+    "contacts": {},
+}
+# Custom fields flagged `sensitive` by an admin follow this rule.
+SENSITIVE_CUSTOM_FIELD_ROLES = frozenset({"admin", "privacy_officer", "manager"})
+
+# Token scopes: `<resource>:read`, `<resource>:write` (create/update/delete), `<resource>:export`, `*`.
+SCOPE_ACTIONS = {"read": ("read",), "write": ("create", "update", "delete"), "export": ("export",)}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is acting: derived only from the session cookie or the bearer token."""
+
+    user_id: int | None
+    email: str
+    role: str
+    team_id: int | None = None
+    scopes: frozenset[str] | None = None  # None: a full interactive session
+    via: Literal["session", "token", "system"] = "session"
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def label(self) -> str:
+        return self.email
+
+    @property
+    def key(self) -> str:
+        return f"user:{self.user_id}" if self.user_id is not None else f"system:{self.email}"
+
+
+SYSTEM = Principal(user_id=None, email="system", role="admin", via="system")
+
+
+def _token_allows(principal: Principal, resource: str, action: str) -> bool:
+    if principal.scopes is None or "*" in principal.scopes:
+        return True
+    for scope in principal.scopes:
+        res, _, kind = scope.partition(":")
+        if res in (resource, "*") and action in SCOPE_ACTIONS.get(kind, ()):
+            return True
+    return False
+
+
+def scope_for(principal: Principal, resource: str, action: str) -> Scope | None:
+    """The widest record scope the principal has for this action, or None (denied)."""
+    if not _token_allows(principal, resource, action):
+        return None
+    return GRANTS.get(principal.role, {}).get(resource, {}).get(action)
+
+
+def can(principal: Principal, resource: str, action: str) -> bool:
+    return scope_for(principal, resource, action) is not None
+
+
+def record_in_scope(principal: Principal, scope: Scope | None, owner_id: int | None,
+                    team_id: int | None) -> bool:
+    if scope is None:
+        return False
+    if scope == "all":
+        return True
+    if principal.user_id is not None and owner_id == principal.user_id:
+        return True
+    return scope == "team" and team_id is not None and team_id == principal.team_id
+
+
+def scope_clause(principal: Principal, scope: Scope | None, owner_col: Any,
+                 team_col: Any) -> ColumnElement[bool]:
+    """The same rule as `record_in_scope`, as SQL for list queries."""
+    if scope is None:
+        return false()
+    if scope == "all":
+        return true()
+    own = owner_col == principal.user_id if principal.user_id is not None else false()
+    if scope == "team" and principal.team_id is not None:
+        return or_(own, team_col == principal.team_id)
+    return own
+
+
+def visible_sensitive_fields(principal: Principal, resource: str) -> set[str]:
+    rules = SENSITIVE_FIELDS.get(resource, {})
+    return {name for name, roles in rules.items() if principal.role in roles}
+
+
+def hidden_fields(principal: Principal, resource: str) -> set[str]:
+    rules = SENSITIVE_FIELDS.get(resource, {})
+    return {name for name, roles in rules.items() if principal.role not in roles}
+
+
+def can_see_sensitive_custom(principal: Principal) -> bool:
+    return principal.role in SENSITIVE_CUSTOM_FIELD_ROLES
+
+
+def permission_matrix() -> list[dict[str, Any]]:
+    """The grants as rows, for the roles admin page and the generated authorisation tests."""
+    rows = []
+    for role in ROLES:
+        for resource in RESOURCES:
+            for action in ACTIONS:
+                rows.append({"role": role, "resource": resource, "action": action,
+                             "scope": GRANTS.get(role, {}).get(resource, {}).get(action)})
+    return rows

@@ -1,0 +1,83 @@
+"""FastAPI application factory: mounts every domain's API and web routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+
+from accord import __version__
+from accord.core import errors
+from accord.core.db import get_engine
+from accord.core.jobs import EmbeddedWorker
+from accord.core.middleware import BodyLimit, SecurityHeaders
+from accord.core.settings import get_settings
+
+log = logging.getLogger("accord")
+STATIC = Path(__file__).parent / "web" / "static"
+
+
+def api_router() -> APIRouter:
+    from accord.access.api import router as access
+    from accord.commerce.api import router as commerce
+    from accord.customers.api import router as customers
+    from accord.customers.accounts_api import router as accounts
+    from accord.interactions.api import router as interactions
+
+    api = APIRouter(prefix="/api/v1")
+    for router in (access, customers, accounts, interactions, commerce):
+        api.include_router(router)
+    return api
+
+
+def create_app(*, start_worker: bool = False) -> FastAPI:
+    settings = get_settings()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        worker = EmbeddedWorker() if start_worker else None
+        if worker:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker:
+                worker.close()
+
+    app = FastAPI(
+        title="Accord", version=__version__, lifespan=lifespan,
+        description="Enterprise customer management: one golden customer record for every touchpoint.",
+        openapi_url="/api/openapi.json", docs_url=None, redoc_url=None,
+    )
+    errors.install(app)
+    app.include_router(api_router())
+
+    from accord.web.pages import router as web_router
+
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/health/live", tags=["health"])
+    def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/health/ready", tags=["health"])
+    def ready() -> JSONResponse:
+        try:
+            with get_engine().connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure to reach the store means not ready
+            log.warning("readiness check failed: %s", exc)
+            return errors.problem_response(503, "Service unavailable", "the database is unreachable",
+                                           headers={"Retry-After": "5"})
+        return JSONResponse({"status": "ok"})
+
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

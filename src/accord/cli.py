@@ -1,0 +1,173 @@
+"""The `accord` command."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+
+import typer
+
+from accord.core.settings import get_settings
+
+app = typer.Typer(help="Accord: enterprise customer management.", no_args_is_help=True,
+                  add_completion=False)
+db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+user_app = typer.Typer(help="User management.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(audit_app, name="audit")
+
+
+def _upgrade_quietly() -> None:
+    from accord.core.migrate import upgrade
+
+    upgrade()
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="target revision")) -> None:
+    """Apply migrations (SQLite or PostgreSQL, per ACCORD_DATABASE_URL)."""
+    from accord.core.migrate import current, upgrade
+
+    url = get_settings().effective_database_url
+    typer.echo(f"Upgrading {_redact(url)} ...")
+    upgrade(revision=revision)
+    typer.echo(f"Database at revision {current()}.")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's migration revision."""
+    from accord.core.migrate import current
+
+    typer.echo(current() or "(empty)")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@user_app.command("create")
+def user_create(
+    email: str = typer.Option(..., help="login e-mail"),
+    full_name: str = typer.Option(..., "--name", help="full name"),
+    role: str = typer.Option("admin", help="role"),
+    password: str | None = typer.Option(None, help="password (prompted when omitted)"),
+    team: str | None = typer.Option(None, help="team name (created when missing)"),
+) -> None:
+    """Create a user (the first admin, typically)."""
+    from pydantic import ValidationError
+    from sqlalchemy import select
+
+    from accord.access import service
+    from accord.access.policy import SYSTEM
+    from accord.access.schemas import TeamIn, UserCreate
+    from accord.core.db import session_scope
+    from accord.core.errors import Problem
+    from accord.models import Team
+
+    _upgrade_quietly()
+    if password is None:
+        password = os.environ.get("ACCORD_NEW_USER_PASSWORD") or getpass.getpass("Password: ")
+    try:
+        with session_scope() as session:
+            team_id = None
+            if team:
+                found = session.execute(select(Team).where(Team.name == team)).scalar()
+                found = found or service.create_team(session, SYSTEM, TeamIn(name=team))
+                team_id = found.id
+            user = service.create_user(session, SYSTEM, UserCreate(
+                email=email, full_name=full_name, password=password, role=role, team_id=team_id))
+            typer.echo(f"Created user {user.id} <{user.email}> with role {user.role}.")
+    except ValidationError as exc:
+        for err in exc.errors():
+            typer.echo(f"error: {'.'.join(map(str, err['loc']))}: {err['msg']}", err=True)
+        raise typer.Exit(2) from None
+    except Problem as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from None
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit hash chain; exit 1 if any row was altered or removed."""
+    from accord.access import audit
+    from accord.core.db import session_scope
+
+    with session_scope(write=False) as session:
+        result = audit.verify(session)
+    if result.ok:
+        typer.echo(f"Audit trail intact: {result.checked} entries verified.")
+        return
+    typer.echo(f"Audit trail BROKEN at entry {result.first_bad_id}: {result.reason} "
+               f"({result.checked} entries verified before it).", err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def worker(once: bool = typer.Option(False, help="run ready jobs once and exit"),
+           poll: float = typer.Option(1.0, help="seconds between polls when idle")) -> None:
+    """Run background jobs and relay the outbox (run as many as you like on PostgreSQL)."""
+    import signal
+    import threading
+
+    from accord.core import jobs
+    from accord.tasks import register_all
+
+    register_all()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    typer.echo("Worker started; Ctrl+C to stop.")
+    try:
+        done = jobs.work(stop=stop, poll=poll, once=once)
+    except KeyboardInterrupt:
+        done = 0
+    typer.echo(f"Worker stopped ({done} jobs run).")
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", help="bind address"),
+          port: int = typer.Option(8000, help="port"),
+          worker: bool = typer.Option(True, help="run the in-process worker (embedded default)")) -> None:
+    """Serve the web UI and the REST API."""
+    import uvicorn
+
+    from accord.app import create_app
+    from accord.tasks import register_all
+
+    _upgrade_quietly()
+    register_all()
+    typer.echo(f"Accord on http://{host}:{port}/  (API docs: http://{host}:{port}/api/docs)")
+    uvicorn.run(create_app(start_worker=worker and get_settings().embedded_worker),
+                host=host, port=port, log_level="info")
+
+
+@app.command()
+def demo(customers: int = typer.Option(2000, min=10, help="how many customers to generate"),
+         port: int = typer.Option(8000, help="port to serve on"),
+         host: str = typer.Option("127.0.0.1", help="bind address"),
+         seed: int = typer.Option(42, help="random seed"),
+         no_serve: bool = typer.Option(False, "--no-serve", help="generate only"),
+         fresh: bool = typer.Option(False, help="regenerate even if demo data exists")) -> None:
+    """Generate a realistic customer base (once) and serve it."""
+    from accord.demo.generator import DEMO_PASSWORD, ensure_demo
+
+    _upgrade_quietly()
+    logins = ensure_demo(customers=customers, seed=seed, fresh=fresh)
+    typer.echo("")
+    typer.echo(f"Accord demo: http://{host}:{port}/login")
+    typer.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")
+    for email, role in logins:
+        typer.echo(f"  {email:<34} {role}")
+    typer.echo("")
+    sys.stdout.flush()
+    if not no_serve:
+        serve(host=host, port=port, worker=True)
+
+
+if __name__ == "__main__":
+    app()

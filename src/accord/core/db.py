@@ -1,0 +1,108 @@
+"""Engine and session handling for SQLite (embedded default) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from accord.core.settings import Settings, get_settings
+
+_engines: dict[str, Engine] = {}
+_factories: dict[tuple[str, bool], sessionmaker[Session]] = {}
+
+
+def _sqlite_pragmas(synchronous: str):
+    def on_connect(dbapi_conn, _record) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute("PRAGMA secure_delete=ON")
+        cur.execute("PRAGMA cache_size=-32000")
+        cur.close()
+
+    return on_connect
+
+
+def build_engine(url: str, settings: Settings | None = None) -> Engine:
+    settings = settings or get_settings()
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 10},
+            pool_size=settings.pool_size,
+            max_overflow=20,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas(settings.sqlite_synchronous))
+
+        # pysqlite's own transaction handling defers BEGIN; issue it ourselves so that
+        # SAVEPOINTs work and a write transaction takes the lock up front (no upgrade deadlocks).
+        @event.listens_for(engine, "connect")
+        def _no_autobegin(dbapi_conn, _record) -> None:
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn) -> None:
+            conn.exec_driver_sql("BEGIN " + conn.get_execution_options().get("sqlite_begin", ""))
+
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return create_engine(
+        url, pool_size=settings.pool_size, max_overflow=20, pool_pre_ping=True
+    )
+
+
+def get_engine(url: str | None = None) -> Engine:
+    url = url or get_settings().effective_database_url
+    if url not in _engines:
+        _engines[url] = build_engine(url)
+    return _engines[url]
+
+
+def session_factory(url: str | None = None, *, write: bool = True) -> sessionmaker[Session]:
+    """Sessions for a unit of work. On SQLite a writing unit takes the write lock at BEGIN
+    (IMMEDIATE), so a read-then-write never fails on a snapshot another writer moved on."""
+    url = url or get_settings().effective_database_url
+    key = (url, write)
+    if key not in _factories:
+        engine = get_engine(url)
+        if write and engine.dialect.name == "sqlite":
+            engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+        _factories[key] = sessionmaker(engine, expire_on_commit=False)
+    return _factories[key]
+
+
+def dispose_all() -> None:
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()
+    _factories.clear()
+
+
+@contextmanager
+def session_scope(url: str | None = None, *, write: bool = True) -> Iterator[Session]:
+    """A unit of work for commands and jobs: commit on success, roll back on error."""
+    session = session_factory(url, write=write)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def is_postgres(session_or_engine) -> bool:
+    bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
+    return bind.dialect.name == "postgresql"

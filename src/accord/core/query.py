@@ -1,0 +1,225 @@
+"""Allow-listed filters and sorts, and keyset (cursor) pagination.
+
+One definition per resource serves the REST API and the web UI. Only names listed here reach
+SQL; values are bound parameters; an unknown or hidden field is a 422 naming it, so a hidden
+field cannot be probed through a filter or a sort.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, or_
+
+from accord.core.errors import ValidationProblem
+
+OPS = {"eq", "ne", "lt", "lte", "gt", "gte", "in", "prefix", "isnull"}
+RESERVED = {"limit", "cursor", "sort", "q"}
+
+
+def parse_value(raw: str, kind: type, name: str) -> Any:
+    try:
+        if kind is str:
+            if len(raw) > 500:
+                raise ValueError("too long")
+            return raw
+        if kind is int:
+            return int(raw)
+        if kind is Decimal:
+            return Decimal(raw)
+        if kind is bool:
+            if raw.lower() in ("true", "1", "yes"):
+                return True
+            if raw.lower() in ("false", "0", "no"):
+                return False
+            raise ValueError(raw)
+        if kind is date:
+            return date.fromisoformat(raw)
+        if kind is datetime:
+            value = datetime.fromisoformat(raw)
+            if value.tzinfo is None:
+                from datetime import UTC
+                value = value.replace(tzinfo=UTC)
+            return value
+    except (ValueError, InvalidOperation):
+        raise ValidationProblem(f"{raw[:50]!r} is not a valid {kind.__name__}", field=name) from None
+    raise AssertionError(kind)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """`column` may be a column or a factory `(op, value) -> clause` for joined/derived fields."""
+
+    column: Any
+    kind: type = str
+    ops: frozenset[str] = frozenset({"eq", "ne", "in"})
+    choices: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Sort:
+    column: Any
+    kind: type = str
+
+
+@dataclass
+class ListSpec:
+    resource: str
+    id_column: Any
+    filters: dict[str, Filter]
+    sorts: dict[str, Sort]
+    default_sort: str = "-id"
+    dynamic: Callable[[str, str, str], ColumnElement[bool] | None] | None = None
+
+
+@dataclass
+class ListParams:
+    limit: int
+    sort_key: str
+    descending: bool
+    cursor: tuple[Any, int] | None
+    where: list[ColumnElement[bool]] = field(default_factory=list)
+    q: str | None = None
+
+
+def _clause(flt: Filter, op: str, value: Any) -> ColumnElement[bool]:
+    if callable(flt.column) and not hasattr(flt.column, "key"):
+        return flt.column(op, value)
+    col = flt.column
+    return {
+        "eq": lambda: col == value, "ne": lambda: col != value, "lt": lambda: col < value,
+        "lte": lambda: col <= value, "gt": lambda: col > value, "gte": lambda: col >= value,
+        "in": lambda: col.in_(value), "prefix": lambda: col.startswith(value, autoescape=True),
+        "isnull": lambda: col.is_(None) if value else col.is_not(None),
+    }[op]()
+
+
+def parse_list_params(params: Mapping[str, Any], spec: ListSpec, *, hidden: set[str],
+                      default_limit: int, max_limit: int) -> ListParams:
+    """Validate query parameters against the allow-list; any unknown name is a 422."""
+    for name in params:
+        if name in RESERVED:
+            continue
+        base, _, op = name.partition("__")
+        op = op or "eq"
+        known = base in spec.filters or (spec.dynamic is not None and base.startswith("cf."))
+        if not known or base in hidden:
+            raise ValidationProblem(f"unknown filter field {base!r}", field=name)
+        if op not in OPS:
+            raise ValidationProblem(f"unknown filter operator {op!r}", field=name)
+    try:
+        limit = int(params.get("limit", default_limit))
+    except (TypeError, ValueError):
+        raise ValidationProblem("limit must be an integer", field="limit") from None
+    if not 1 <= limit <= max_limit:
+        raise ValidationProblem(f"limit must be between 1 and {max_limit}", field="limit")
+
+    sort_raw = str(params.get("sort") or spec.default_sort)
+    descending = sort_raw.startswith("-")
+    sort_key = sort_raw.lstrip("-+")
+    if sort_key not in spec.sorts or sort_key in hidden:
+        raise ValidationProblem(f"unknown sort field {sort_key!r}", field="sort")
+
+    where: list[ColumnElement[bool]] = []
+    for name, raw in params.items():
+        if name in RESERVED:
+            continue
+        base, _, op = name.partition("__")
+        op = op or "eq"
+        if base.startswith("cf.") and base not in spec.filters:
+            assert spec.dynamic is not None
+            clause = spec.dynamic(base[3:], op, str(raw))
+            if clause is None:
+                raise ValidationProblem(f"unknown filter field {base!r}", field=name)
+            where.append(clause)
+            continue
+        flt = spec.filters[base]
+        if op not in flt.ops:
+            raise ValidationProblem(f"operator {op!r} is not supported on {base!r}", field=name)
+        if op == "isnull":
+            value: Any = parse_value(str(raw), bool, name)
+        elif op == "in":
+            value = [parse_value(v, flt.kind, name) for v in str(raw).split(",") if v != ""]
+        else:
+            value = parse_value(str(raw), flt.kind, name)
+        if flt.choices is not None:
+            for v in value if isinstance(value, list) else [value]:
+                if op != "isnull" and v not in flt.choices:
+                    raise ValidationProblem(
+                        f"{v!r} is not one of {', '.join(flt.choices)}", field=name)
+        where.append(_clause(flt, op, value))
+
+    cursor = decode_cursor(params.get("cursor"), sort_key, spec.sorts[sort_key].kind) \
+        if params.get("cursor") else None
+    q = params.get("q")
+    if q is not None and len(str(q)) > 200:
+        raise ValidationProblem("search text is too long (200 characters at most)", field="q")
+    return ListParams(limit, sort_key, descending, cursor, where, str(q).strip() if q else None)
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def encode_cursor(sort_key: str, value: Any, last_id: int) -> str:
+    raw = json.dumps([sort_key, _encode_value(value), last_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(token: Any, sort_key: str, kind: type) -> tuple[Any, int]:
+    try:
+        token = str(token)
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        key, value, last_id = json.loads(raw)
+        if key != sort_key or not isinstance(last_id, int):
+            raise ValueError
+        if value is not None and kind is not str:
+            value = parse_value(str(value), kind, "cursor")
+        elif value is not None and not isinstance(value, str):
+            raise ValueError
+        return value, last_id
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, ValidationProblem):
+        raise ValidationProblem("the cursor is invalid or belongs to another sort", field="cursor") from None
+
+
+def paginate(stmt: Select[Any], spec: ListSpec, params: ListParams) -> Select[Any]:
+    """Apply filters, keyset condition, order and limit (+1 row to know if there is more)."""
+    sort_col = spec.sorts[params.sort_key].column
+    id_col = spec.id_column
+    if params.where:
+        stmt = stmt.where(and_(*params.where))
+    if params.cursor is not None:
+        value, last_id = params.cursor
+        if sort_col is id_col:
+            stmt = stmt.where(id_col < last_id if params.descending else id_col > last_id)
+        elif params.descending:
+            stmt = stmt.where(or_(sort_col < value, and_(sort_col == value, id_col < last_id)))
+        else:
+            stmt = stmt.where(or_(sort_col > value, and_(sort_col == value, id_col > last_id)))
+    order = [sort_col.desc() if params.descending else sort_col.asc()]
+    if sort_col is not id_col:
+        order.append(id_col.desc() if params.descending else id_col.asc())
+    return stmt.order_by(*order).limit(params.limit + 1)
+
+
+def page_of(rows: list[Any], spec: ListSpec, params: ListParams,
+            get: Callable[[Any, str], Any] = getattr) -> tuple[list[Any], str | None]:
+    """Cut the extra row and build the next cursor from the last row kept."""
+    more = len(rows) > params.limit
+    rows = rows[: params.limit]
+    if not more or not rows:
+        return rows, None
+    last = rows[-1]
+    sort_attr = spec.sorts[params.sort_key].column.key
+    return rows, encode_cursor(params.sort_key, get(last, sort_attr), get(last, "id"))

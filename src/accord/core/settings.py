@@ -1,0 +1,60 @@
+"""Configuration from `ACCORD_*` environment variables (and an optional `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_SECRET = "accord-demo-secret-change-me"  # noqa: S105 - the published demo value, refused in production
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ACCORD_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("accord-data")
+    database_url: str = ""
+    secret_key: str = DEMO_SECRET
+    analytics_engine: Literal["duckdb", "spark"] = "duckdb"
+    default_region: str = "GB"
+    default_currency: str = "EUR"
+    default_locale: str = "en_GB"
+    max_body_bytes: int = 1_000_000
+    page_size_default: int = 50
+    page_size_max: int = 500
+    session_hours: int = 12
+    cookie_secure: bool = False
+    embedded_worker: bool = True
+    base_url: str = "http://127.0.0.1:8000"
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    pool_size: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.environment == "production" and self.secret_key == DEMO_SECRET:
+            raise ValueError(
+                "ACCORD_SECRET_KEY is the demo secret: set a real secret before running in production"
+            )
+        if self.environment == "production" and len(self.secret_key) < 32:
+            raise ValueError("ACCORD_SECRET_KEY must be at least 32 characters in production")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'accord.db').as_posix()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests and the CLI change the environment)."""
+    get_settings.cache_clear()

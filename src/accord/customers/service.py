@@ -1,0 +1,417 @@
+"""Golden customer profiles: the one write path (policy, audit, events) and the 360° view."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from accord.access import audit
+from accord.access.policy import (
+    Principal,
+    can,
+    hidden_fields,
+    record_in_scope,
+    scope_clause,
+    scope_for,
+)
+from accord.access.service import require
+from accord.core.clock import utcnow
+from accord.core.contact import (
+    InvalidValue,
+    fold,
+    looks_like_phone,
+    name_keys,
+    normalize_email,
+    normalize_phone,
+)
+from accord.core.errors import Forbidden, NotFound, ValidationProblem
+from accord.core.events import emit
+from accord.core.query import Filter, ListParams, ListSpec, Sort, page_of, paginate
+from accord.core.settings import get_settings
+from accord.customers import custom_fields
+from accord.customers.schemas import AssignIn, CustomerCreate, CustomerOut, CustomerUpdate
+from accord.models import (
+    Account,
+    Customer,
+    CustomerAddress,
+    CustomerEmail,
+    CustomerPhone,
+    LifecycleChange,
+    Team,
+    User,
+)
+from accord.models.customer import CHANNELS, LIFECYCLE_STAGES, VALUE_TIERS
+
+RESOURCE = "customers"
+SENSITIVE = ("date_of_birth", "national_id", "notes")
+# Which personal fields a profile read exposes (for the audit trail of reads).
+PERSONAL_FIELDS = ("first_name", "last_name", "title", "gender", "emails", "phones", "addresses",
+                   *SENSITIVE)
+
+
+def _email_filter(op: str, value: Any) -> ColumnElement[bool]:
+    values = value if isinstance(value, list) else [value]
+    try:
+        normalized = [normalize_email(v) for v in values]
+    except InvalidValue as exc:
+        raise ValidationProblem(f"invalid e-mail address: {exc}", field="email") from None
+    return exists().where(CustomerEmail.customer_id == Customer.id,
+                          CustomerEmail.email_normalized.in_(normalized))
+
+
+def _phone_filter(op: str, value: Any) -> ColumnElement[bool]:
+    values = value if isinstance(value, list) else [value]
+    try:
+        normalized = [normalize_phone(v, get_settings().default_region) for v in values]
+    except InvalidValue as exc:
+        raise ValidationProblem(str(exc), field="phone") from None
+    return exists().where(CustomerPhone.customer_id == Customer.id, CustomerPhone.e164.in_(normalized))
+
+
+def _name_filter(op: str, value: Any) -> ColumnElement[bool]:
+    key = fold(str(value))
+    return or_(Customer.name_key.startswith(key, autoescape=True),
+               Customer.name_key_alt.startswith(key, autoescape=True))
+
+
+_CMP = frozenset({"eq", "ne", "lt", "lte", "gt", "gte"})
+
+
+def list_spec(session: Session, principal: Principal) -> ListSpec:
+    return ListSpec(
+        resource=RESOURCE,
+        id_column=Customer.id,
+        filters={
+            "id": Filter(Customer.id, int, frozenset({"eq", "in", "lt", "gt"})),
+            "lifecycle_stage": Filter(Customer.lifecycle_stage, choices=LIFECYCLE_STAGES),
+            "value_tier": Filter(Customer.value_tier, choices=VALUE_TIERS,
+                                 ops=frozenset({"eq", "ne", "in", "isnull"})),
+            "preferred_channel": Filter(Customer.preferred_channel, choices=CHANNELS),
+            "preferred_language": Filter(Customer.preferred_language),
+            "country": Filter(Customer.country, ops=frozenset({"eq", "ne", "in", "isnull"})),
+            "account_id": Filter(Customer.account_id, int, frozenset({"eq", "in", "isnull"})),
+            "owner_id": Filter(Customer.owner_id, int, frozenset({"eq", "in", "isnull"})),
+            "team_id": Filter(Customer.team_id, int, frozenset({"eq", "in", "isnull"})),
+            "created_at": Filter(Customer.created_at, datetime, _CMP),
+            "updated_at": Filter(Customer.updated_at, datetime, _CMP),
+            "date_of_birth": Filter(Customer.date_of_birth, date, _CMP | {"isnull"}),
+            "national_id": Filter(Customer.national_id, str, frozenset({"eq"})),
+            "name": Filter(_name_filter, str, frozenset({"eq", "prefix"})),
+            "email": Filter(_email_filter, str, frozenset({"eq", "in"})),
+            "phone": Filter(_phone_filter, str, frozenset({"eq", "in"})),
+        },
+        sorts={
+            "id": Sort(Customer.id, int),
+            "created_at": Sort(Customer.created_at, datetime),
+            "updated_at": Sort(Customer.updated_at, datetime),
+            "name": Sort(Customer.name_key, str),
+            "lifecycle_stage": Sort(Customer.lifecycle_stage, str),
+            "date_of_birth": Sort(Customer.date_of_birth, date),
+        },
+        default_sort="-id",
+        dynamic=custom_fields.filter_factory(session, principal),
+    )
+
+
+def hidden(principal: Principal) -> set[str]:
+    return hidden_fields(principal, RESOURCE)
+
+
+def search_clause(q: str) -> ColumnElement[bool]:
+    """Free-text search: an e-mail, a phone number (normalised), an id, or a name prefix."""
+    text = q.strip()
+    if "@" in text:
+        try:
+            email = normalize_email(text)
+        except InvalidValue:
+            email = text.lower()
+        return exists().where(CustomerEmail.customer_id == Customer.id,
+                              CustomerEmail.email_normalized == email)
+    clauses = []
+    if text.isdigit() and len(text) <= 18:
+        clauses.append(Customer.id == int(text))
+    if looks_like_phone(text):
+        try:
+            e164 = normalize_phone(text, get_settings().default_region)
+            clauses.append(exists().where(CustomerPhone.customer_id == Customer.id,
+                                          CustomerPhone.e164 == e164))
+        except InvalidValue:
+            pass
+    if not clauses or not text.isdigit():
+        clauses.append(_name_filter("prefix", text))
+    return or_(*clauses)
+
+
+def visible_query(principal: Principal, action: str = "read") -> Select[Any]:
+    scope = scope_for(principal, RESOURCE, action)
+    if scope is None:
+        raise Forbidden(f"your role may not {action} customers")
+    return select(Customer).where(scope_clause(principal, scope, Customer.owner_id, Customer.team_id))
+
+
+def list_customers(session: Session, principal: Principal, params: ListParams
+                   ) -> tuple[list[Customer], str | None]:
+    spec = list_spec(session, principal)
+    stmt = visible_query(principal)
+    if params.q:
+        stmt = stmt.where(search_clause(params.q))
+    stmt = paginate(stmt, spec, params).options(
+        selectinload(Customer.emails), selectinload(Customer.phones))
+    rows = list(session.execute(stmt).scalars())
+    return page_of(rows, spec, params)
+
+
+def in_scope(principal: Principal, customer: Customer, action: str) -> bool:
+    return record_in_scope(principal, scope_for(principal, RESOURCE, action),
+                           customer.owner_id, customer.team_id)
+
+
+def get_customer(session: Session, principal: Principal, customer_id: int,
+                 action: str = "read") -> Customer:
+    """404 when the caller may not read it (no existence oracle), 403 when it may read but not act."""
+    customer = session.get(Customer, customer_id)
+    if customer is None or not in_scope(principal, customer, "read"):
+        raise NotFound(f"customer {customer_id} does not exist")
+    if action != "read" and not in_scope(principal, customer, action):
+        raise Forbidden(f"your role may not {action} this customer")
+    return customer
+
+
+def _display_name(c: Customer) -> str:
+    return " ".join(p for p in (c.first_name, c.last_name) if p) or f"Customer {c.id}"
+
+
+def _set_names(c: Customer) -> None:
+    c.display_name = _display_name(c)
+    c.name_key, c.name_key_alt = name_keys(c.first_name or "", c.last_name or "")
+
+
+def _replace_contact_points(c: Customer, data: CustomerCreate | CustomerUpdate) -> list[str]:
+    changed = []
+    region = c.country or get_settings().default_region
+    if data.emails is not None:
+        c.emails = [CustomerEmail(email=e.email, email_normalized=normalize_email(e.email), kind=e.kind,
+                                  is_primary=e.is_primary or (i == 0 and not any(x.is_primary for x in data.emails)),
+                                  verified=e.verified)
+                    for i, e in enumerate(data.emails)]
+        changed.append("emails")
+    if data.phones is not None:
+        phones = []
+        for i, p in enumerate(data.phones):
+            try:
+                e164 = normalize_phone(p.phone, region)
+            except InvalidValue as exc:
+                raise ValidationProblem(f"phones.{i}.phone: {exc}", field=f"phones.{i}.phone") from None
+            phones.append(CustomerPhone(phone=p.phone, e164=e164, kind=p.kind,
+                                        is_primary=p.is_primary or (i == 0 and not any(x.is_primary for x in data.phones))))
+        c.phones = phones
+        changed.append("phones")
+    if data.addresses is not None:
+        c.addresses = [CustomerAddress(**a.model_dump(exclude={"is_primary"}),
+                                       is_primary=a.is_primary or (i == 0 and not any(x.is_primary for x in data.addresses)))
+                       for i, a in enumerate(data.addresses)]
+        changed.append("addresses")
+    return changed
+
+
+def _check_refs(session: Session, principal: Principal, account_id: int | None) -> None:
+    if account_id is None:
+        return
+    account = session.get(Account, account_id)
+    scope = scope_for(principal, "accounts", "read")
+    if account is None or not record_in_scope(principal, scope, account.owner_id, account.team_id):
+        raise ValidationProblem(f"account {account_id} does not exist", field="account_id")
+
+
+def _check_sensitive_write(principal: Principal, fields: set[str]) -> None:
+    blocked = fields & hidden(principal)
+    if blocked:
+        name = sorted(blocked)[0]
+        raise ValidationProblem(f"unknown field {name!r}", field=name)
+
+
+def create_customer(session: Session, principal: Principal, data: CustomerCreate) -> Customer:
+    require(principal, RESOURCE, "create")
+    sent = data.model_dump(exclude_unset=True)
+    _check_sensitive_write(principal, set(sent))
+    _check_refs(session, principal, data.account_id)
+    fields = data.model_dump(exclude={"emails", "phones", "addresses", "custom"})
+    customer = Customer(**fields, owner_id=principal.user_id, team_id=principal.team_id,
+                        display_name="", name_key="", name_key_alt="")
+    _set_names(customer)
+    _replace_contact_points(customer, data)
+    session.add(customer)
+    session.flush()
+    session.add(LifecycleChange(customer_id=customer.id, from_stage=None,
+                                to_stage=customer.lifecycle_stage, changed_by=principal.user_id,
+                                reason="created"))
+    custom_keys = custom_fields.set_values(session, principal, customer, data.custom, creating=True)
+    session.flush()
+    audit.record(session, principal, "create", RESOURCE, customer.id,
+                 [*sent.keys(), *(f"custom.{k}" for k in custom_keys)])
+    emit(session, "customer.created", "customer", customer.id,
+         {"lifecycle_stage": customer.lifecycle_stage, "owner_id": customer.owner_id},
+         principal.user_id)
+    return customer
+
+
+def update_customer(session: Session, principal: Principal, customer: Customer,
+                    data: CustomerUpdate) -> Customer:
+    if not in_scope(principal, customer, "update"):
+        raise Forbidden("your role may not update this customer")
+    sent = data.model_dump(exclude_unset=True)
+    sent.pop("stage_reason", None)
+    _check_sensitive_write(principal, set(sent))
+    for name in ("first_name", "last_name"):
+        if name in sent and sent[name] is None:
+            raise ValidationProblem(f"{name} cannot be null", field=name)
+    if "account_id" in sent:
+        _check_refs(session, principal, data.account_id)
+    if "lifecycle_stage" in sent and sent["lifecycle_stage"] is None:
+        raise ValidationProblem("lifecycle_stage cannot be null", field="lifecycle_stage")
+    old_stage = customer.lifecycle_stage
+    changed: list[str] = []
+    for key, value in sent.items():
+        if key in ("emails", "phones", "addresses", "custom"):
+            continue
+        if getattr(customer, key) != value:
+            setattr(customer, key, value)
+            changed.append(key)
+    if {"first_name", "last_name"} & set(changed):
+        _set_names(customer)
+    changed += _replace_contact_points(customer, data)
+    if data.custom is not None:
+        changed += [f"custom.{k}" for k in
+                    custom_fields.set_values(session, principal, customer, data.custom, creating=False)]
+    if not changed:
+        return customer
+    customer.updated_at = utcnow()  # a change to contact points alone still bumps the version
+    session.flush()
+    if customer.lifecycle_stage != old_stage:
+        session.add(LifecycleChange(customer_id=customer.id, from_stage=old_stage,
+                                    to_stage=customer.lifecycle_stage, changed_by=principal.user_id,
+                                    reason=data.stage_reason))
+        emit(session, "customer.stage_changed", "customer", customer.id,
+             {"from": old_stage, "to": customer.lifecycle_stage}, principal.user_id)
+    audit.record(session, principal, "update", RESOURCE, customer.id, changed)
+    emit(session, "customer.updated", "customer", customer.id, {"fields": sorted(changed)},
+         principal.user_id)
+    return customer
+
+
+def assign(session: Session, principal: Principal, customer: Customer, data: AssignIn) -> Customer:
+    """Ownership changes are their own action: only roles that update every record in scope."""
+    scope = scope_for(principal, RESOURCE, "update")
+    if scope not in ("team", "all") or not in_scope(principal, customer, "update"):
+        raise Forbidden("your role may not reassign customers")
+    changes = data.model_dump(exclude_unset=True)
+    if changes.get("owner_id") is not None and session.get(User, changes["owner_id"]) is None:
+        raise ValidationProblem(f"user {changes['owner_id']} does not exist", field="owner_id")
+    if changes.get("team_id") is not None and session.get(Team, changes["team_id"]) is None:
+        raise ValidationProblem(f"team {changes['team_id']} does not exist", field="team_id")
+    if scope == "team" and changes.get("team_id") not in (None, principal.team_id):
+        raise Forbidden("you may only assign customers within your team", field="team_id")
+    for key, value in changes.items():
+        setattr(customer, key, value)
+    session.flush()
+    audit.record(session, principal, "assign", RESOURCE, customer.id, list(changes))
+    emit(session, "customer.assigned", "customer", customer.id, changes, principal.user_id)
+    return customer
+
+
+def delete_customer(session: Session, principal: Principal, customer: Customer) -> None:
+    if not in_scope(principal, customer, "delete"):
+        raise Forbidden("your role may not delete this customer")
+    audit.record(session, principal, "delete", RESOURCE, customer.id)
+    emit(session, "customer.deleted", "customer", customer.id, {}, principal.user_id)
+    session.delete(customer)
+    session.flush()
+
+
+def to_out(customer: Customer, principal: Principal, custom: dict[str, Any] | None = None,
+           *, with_contact_points: bool = True) -> CustomerOut:
+    masked = sorted(hidden(principal))
+    data = {
+        "id": customer.id, "version": customer.version, "title": customer.title,
+        "first_name": customer.first_name, "last_name": customer.last_name,
+        "display_name": customer.display_name, "gender": customer.gender,
+        "lifecycle_stage": customer.lifecycle_stage, "value_tier": customer.value_tier,
+        "lifetime_value": customer.lifetime_value, "preferred_channel": customer.preferred_channel,
+        "preferred_language": customer.preferred_language, "country": customer.country,
+        "account_id": customer.account_id, "owner_id": customer.owner_id,
+        "team_id": customer.team_id, "created_at": customer.created_at,
+        "updated_at": customer.updated_at, "custom": custom or {}, "masked_fields": masked,
+    }
+    for name in SENSITIVE:
+        if name not in masked:
+            data[name] = getattr(customer, name)
+    if with_contact_points:
+        data["emails"] = list(customer.emails)
+        data["phones"] = list(customer.phones)
+        data["addresses"] = list(customer.addresses)
+    return CustomerOut.model_validate(data)
+
+
+def read_fields(principal: Principal) -> list[str]:
+    shown = set(PERSONAL_FIELDS) - hidden(principal)
+    return sorted(shown)
+
+
+def lifecycle_history(session: Session, customer_id: int) -> list[LifecycleChange]:
+    return list(session.execute(
+        select(LifecycleChange).where(LifecycleChange.customer_id == customer_id)
+        .order_by(LifecycleChange.changed_at, LifecycleChange.id)).scalars())
+
+
+def view_360(session: Session, principal: Principal, customer_id: int,
+             timeline_limit: int = 50) -> dict[str, Any]:
+    """Everything one employee may see about one customer, in one read."""
+    from accord.commerce import service as commerce
+    from accord.interactions import service as interactions
+
+    customer = get_customer(session, principal, customer_id)
+    custom = custom_fields.values_for(session, principal, [customer.id])[customer.id]
+    account = session.get(Account, customer.account_id) if customer.account_id else None
+    owner = session.get(User, customer.owner_id) if customer.owner_id else None
+    timeline: list[dict[str, Any]] = []
+    if can(principal, "interactions", "read"):
+        timeline += interactions.timeline_entries(session, customer.id, timeline_limit)
+    summary = None
+    if can(principal, "orders", "read"):
+        timeline += commerce.timeline_entries(session, customer.id, timeline_limit)
+        summary = commerce.purchase_summary(session, customer.id)
+    timeline.sort(key=lambda e: (e["at"], e["id"]), reverse=True)
+    definitions = custom_fields.visible_definitions(session, principal)
+    return {
+        "customer": to_out(customer, principal, custom),
+        "account": {"id": account.id, "name": account.name} if account else None,
+        "owner": {"id": owner.id, "full_name": owner.full_name} if owner else None,
+        "lifecycle_history": [
+            {"from_stage": h.from_stage, "to_stage": h.to_stage, "changed_at": h.changed_at,
+             "reason": h.reason} for h in lifecycle_history(session, customer.id)],
+        "custom_fields": [{"key": d.key, "label": d.label, "type": d.type} for d in definitions],
+        "purchase_summary": summary,
+        "timeline": timeline[:timeline_limit],
+    }
+
+
+def customers_by_ids(session: Session, principal: Principal, ids: list[int]) -> dict[int, Customer]:
+    """Readable customers among `ids` (other domains use this to enforce the parent's scope)."""
+    if not ids:
+        return {}
+    stmt = visible_query(principal).where(Customer.id.in_(ids))
+    return {c.id: c for c in session.execute(stmt).scalars()}
+
+
+def readable_clause(principal: Principal, customer_id_col: Any, action: str = "read") -> ColumnElement[bool]:
+    """SQL for 'the parent customer is in the caller's scope' (child lists: interactions, orders)."""
+    scope = scope_for(principal, RESOURCE, "read" if action == "read" else "update")
+    if scope is None:
+        raise Forbidden("your role may not read customers")
+    if scope == "all":
+        return and_(True)  # type: ignore[arg-type]
+    return customer_id_col.in_(select(Customer.id).where(
+        scope_clause(principal, scope, Customer.owner_id, Customer.team_id)))

@@ -1,0 +1,25 @@
+"""Every table, importable from one place (Alembic's target metadata)."""
+
+from accord.models.access import ApiToken, AuditEntry, Team, User, WebSession
+from accord.models.base import Base
+from accord.models.commerce import Order, OrderLine, Product
+from accord.models.customer import (
+    Account,
+    Contact,
+    Customer,
+    CustomerAddress,
+    CustomerEmail,
+    CustomerPhone,
+    CustomFieldDefinition,
+    CustomFieldValue,
+    LifecycleChange,
+)
+from accord.models.interaction import Interaction
+from accord.models.system import IdempotencyKey, Job, OutboxEvent
+
+__all__ = [
+    "Account", "ApiToken", "AuditEntry", "Base", "Contact", "Customer", "CustomerAddress",
+    "CustomerEmail", "CustomerPhone", "CustomFieldDefinition", "CustomFieldValue", "IdempotencyKey",
+    "Interaction", "Job", "LifecycleChange", "Order", "OrderLine", "OutboxEvent", "Product", "Team",
+    "User", "WebSession",
+]

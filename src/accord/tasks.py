@@ -1,0 +1,12 @@
+"""Registers every domain's job handlers with the worker."""
+
+from __future__ import annotations
+
+import importlib
+
+DOMAIN_TASKS: tuple[str, ...] = ()  # modules like "accord.automation.tasks" register on import
+
+
+def register_all() -> None:
+    for module in DOMAIN_TASKS:
+        importlib.import_module(module)

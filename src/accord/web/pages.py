@@ -1,0 +1,5 @@
+"""Web UI pages (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
