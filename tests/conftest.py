@@ -84,11 +84,16 @@ def _empty(url: str) -> None:
     engine = dbmod.get_engine(url)
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:
+        # DELETE (children first) is ~50x faster than TRUNCATE on small tables; on PostgreSQL the
+        # id sequences are then restarted, as TRUNCATE ... RESTART IDENTITY did.
+        for table in tables:
+            conn.execute(text(f'DELETE FROM "{table}"'))
         if engine.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(text(f'DELETE FROM "{table}"'))
+            serial = [t.name for t in Base.metadata.sorted_tables
+                      if "id" in t.c and t.c.id.autoincrement is not False
+                      and t.c.id.type.python_type is int]
+            conn.execute(text("SELECT setval(pg_get_serial_sequence(t, 'id'), 1, false) "
+                              "FROM unnest(CAST(:tables AS text[])) AS t"), {"tables": serial})
 
 
 @pytest.fixture

@@ -81,3 +81,12 @@ def create_app(*, start_worker: bool = False) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+def serve_app() -> FastAPI:
+    """Factory for `accord serve` (uvicorn may run several worker processes of it)."""
+    from accord.tasks import register_all
+
+    register_all()
+    return create_app(start_worker=get_settings().embedded_worker)
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from pathlib import Path
 
 import typer
 
@@ -132,18 +133,20 @@ def worker(once: bool = typer.Option(False, help="run ready jobs once and exit")
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="bind address"),
           port: int = typer.Option(8000, help="port"),
-          worker: bool = typer.Option(True, help="run the in-process worker (embedded default)")) -> None:
+          worker: bool = typer.Option(True, help="run the in-process jobs worker (embedded default)"),
+          workers: int = typer.Option(1, min=1, help="web server processes")) -> None:
     """Serve the web UI and the REST API."""
     import uvicorn
 
-    from accord.app import create_app
-    from accord.tasks import register_all
-
     _upgrade_quietly()
-    register_all()
+    if not worker:
+        from accord.core.settings import reset_settings
+
+        os.environ["ACCORD_EMBEDDED_WORKER"] = "false"
+        reset_settings()
     typer.echo(f"Accord on http://{host}:{port}/  (API docs: http://{host}:{port}/api/docs)")
-    uvicorn.run(create_app(start_worker=worker and get_settings().embedded_worker),
-                host=host, port=port, log_level="info")
+    uvicorn.run("accord.app:serve_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning" if workers > 1 else "info")
 
 
 @app.command()
@@ -152,12 +155,22 @@ def demo(customers: int = typer.Option(2000, min=10, help="how many customers to
          host: str = typer.Option("127.0.0.1", help="bind address"),
          seed: int = typer.Option(42, help="random seed"),
          no_serve: bool = typer.Option(False, "--no-serve", help="generate only"),
-         fresh: bool = typer.Option(False, help="regenerate even if demo data exists")) -> None:
+         fresh: bool = typer.Option(False, help="regenerate even if demo data exists"),
+         extracts: Path | None = typer.Option(
+             None, file_okay=False, help="also write messy source extracts (billing, webshop, "
+                                         "support CSVs and truth.csv) of the demo customers here")
+         ) -> None:
     """Generate a realistic customer base (once) and serve it."""
     from accord.demo.generator import DEMO_PASSWORD, ensure_demo
 
     _upgrade_quietly()
     logins = ensure_demo(customers=customers, seed=seed, fresh=fresh)
+    if extracts is not None:
+        from accord.demo.extracts import write_extracts
+
+        counts = write_extracts(extracts, seed=seed)
+        typer.echo(f"Source extracts in {extracts}: " + ", ".join(
+            f"{name}.csv {rows:,} rows" for name, rows in counts.items()))
     typer.echo("")
     typer.echo(f"Accord demo: http://{host}:{port}/login")
     typer.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")
@@ -166,7 +179,7 @@ def demo(customers: int = typer.Option(2000, min=10, help="how many customers to
     typer.echo("")
     sys.stdout.flush()
     if not no_serve:
-        serve(host=host, port=port, worker=True)
+        serve(host=host, port=port, worker=True, workers=1)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ the unit of work. The handler's boundary commits; nothing below it does."""
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,11 +14,13 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from accord.access import service
+from accord.access import audit, service
 from accord.access.policy import Principal
 from accord.core import idempotency
-from accord.core.db import session_factory
+from accord.core.db import session_factory, session_scope
 from accord.core.errors import Forbidden, Unauthorized
+
+log = logging.getLogger("accord.access")
 
 SESSION_COOKIE = "accord_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -85,12 +88,35 @@ def _resolve(request: Request, session: Session) -> tuple[Principal, str | None]
     raise Unauthorized("authentication required", headers={"WWW-Authenticate": "Bearer"})
 
 
+def _audit_denial(request: Request, principal: Principal, exc: Forbidden) -> None:
+    """Record a refused request in the audit trail, in its own transaction (nothing else of the
+    request is kept). The resource is the first path segment after the API prefix."""
+    parts = [p for p in request.url.path.split("/") if p]
+    if parts[:2] == ["api", "v1"]:
+        parts = parts[2:]
+    resource = parts[0] if parts else "api"
+    record_id = next(iter(request.path_params.values()), None)
+    try:
+        with session_scope() as session:
+            audit.record(session, principal, "denied", resource[:60],
+                         None if record_id is None else str(record_id)[:64],
+                         detail={"method": request.method, "path": request.url.path[:300],
+                                 "reason": exc.detail[:300]})
+    except Exception:  # the denial response matters more than its audit entry
+        log.exception("could not audit a denied request")
+
+
 def api_ctx(request: Request) -> Iterator[Ctx]:
     """FastAPI dependency: an authenticated context with its own session."""
     session = session_factory(write=request.method not in SAFE_METHODS)()
     try:
         principal, csrf = _resolve(request, session)
-        yield Ctx(session, principal, request, csrf)
+        try:
+            yield Ctx(session, principal, request, csrf)
+        except Forbidden as exc:
+            session.rollback()
+            _audit_denial(request, principal, exc)
+            raise
     finally:
         session.rollback()
         session.close()

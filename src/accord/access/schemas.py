@@ -7,10 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from accord.access.policy import RESOURCES, ROLES, SCOPE_ACTIONS
-
-
-class StrictIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+from accord.core.validation import StrictIn
 
 
 def _check_role(value: str | None) -> str | None:

@@ -1,15 +1,333 @@
-"""Products, orders and order lines: the purchase history."""
+"""Products, orders and order lines: the purchase history.
+
+Products are catalogue data: the role's `products` grant decides, there is no record scope.
+Orders have no owner of their own: like interactions they take the record scope of their
+customer, narrowed by the role's `orders` grant. Totals are always computed here from the lines,
+in `Decimal`, never taken from the client.
+"""
 
 from __future__ import annotations
 
+import secrets
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy.orm import Session, selectinload
 
-from accord.models import Order
+from accord.access import audit
+from accord.access.policy import (
+    SCOPE_RANK,
+    Principal,
+    record_in_scope,
+    scope_clause,
+    scope_for,
+)
+from accord.access.service import require
+from accord.commerce.schemas import (
+    CENT,
+    MONEY_LIMIT,
+    OrderFields,
+    OrderStatusUpdate,
+    ProductCreate,
+    ProductUpdate,
+)
+from accord.core.clock import as_utc, utcnow
+from accord.core.errors import Conflict, Forbidden, NotFound, ValidationProblem
+from accord.core.events import emit
+from accord.core.query import Filter, ListParams, ListSpec, Sort, page_of, paginate
+from accord.customers import service as customers
+from accord.models import Customer, Order, OrderLine, Product
+from accord.models.commerce import ORDER_STATUSES
+from accord.models.customer import CHANNELS
 
+PRODUCTS = "products"
+ORDERS = "orders"
+_CMP = frozenset({"eq", "ne", "lt", "lte", "gt", "gte"})
+
+# The order life cycle. Anything else is a 409: the request conflicts with the order's state.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"paid", "cancelled"}),
+    "paid": frozenset({"shipped", "cancelled", "refunded"}),
+    "shipped": frozenset({"delivered", "refunded"}),
+    "delivered": frozenset({"refunded"}),
+    "cancelled": frozenset(),
+    "refunded": frozenset(),
+}
+assert set(TRANSITIONS) == set(ORDER_STATUSES)
+
+
+# --- products ----------------------------------------------------------------------------------
+
+def product_list_spec() -> ListSpec:
+    return ListSpec(
+        resource=PRODUCTS,
+        id_column=Product.id,
+        filters={
+            "id": Filter(Product.id, int, frozenset({"eq", "in", "lt", "gt"})),
+            "sku": Filter(Product.sku, str, frozenset({"eq", "in", "prefix"})),
+            "category": Filter(Product.category, ops=frozenset({"eq", "in", "isnull"})),
+            "currency": Filter(Product.currency, ops=frozenset({"eq", "in"})),
+            "active": Filter(Product.active, bool, frozenset({"eq"})),
+            "created_at": Filter(Product.created_at, datetime, _CMP),
+        },
+        sorts={
+            "id": Sort(Product.id, int),
+            "sku": Sort(Product.sku, str),
+            "created_at": Sort(Product.created_at, datetime),
+        },
+        default_sort="sku",
+    )
+
+
+def list_products(session: Session, principal: Principal, params: ListParams
+                  ) -> tuple[list[Product], str | None]:
+    require(principal, PRODUCTS, "read")
+    spec = product_list_spec()
+    rows = list(session.execute(paginate(select(Product), spec, params)).scalars())
+    return page_of(rows, spec, params)
+
+
+def get_product(session: Session, principal: Principal, product_id: int,
+                action: str = "read") -> Product:
+    require(principal, PRODUCTS, action)
+    product = session.get(Product, product_id)
+    if product is None:
+        raise NotFound(f"product {product_id} does not exist")
+    return product
+
+
+def _sku_free(session: Session, sku: str, exclude_id: int | None = None) -> None:
+    stmt = select(Product.id).where(Product.sku == sku)
+    if exclude_id is not None:
+        stmt = stmt.where(Product.id != exclude_id)
+    if session.execute(stmt).first():
+        raise Conflict(f"a product with sku {sku!r} already exists", field="sku")
+
+
+def create_product(session: Session, principal: Principal, data: ProductCreate) -> Product:
+    require(principal, PRODUCTS, "create")
+    _sku_free(session, data.sku)
+    product = Product(**data.model_dump())
+    session.add(product)
+    session.flush()
+    audit.record(session, principal, "create", PRODUCTS, product.id,
+                 data.model_dump(exclude_unset=True).keys())
+    emit(session, "product.created", "product", product.id,
+         {"sku": product.sku, "price": product.price, "currency": product.currency},
+         principal.user_id)
+    return product
+
+
+def update_product(session: Session, principal: Principal, product: Product,
+                   data: ProductUpdate) -> Product:
+    require(principal, PRODUCTS, "update")
+    changes = data.model_dump(exclude_unset=True)
+    if "sku" in changes and changes["sku"] != product.sku:
+        _sku_free(session, changes["sku"], product.id)
+    changed = [k for k, v in changes.items() if getattr(product, k) != v]
+    if not changed:
+        return product
+    for key in changed:
+        setattr(product, key, changes[key])
+    session.flush()
+    audit.record(session, principal, "update", PRODUCTS, product.id, changed)
+    emit(session, "product.updated", "product", product.id, {"fields": sorted(changed)},
+         principal.user_id)
+    return product
+
+
+def delete_product(session: Session, principal: Principal, product: Product) -> None:
+    """Order lines keep their description and prices; their product link becomes empty."""
+    require(principal, PRODUCTS, "delete")
+    audit.record(session, principal, "delete", PRODUCTS, product.id, (), {"sku": product.sku})
+    emit(session, "product.deleted", "product", product.id, {"sku": product.sku}, principal.user_id)
+    session.delete(product)
+    session.flush()
+
+
+# --- orders: scope -----------------------------------------------------------------------------
+
+def order_list_spec() -> ListSpec:
+    return ListSpec(
+        resource=ORDERS,
+        id_column=Order.id,
+        filters={
+            "id": Filter(Order.id, int, frozenset({"eq", "in", "lt", "gt"})),
+            "customer_id": Filter(Order.customer_id, int, frozenset({"eq", "in"})),
+            "number": Filter(Order.number, str, frozenset({"eq", "in"})),
+            "status": Filter(Order.status, choices=ORDER_STATUSES),
+            "currency": Filter(Order.currency, ops=frozenset({"eq", "ne", "in"})),
+            "channel": Filter(Order.channel, choices=CHANNELS,
+                              ops=frozenset({"eq", "in", "isnull"})),
+            "ordered_at": Filter(Order.ordered_at, datetime, _CMP),
+            "created_at": Filter(Order.created_at, datetime, _CMP),
+        },
+        sorts={
+            "id": Sort(Order.id, int),
+            "ordered_at": Sort(Order.ordered_at, datetime),
+            "created_at": Sort(Order.created_at, datetime),
+        },
+        default_sort="-ordered_at",
+    )
+
+
+def visible_clause(principal: Principal) -> ColumnElement[bool]:
+    """SQL for 'the caller may read this order': customer readable and the grant covers it."""
+    scope = scope_for(principal, ORDERS, "read")
+    if scope is None:
+        raise Forbidden("your role may not read orders")
+    clause = customers.readable_clause(principal, Order.customer_id)
+    customer_scope = scope_for(principal, customers.RESOURCE, "read")
+    if customer_scope is not None and SCOPE_RANK[scope] < SCOPE_RANK[customer_scope]:
+        # the orders grant is narrower than the customers one: apply it as well
+        clause = and_(clause, Order.customer_id.in_(select(Customer.id).where(
+            scope_clause(principal, scope, Customer.owner_id, Customer.team_id))))
+    return clause
+
+
+def customer_for(session: Session, principal: Principal, customer_id: int,
+                 action: str = "read") -> Customer:
+    """The order's customer: 404 out of read scope, 403 when readable but not allowed to act."""
+    require(principal, ORDERS, "read")
+    if action != "read":
+        require(principal, ORDERS, action)
+    customer = customers.get_customer(session, principal, customer_id)
+    if not record_in_scope(principal, scope_for(principal, ORDERS, "read"),
+                           customer.owner_id, customer.team_id):
+        raise NotFound(f"customer {customer_id} does not exist")
+    if action != "read" and not record_in_scope(principal, scope_for(principal, ORDERS, action),
+                                                customer.owner_id, customer.team_id):
+        raise Forbidden(f"your role may not {action} orders of this customer")
+    return customer
+
+
+def get_order(session: Session, principal: Principal, order_id: int, action: str = "read") -> Order:
+    """404 when missing or out of read scope (no existence oracle), 403 when readable only."""
+    require(principal, ORDERS, "read")
+    if action != "read":
+        require(principal, ORDERS, action)
+    order = session.get(Order, order_id, options=[selectinload(Order.lines)])
+    if order is None:
+        raise NotFound(f"order {order_id} does not exist")
+    try:
+        customer_for(session, principal, order.customer_id, action)
+    except NotFound:
+        raise NotFound(f"order {order_id} does not exist") from None
+    return order
+
+
+def list_orders(session: Session, principal: Principal, params: ListParams,
+                customer_id: int | None = None) -> tuple[list[Order], str | None]:
+    spec = order_list_spec()
+    stmt = select(Order)
+    if customer_id is not None:
+        customer_for(session, principal, customer_id)
+        stmt = stmt.where(Order.customer_id == customer_id)
+    else:
+        stmt = stmt.where(visible_clause(principal))
+    rows = list(session.execute(paginate(stmt, spec, params)).scalars())
+    return page_of(rows, spec, params)
+
+
+# --- orders: writes ----------------------------------------------------------------------------
+
+def _new_number(session: Session, at: datetime) -> str:
+    for _ in range(10):
+        number = f"ORD-{at:%Y%m%d}-{secrets.token_hex(4).upper()}"
+        if not session.execute(select(Order.id).where(Order.number == number)).first():
+            return number
+    raise Conflict("could not allocate an order number; retry", field="number")
+
+
+def _build_lines(session: Session, data: OrderFields) -> list[OrderLine]:
+    """Resolve products and price every line; the order total is their exact sum."""
+    ids = {line.product_id for line in data.lines if line.product_id is not None}
+    products: dict[int, Product] = {}
+    if ids:
+        products = {p.id: p for p in
+                    session.execute(select(Product).where(Product.id.in_(ids))).scalars()}
+    lines = []
+    for i, line in enumerate(data.lines):
+        product = None
+        if line.product_id is not None:
+            product = products.get(line.product_id)
+            if product is None:
+                raise ValidationProblem(f"product {line.product_id} does not exist",
+                                        field=f"lines.{i}.product_id")
+        unit_price = line.unit_price
+        if unit_price is None:
+            if product is None:
+                raise ValidationProblem("unit_price is required for a line without a product",
+                                        field=f"lines.{i}.unit_price")
+            if product.currency != data.currency:
+                raise ValidationProblem(
+                    f"product {product.sku} is priced in {product.currency}, the order is in "
+                    f"{data.currency}: give unit_price", field=f"lines.{i}.unit_price")
+            unit_price = product.price
+        description = line.description or (product.name if product else None)
+        if not description:
+            raise ValidationProblem("description is required for a line without a product",
+                                    field=f"lines.{i}.description")
+        line_total = (unit_price * line.quantity).quantize(CENT)
+        if line_total >= MONEY_LIMIT:
+            raise ValidationProblem("the line total is too large", field=f"lines.{i}.quantity")
+        lines.append(OrderLine(product_id=line.product_id, description=description,
+                               quantity=line.quantity, unit_price=unit_price,
+                               line_total=line_total))
+    return lines
+
+
+def create_order(session: Session, principal: Principal, customer_id: int,
+                 data: OrderFields) -> Order:
+    customer = customer_for(session, principal, customer_id, "create")
+    lines = _build_lines(session, data)
+    total = sum((line.line_total for line in lines), Decimal("0.00")).quantize(CENT)
+    if total >= MONEY_LIMIT:
+        raise ValidationProblem("the order total is too large", field="lines")
+    ordered_at = as_utc(data.ordered_at) if data.ordered_at else utcnow()
+    if data.number is not None:
+        if session.execute(select(Order.id).where(Order.number == data.number)).first():
+            raise Conflict(f"an order with number {data.number!r} already exists", field="number")
+        number = data.number
+    else:
+        number = _new_number(session, ordered_at)
+    order = Order(customer_id=customer.id, number=number, status=data.status,
+                  currency=data.currency, total=total, ordered_at=ordered_at,
+                  channel=data.channel, lines=lines)
+    session.add(order)
+    session.flush()
+    sent = data.model_dump(exclude_unset=True)
+    sent.pop("customer_id", None)
+    audit.record(session, principal, "create", ORDERS, order.id, sent.keys(),
+                 {"customer_id": customer.id, "number": number})
+    emit(session, "order.created", "order", order.id,
+         {"customer_id": customer.id, "number": number, "status": order.status,
+          "currency": order.currency, "total": str(total), "lines": len(lines)}, principal.user_id)
+    return order
+
+
+def change_status(session: Session, principal: Principal, order: Order,
+                  data: OrderStatusUpdate) -> Order:
+    customer_for(session, principal, order.customer_id, "update")
+    old = order.status
+    if data.status == old:
+        return order
+    if data.status not in TRANSITIONS[old]:
+        allowed = ", ".join(sorted(TRANSITIONS[old])) or "none"
+        raise Conflict(f"an order cannot go from {old} to {data.status} (allowed: {allowed})",
+                       field="status")
+    order.status = data.status
+    session.flush()
+    audit.record(session, principal, "update", ORDERS, order.id, ["status"],
+                 {"from": old, "to": data.status}, reason=data.reason)
+    emit(session, "order.status_changed", "order", order.id,
+         {"customer_id": order.customer_id, "from": old, "to": data.status}, principal.user_id)
+    return order
+
+
+# --- the 360° view -----------------------------------------------------------------------------
 
 def timeline_entries(session: Session, customer_id: int, limit: int) -> list[dict[str, Any]]:
     rows = session.execute(
@@ -22,10 +340,10 @@ def timeline_entries(session: Session, customer_id: int, limit: int) -> list[dic
 
 
 def purchase_summary(session: Session, customer_id: int) -> dict[str, Any]:
-    """Order count, first/last purchase and revenue per currency (money is never summed across currencies)."""
+    """Order count, first/last purchase and revenue per currency (never summed across them)."""
     rows = session.execute(
-        select(Order.currency, func.count(Order.id), func.sum(Order.total), func.min(Order.ordered_at),
-               func.max(Order.ordered_at))
+        select(Order.currency, func.count(Order.id), func.sum(Order.total),
+               func.min(Order.ordered_at), func.max(Order.ordered_at))
         .where(Order.customer_id == customer_id, Order.status.not_in(("cancelled", "refunded")))
         .group_by(Order.currency)).all()
     return {

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -160,6 +160,19 @@ def install(app: FastAPI) -> None:
         log.warning("database unavailable: %s", exc.orig)
         return problem_response(503, "Service unavailable", "The database is unavailable; retry later",
                                 request, headers={"Retry-After": "5"})
+
+    # Values that passed validation but that the engine cannot hold (a number beyond 64 bits,
+    # a NUL character on PostgreSQL): the client's input is at fault, so 422, never a 500.
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        log.info("data error: %s", exc.orig)
+        return problem_response(422, "Validation failed",
+                                "a value is out of range or not storable", request)
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        log.info("overflow: %s", exc)
+        return problem_response(422, "Validation failed", "a number is out of range", request)
 
     @app.exception_handler(DBAPIError)
     async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:

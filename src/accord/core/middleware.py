@@ -35,19 +35,28 @@ class BodyLimit:
                 await self._reject(scope, send)
                 return
         received = 0
+        exceeded = False
         sent_response = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise _TooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal sent_response
+            if exceeded:
+                # The app caught the overflow while reading (FastAPI turns any error during body
+                # parsing into a 400): whatever it answers is replaced by the 413.
+                if message["type"] == "http.response.start" and not sent_response:
+                    sent_response = True
+                    await self._reject(scope, send)
+                return
             if message["type"] == "http.response.start":
                 sent_response = True
             await send(message)

@@ -22,16 +22,22 @@ from accord.core.errors import ValidationProblem
 
 OPS = {"eq", "ne", "lt", "lte", "gt", "gte", "in", "prefix", "isnull"}
 RESERVED = {"limit", "cursor", "sort", "q"}
+INT64_MAX = 2**63 - 1  # ids are BIGINT: larger numbers are refused here, not by the database
 
 
 def parse_value(raw: str, kind: type, name: str) -> Any:
     try:
+        if "\x00" in raw:
+            raise ValueError("NUL character")
         if kind is str:
             if len(raw) > 500:
                 raise ValueError("too long")
             return raw
         if kind is int:
-            return int(raw)
+            number = int(raw)
+            if not -INT64_MAX <= number <= INT64_MAX:
+                raise ValueError("out of range")
+            return number
         if kind is Decimal:
             return Decimal(raw)
         if kind is bool:
@@ -65,8 +71,18 @@ class Filter:
 
 @dataclass(frozen=True)
 class Sort:
+    """`nullable` defaults to the column's own nullability; NULLs sort last ascending and first
+    descending on both engines, and the keyset condition walks through them."""
+
     column: Any
     kind: type = str
+    nullable: bool | None = None
+
+    @property
+    def can_be_null(self) -> bool:
+        if self.nullable is not None:
+            return self.nullable
+        return bool(getattr(getattr(self.column, "expression", self.column), "nullable", False))
 
 
 @dataclass
@@ -161,6 +177,8 @@ def parse_list_params(params: Mapping[str, Any], spec: ListSpec, *, hidden: set[
     q = params.get("q")
     if q is not None and len(str(q)) > 200:
         raise ValidationProblem("search text is too long (200 characters at most)", field="q")
+    if q is not None and "\x00" in str(q):
+        raise ValidationProblem("search text may not contain NUL characters", field="q")
     return ListParams(limit, sort_key, descending, cursor, where, str(q).strip() if q else None)
 
 
@@ -182,7 +200,8 @@ def decode_cursor(token: Any, sort_key: str, kind: type) -> tuple[Any, int]:
         token = str(token)
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         key, value, last_id = json.loads(raw)
-        if key != sort_key or not isinstance(last_id, int):
+        if (key != sort_key or not isinstance(last_id, int) or isinstance(last_id, bool)
+                or not -INT64_MAX <= last_id <= INT64_MAX):
             raise ValueError
         if value is not None and kind is not str:
             value = parse_value(str(value), kind, "cursor")
@@ -195,21 +214,33 @@ def decode_cursor(token: Any, sort_key: str, kind: type) -> tuple[Any, int]:
 
 def paginate(stmt: Select[Any], spec: ListSpec, params: ListParams) -> Select[Any]:
     """Apply filters, keyset condition, order and limit (+1 row to know if there is more)."""
-    sort_col = spec.sorts[params.sort_key].column
-    id_col = spec.id_column
+    sort = spec.sorts[params.sort_key]
+    sort_col, id_col, desc = sort.column, spec.id_column, params.descending
+    nullable = sort.can_be_null and sort_col is not id_col
     if params.where:
         stmt = stmt.where(and_(*params.where))
     if params.cursor is not None:
         value, last_id = params.cursor
+        after_id = id_col < last_id if desc else id_col > last_id
         if sort_col is id_col:
-            stmt = stmt.where(id_col < last_id if params.descending else id_col > last_id)
-        elif params.descending:
-            stmt = stmt.where(or_(sort_col < value, and_(sort_col == value, id_col < last_id)))
+            stmt = stmt.where(after_id)
+        elif value is None:
+            # Inside the block of NULLs: last when ascending, first when descending.
+            in_nulls = and_(sort_col.is_(None), after_id)
+            stmt = stmt.where(or_(in_nulls, sort_col.is_not(None)) if desc else in_nulls)
         else:
-            stmt = stmt.where(or_(sort_col > value, and_(sort_col == value, id_col > last_id)))
-    order = [sort_col.desc() if params.descending else sort_col.asc()]
-    if sort_col is not id_col:
-        order.append(id_col.desc() if params.descending else id_col.asc())
+            beyond = sort_col < value if desc else sort_col > value
+            cond = or_(beyond, and_(sort_col == value, after_id))
+            if nullable and not desc:
+                cond = or_(cond, sort_col.is_(None))
+            stmt = stmt.where(cond)
+    if sort_col is id_col:
+        order = [id_col.desc() if desc else id_col.asc()]
+    else:
+        first = sort_col.desc() if desc else sort_col.asc()
+        if nullable:
+            first = first.nulls_first() if desc else first.nulls_last()
+        order = [first, id_col.desc() if desc else id_col.asc()]
     return stmt.order_by(*order).limit(params.limit + 1)
 
 

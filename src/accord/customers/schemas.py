@@ -6,9 +6,17 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from accord.core.contact import InvalidValue, normalize_country, normalize_email
+from accord.core.validation import StrictIn
 from accord.models.customer import CHANNELS, CUSTOM_FIELD_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
 
 Stage = Literal["awareness", "discovery", "evaluation", "intent", "purchase", "loyalty", "churned"]
@@ -17,10 +25,6 @@ Channel = Literal["email", "chat", "phone", "sms", "social", "web", "app", "stor
 assert set(Stage.__args__) == set(LIFECYCLE_STAGES)  # type: ignore[attr-defined]
 assert set(Tier.__args__) == set(VALUE_TIERS)  # type: ignore[attr-defined]
 assert set(Channel.__args__) == set(CHANNELS)  # type: ignore[attr-defined]
-
-
-class StrictIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 def _country(value: str | None) -> str | None:
@@ -195,6 +199,14 @@ class CustomerOut(BaseModel):
     addresses: list[AddressOut] = []
     custom: dict[str, Any] = {}
     masked_fields: list[str] = []
+
+    @model_serializer(mode="wrap")
+    def _drop_masked(self, handler):  # no return annotation: keeps the documented schema
+        """Masked fields are absent from every serialisation, not present as null."""
+        data = handler(self)
+        for name in self.masked_fields:
+            data.pop(name, None)
+        return data
 
 
 class Page(BaseModel):

@@ -274,21 +274,24 @@ def update_customer(session: Session, principal: Principal, customer: Customer,
         raise ValidationProblem("lifecycle_stage cannot be null", field="lifecycle_stage")
     old_stage = customer.lifecycle_stage
     changed: list[str] = []
-    for key, value in sent.items():
-        if key in ("emails", "phones", "addresses", "custom"):
-            continue
-        if getattr(customer, key) != value:
-            setattr(customer, key, value)
-            changed.append(key)
-    if {"first_name", "last_name"} & set(changed):
-        _set_names(customer)
-    changed += _replace_contact_points(customer, data)
-    if data.custom is not None:
-        changed += [f"custom.{k}" for k in
-                    custom_fields.set_values(session, principal, customer, data.custom, creating=False)]
-    if not changed:
-        return customer
-    customer.updated_at = utcnow()  # a change to contact points alone still bumps the version
+    # No autoflush while changing: replacing a collection loads the old one, and an autoflush
+    # there would write the scalar changes early, so one PATCH would bump the version twice.
+    with session.no_autoflush:
+        for key, value in sent.items():
+            if key in ("emails", "phones", "addresses", "custom"):
+                continue
+            if getattr(customer, key) != value:
+                setattr(customer, key, value)
+                changed.append(key)
+        if {"first_name", "last_name"} & set(changed):
+            _set_names(customer)
+        changed += _replace_contact_points(customer, data)
+        if data.custom is not None:
+            changed += [f"custom.{k}" for k in custom_fields.set_values(
+                session, principal, customer, data.custom, creating=False)]
+        if not changed:
+            return customer
+        customer.updated_at = utcnow()  # a change to contact points alone still bumps the version
     session.flush()
     if customer.lifecycle_stage != old_stage:
         session.add(LifecycleChange(customer_id=customer.id, from_stage=old_stage,

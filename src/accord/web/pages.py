@@ -1,5 +1,12 @@
-"""Web UI pages (being built)."""
+"""The web UI: server-rendered Jinja2 pages enhanced with HTMX, over the domain services.
+
+`router` is what the app mounts; each area lives in its own module.
+"""
 
 from fastapi import APIRouter
 
-router = APIRouter()
+from accord.web import admin, auth, customers, docs
+
+router = APIRouter(include_in_schema=False)
+for _area in (auth, customers, admin, docs):
+    router.include_router(_area.router)

@@ -1,0 +1,32 @@
+"""The base of every input model: unknown fields are refused and text may not carry NUL.
+
+NUL characters are refused at the boundary because PostgreSQL cannot store them (a database
+error, once a 500) while SQLite silently would: both engines must give the same 422.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+
+def contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set):
+        return any(contains_nul(v) for v in value)
+    return False
+
+
+class StrictIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if contains_nul(value):
+            raise ValueError("text may not contain NUL characters")
+        return value

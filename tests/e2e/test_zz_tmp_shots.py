@@ -1,0 +1,22 @@
+from tests.e2e.test_browser import Tab
+def test_shots(browser, live_server):
+    t = Tab(browser, live_server.url)
+    t.login(live_server.seeded.emails["admin"])
+    p = t.page
+    p.screenshot(path="/tmp/shot-list.png", full_page=True)
+    p.goto(live_server.url + "/customers?lifecycle_stage=bogus"); p.screenshot(path="/tmp/shot-listerr.png")
+    p.goto(live_server.url + "/admin/users"); p.screenshot(path="/tmp/shot-users.png", full_page=True)
+    p.goto(live_server.url + "/admin/roles"); p.screenshot(path="/tmp/shot-roles.png", full_page=True)
+    p.goto(live_server.url + "/admin/custom-fields"); p.screenshot(path="/tmp/shot-cf.png", full_page=True)
+    p.goto(live_server.url + "/api/docs"); p.locator(".swagger-ui .info .title").wait_for(); p.screenshot(path="/tmp/shot-docs.png")
+    p.goto(live_server.url + "/customers/9999"); p.screenshot(path="/tmp/shot-404.png")
+    p.set_viewport_size({"width": 390, "height": 844})
+    p.goto(live_server.url + f"/customers/{live_server.seeded.grace_id}"); p.screenshot(path="/tmp/shot-mobile.png")
+    t.close()
+    t = Tab(browser, live_server.url)
+    t.page.goto(live_server.url + "/login"); t.page.screenshot(path="/tmp/shot-login.png")
+    t.login(live_server.seeded.emails["support"])
+    t.page.goto(f"{live_server.url}/customers/{live_server.seeded.grace_id}")
+    t.page.locator("#h-protected").scroll_into_view_if_needed()
+    t.page.screenshot(path="/tmp/shot-support.png", full_page=True)
+    print(t.errors)

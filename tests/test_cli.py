@@ -1,0 +1,122 @@
+"""The `accord` command: schema upgrades, users, the audit check and the worker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import select, update
+from typer.testing import CliRunner
+
+from accord.access import audit
+from accord.access.policy import SYSTEM
+from accord.cli import app
+from accord.core import db as dbmod
+from accord.core import jobs
+from accord.core.db import session_scope
+from accord.core.settings import reset_settings
+from accord.models import AuditEntry, Job, Team, User
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def fresh_sqlite(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("ACCORD_DATABASE_URL", url)
+    reset_settings()
+    yield url
+    dbmod.dispose_all()
+    reset_settings()
+
+
+def test_db_upgrade_on_an_empty_database(fresh_sqlite):
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "Database at revision" in result.output
+    assert "(empty)" not in runner.invoke(app, ["db", "current"]).output
+    # idempotent
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    with session_scope(fresh_sqlite) as s:
+        assert s.execute(select(User)).first() is None
+
+
+def test_db_upgrade_hides_the_password(monkeypatch, db):
+    if not db.startswith("postgresql"):
+        pytest.skip("needs a URL with credentials")
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db).set(password="s3cret-pw").render_as_string(hide_password=False)
+    monkeypatch.setenv("ACCORD_DATABASE_URL", url)
+    reset_settings()
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "s3cret-pw" not in result.output and "***" in result.output
+
+
+def test_user_create(db):
+    result = runner.invoke(app, ["user", "create", "--email", "Boss@Example.com", "--name", "Boss",
+                                 "--role", "manager", "--password", "a long password", "--team", "HQ"])
+    assert result.exit_code == 0, result.output
+    with session_scope(db) as s:
+        user = s.execute(select(User).where(User.email == "boss@example.com")).scalar_one()
+        assert user.role == "manager" and user.password_hash.startswith("$argon2")
+        assert s.get(Team, user.team_id).name == "HQ"
+    again = runner.invoke(app, ["user", "create", "--email", "boss@example.com", "--name", "B",
+                                "--password", "a long password"])
+    assert again.exit_code == 2 and "already exists" in again.output
+    bad = runner.invoke(app, ["user", "create", "--email", "x@example.com", "--name", "B",
+                              "--role", "overlord", "--password", "a long password"])
+    assert bad.exit_code == 2 and "role" in bad.output
+    short = runner.invoke(app, ["user", "create", "--email", "y@example.com", "--name", "B",
+                                "--password", "short"])
+    assert short.exit_code == 2 and "password" in short.output
+
+
+def test_audit_verify_exit_codes(db):
+    with session_scope(db) as s:
+        for i in range(4):
+            audit.record(s, SYSTEM, "update", "things", i)
+    result = runner.invoke(app, ["audit", "verify"])
+    assert result.exit_code == 0 and "intact: 4 entries" in result.output
+    with session_scope(db) as s:
+        second = s.execute(select(AuditEntry.id).order_by(AuditEntry.id).offset(1)).scalar()
+        s.execute(update(AuditEntry).where(AuditEntry.id == second).values(actor="mallory"))
+    result = runner.invoke(app, ["audit", "verify"])
+    assert result.exit_code == 1
+    assert f"BROKEN at entry {second}" in result.output
+
+
+def test_audit_verify_as_a_process(db):
+    """The installed command, in its own process, with ACCORD_DATABASE_URL set."""
+    with session_scope(db) as s:
+        audit.record(s, SYSTEM, "update", "things", 1)
+    env = {**os.environ, "ACCORD_DATABASE_URL": db}
+    cmd = [sys.executable, "-c", "from accord.cli import app; app()", "audit", "verify"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with session_scope(db) as s:
+        s.execute(update(AuditEntry).values(reason="tampered"))
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "BROKEN" in done.stderr
+
+
+def test_worker_once(db):
+    ran = []
+    saved = dict(jobs.HANDLERS)
+    jobs.HANDLERS["cli-test"] = lambda session, payload: ran.append(payload["n"])
+    try:
+        with session_scope(db) as s:
+            for n in range(3):
+                jobs.enqueue(s, "cli-test", {"n": n})
+        result = runner.invoke(app, ["worker", "--once"])
+        assert result.exit_code == 0, result.output
+        assert "3 jobs run" in result.output
+        assert sorted(ran) == [0, 1, 2]
+        with session_scope(db) as s:
+            assert set(s.execute(select(Job.status)).scalars()) == {"done"}
+    finally:
+        jobs.HANDLERS.clear()
+        jobs.HANDLERS.update(saved)

@@ -1,0 +1,96 @@
+"""Migrations on both engines: upgrade an empty database to head, downgrade to base, upgrade
+again; and the models match the migrations, so a model change without a migration fails here."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
+
+from accord.core import db as dbmod
+from accord.core.migrate import current, downgrade, upgrade
+from accord.core.settings import reset_settings
+from accord.models import Base
+from tests.conftest import IN_CI, PG_ADMIN_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request, tmp_path) -> Iterator[str]:
+    """A brand-new empty database of each engine (never the shared test database)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrations.db'}"
+        dbmod.dispose_all()
+        return
+    admin_url = make_url(PG_ADMIN_URL)
+    name = f"accord_mig_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL unavailable: {exc}", pytrace=False)
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        dbmod.dispose_all()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _tables(url: str) -> set[str]:
+    engine = dbmod.get_engine(url)
+    names = set(inspect(engine).get_table_names())
+    engine.dispose()
+    return names - {"alembic_version"}
+
+
+def test_upgrade_downgrade_upgrade(empty_url):
+    model_tables = set(Base.metadata.tables)
+    upgrade(empty_url)
+    assert _tables(empty_url) == model_tables
+    head = current(empty_url)
+    assert head
+    downgrade(empty_url, "base")
+    assert _tables(empty_url) == set()
+    assert current(empty_url) is None
+    upgrade(empty_url)
+    assert _tables(empty_url) == model_tables
+    assert current(empty_url) == head
+
+
+def _diff(url: str) -> list:
+    engine = dbmod.get_engine(url)
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True,
+                                                     "compare_server_default": False})
+        return compare_metadata(ctx, Base.metadata)
+
+
+def test_models_match_migrations(empty_url):
+    upgrade(empty_url)
+    diff = _diff(empty_url)
+    assert diff == [], "models and migrations differ; write a migration:\n" + "\n".join(map(str, diff))
+
+
+def test_cli_db_upgrade(empty_url, monkeypatch):
+    from accord.cli import app
+
+    monkeypatch.setenv("ACCORD_DATABASE_URL", empty_url)
+    reset_settings()
+    try:
+        result = CliRunner().invoke(app, ["db", "upgrade"])
+        assert result.exit_code == 0, result.output
+        assert _tables(empty_url) == set(Base.metadata.tables)
+        assert _diff(empty_url) == []
+    finally:
+        reset_settings()
