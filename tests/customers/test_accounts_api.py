@@ -60,7 +60,7 @@ def test_account_crud_and_ownership(client, db, teams):
         country="fr",
         industry="Banking",
         employees=117_000,
-        annual_revenue="25000000000.50",
+        annual_revenue="25000000000.50", annual_revenue_currency="eur",
         value_tier="platinum",
     )
     assert r.status_code == 201, r.text
@@ -71,6 +71,7 @@ def test_account_crud_and_ownership(client, db, teams):
         "FR",
     )
     assert acc["annual_revenue"] == "25000000000.50"
+    assert acc["annual_revenue_currency"] == "EUR"
     assert (acc["owner_id"], acc["team_id"]) == (a1.id, a1.team_id)
     assert r.headers["ETag"] == '"1"' and r.headers["Location"] == f"/api/v1/accounts/{acc['id']}"
     with dbmod.session_factory(db)() as s:
@@ -111,6 +112,8 @@ def test_account_crud_and_ownership(client, db, teams):
         ({"domain": "http://example.com/path"}, "domain"),
         ({"employees": -1}, "employees"),
         ({"annual_revenue": "1.234"}, "annual_revenue"),
+        ({"annual_revenue": "1000"}, "annual_revenue_currency"),
+        ({"annual_revenue": "1000", "annual_revenue_currency": "EURO"}, "annual_revenue_currency"),
         ({"value_tier": "diamond"}, "value_tier"),
     ],
 )

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import Annotated, Literal
 
-from babel.numbers import list_currencies
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from accord.core.contact import InvalidValue, normalize_currency
 from accord.models.commerce import ORDER_STATUSES
 from accord.models.customer import CHANNELS
 
@@ -36,17 +35,11 @@ Money = Annotated[Decimal, Field(ge=0, max_digits=MONEY_DIGITS, decimal_places=2
                   AfterValidator(_cents)]
 
 
-@lru_cache(maxsize=1)
-def currency_codes() -> frozenset[str]:
-    """ISO 4217 codes Babel knows, without the 'no currency' and testing codes."""
-    return frozenset(list_currencies()) - {"XXX", "XTS"}
-
-
 def check_currency(value: str) -> str:
-    code = value.strip().upper()
-    if len(code) != 3 or code not in currency_codes():
-        raise ValueError(f"{value!r} is not an ISO 4217 currency code")
-    return code
+    try:
+        return normalize_currency(value)
+    except InvalidValue as exc:
+        raise ValueError(str(exc)) from None
 
 
 class StrictIn(BaseModel):

@@ -13,16 +13,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from accord.access import audit
 from accord.access.policy import (
-    SCOPE_RANK,
     Principal,
-    record_in_scope,
-    scope_clause,
-    scope_for,
 )
 from accord.access.service import require
 from accord.commerce.schemas import (
@@ -34,7 +30,7 @@ from accord.commerce.schemas import (
     ProductUpdate,
 )
 from accord.core.clock import as_utc, utcnow
-from accord.core.errors import Conflict, Forbidden, NotFound, ValidationProblem
+from accord.core.errors import Conflict, NotFound, ValidationProblem
 from accord.core.events import emit
 from accord.core.query import Filter, ListParams, ListSpec, Sort, page_of, paginate
 from accord.customers import service as customers
@@ -174,33 +170,12 @@ def order_list_spec() -> ListSpec:
 
 
 def visible_clause(principal: Principal) -> ColumnElement[bool]:
-    """SQL for 'the caller may read this order': customer readable and the grant covers it."""
-    scope = scope_for(principal, ORDERS, "read")
-    if scope is None:
-        raise Forbidden("your role may not read orders")
-    clause = customers.readable_clause(principal, Order.customer_id)
-    customer_scope = scope_for(principal, customers.RESOURCE, "read")
-    if customer_scope is not None and SCOPE_RANK[scope] < SCOPE_RANK[customer_scope]:
-        # the orders grant is narrower than the customers one: apply it as well
-        clause = and_(clause, Order.customer_id.in_(select(Customer.id).where(
-            scope_clause(principal, scope, Customer.owner_id, Customer.team_id))))
-    return clause
+    return customers.child_visible_clause(principal, ORDERS, Order.customer_id)
 
 
 def customer_for(session: Session, principal: Principal, customer_id: int,
                  action: str = "read") -> Customer:
-    """The order's customer: 404 out of read scope, 403 when readable but not allowed to act."""
-    require(principal, ORDERS, "read")
-    if action != "read":
-        require(principal, ORDERS, action)
-    customer = customers.get_customer(session, principal, customer_id)
-    if not record_in_scope(principal, scope_for(principal, ORDERS, "read"),
-                           customer.owner_id, customer.team_id):
-        raise NotFound(f"customer {customer_id} does not exist")
-    if action != "read" and not record_in_scope(principal, scope_for(principal, ORDERS, action),
-                                                customer.owner_id, customer.team_id):
-        raise Forbidden(f"your role may not {action} orders of this customer")
-    return customer
+    return customers.customer_for_child(session, principal, ORDERS, customer_id, action)
 
 
 def get_order(session: Session, principal: Principal, order_id: int, action: str = "read") -> Order:

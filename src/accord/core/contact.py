@@ -8,6 +8,7 @@ from functools import lru_cache
 
 import phonenumbers
 from babel import Locale
+from babel.numbers import list_currencies
 from email_validator import EmailNotValidError, validate_email
 
 
@@ -52,6 +53,19 @@ def normalize_country(value: str) -> str:
     code = value.strip().upper()
     if code not in country_codes():
         raise InvalidValue(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
+    return code
+
+
+@lru_cache(maxsize=1)
+def currency_codes() -> frozenset[str]:
+    """ISO 4217 codes Babel knows, without the 'no currency' and testing codes."""
+    return frozenset(list_currencies()) - {"XXX", "XTS"}
+
+
+def normalize_currency(value: str) -> str:
+    code = value.strip().upper()
+    if len(code) != 3 or code not in currency_codes():
+        raise InvalidValue(f"{value!r} is not an ISO 4217 currency code")
     return code
 
 

@@ -106,8 +106,15 @@ def get_account(session: Session, principal: Principal, account_id: int,
     return account
 
 
+def _check_money(annual_revenue: object, currency: str | None) -> None:
+    if annual_revenue is not None and currency is None:
+        raise ValidationProblem("annual_revenue needs its ISO 4217 currency",
+                                field="annual_revenue_currency")
+
+
 def create_account(session: Session, principal: Principal, data: AccountCreate) -> Account:
     require(principal, ACCOUNTS, "create")
+    _check_money(data.annual_revenue, data.annual_revenue_currency)
     account = Account(**data.model_dump(), name_key=fold(data.name),
                       owner_id=principal.user_id, team_id=principal.team_id)
     session.add(account)
@@ -125,6 +132,8 @@ def update_account(session: Session, principal: Principal, account: Account,
     if not account_in_scope(principal, account, "update"):
         raise Forbidden("your role may not update this account")
     changes = data.model_dump(exclude_unset=True)
+    _check_money(changes.get("annual_revenue", account.annual_revenue),
+                 changes.get("annual_revenue_currency", account.annual_revenue_currency))
     changed = [k for k, v in changes.items() if getattr(account, k) != v]
     if not changed:
         return account

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from accord.core.contact import InvalidValue, normalize_country, normalize_email
+from accord.core.contact import InvalidValue, normalize_country, normalize_currency, normalize_email
 
 Tier = Literal["bronze", "silver", "gold", "platinum"]
 CENT = Decimal("0.01")
@@ -64,11 +64,22 @@ class AccountFields(StrictIn):
     industry: str | None = Field(default=None, max_length=100)
     employees: int | None = Field(default=None, ge=0, le=100_000_000)
     annual_revenue: Money | None = None
+    annual_revenue_currency: str | None = None
     country: str | None = None
     value_tier: Tier | None = None
 
     _c = field_validator("country")(_country)
     _d = field_validator("domain")(_domain)
+
+    @field_validator("annual_revenue_currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return normalize_currency(value)
+        except InvalidValue as exc:
+            raise ValueError(str(exc)) from None
 
 
 class AccountCreate(AccountFields):
@@ -97,6 +108,7 @@ class AccountOut(BaseModel):
     industry: str | None
     employees: int | None
     annual_revenue: Decimal | None
+    annual_revenue_currency: str | None
     country: str | None
     value_tier: str | None
     owner_id: int | None

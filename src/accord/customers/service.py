@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from accord.access import audit
 from accord.access.policy import (
+    SCOPE_RANK,
     Principal,
     can,
     hidden_fields,
@@ -418,3 +419,33 @@ def readable_clause(principal: Principal, customer_id_col: Any, action: str = "r
         return and_(True)  # type: ignore[arg-type]
     return customer_id_col.in_(select(Customer.id).where(
         scope_clause(principal, scope, Customer.owner_id, Customer.team_id)))
+
+
+def child_visible_clause(principal: Principal, resource: str, customer_id_col: Any) -> ColumnElement[bool]:
+    """SQL for 'the caller may read this child record' (interactions, orders): the customer is
+    readable, and the child resource's own grant (if narrower) covers that customer too."""
+    scope = scope_for(principal, resource, "read")
+    if scope is None:
+        raise Forbidden(f"your role may not read {resource}")
+    clause = readable_clause(principal, customer_id_col)
+    customer_scope = scope_for(principal, RESOURCE, "read")
+    if customer_scope is not None and SCOPE_RANK[scope] < SCOPE_RANK[customer_scope]:
+        clause = and_(clause, customer_id_col.in_(select(Customer.id).where(
+            scope_clause(principal, scope, Customer.owner_id, Customer.team_id))))
+    return clause
+
+
+def customer_for_child(session: Session, principal: Principal, resource: str, customer_id: int,
+                       action: str = "read") -> Customer:
+    """The customer a child record hangs off: 404 out of read scope, 403 when it may not act."""
+    require(principal, resource, "read")
+    if action != "read":
+        require(principal, resource, action)
+    customer = get_customer(session, principal, customer_id)
+    if not record_in_scope(principal, scope_for(principal, resource, "read"),
+                           customer.owner_id, customer.team_id):
+        raise NotFound(f"customer {customer_id} does not exist")
+    if action != "read" and not record_in_scope(principal, scope_for(principal, resource, action),
+                                                customer.owner_id, customer.team_id):
+        raise Forbidden(f"your role may not {action} {resource} of this customer")
+    return customer

@@ -10,20 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from accord.access import audit
 from accord.access.policy import (
-    SCOPE_RANK,
     Principal,
-    record_in_scope,
-    scope_clause,
-    scope_for,
 )
 from accord.access.service import require
 from accord.core.clock import as_utc, utcnow
-from accord.core.errors import Forbidden, NotFound
+from accord.core.errors import NotFound
 from accord.core.events import emit
 from accord.core.query import Filter, ListParams, ListSpec, Sort, page_of, paginate
 from accord.customers import service as customers
@@ -64,33 +60,12 @@ def list_spec() -> ListSpec:
 # --- scope -------------------------------------------------------------------------------------
 
 def visible_clause(principal: Principal) -> ColumnElement[bool]:
-    """SQL for 'the caller may read this interaction': customer readable and grant covers it."""
-    scope = scope_for(principal, RESOURCE, "read")
-    if scope is None:
-        raise Forbidden("your role may not read interactions")
-    clause = customers.readable_clause(principal, Interaction.customer_id)
-    customer_scope = scope_for(principal, customers.RESOURCE, "read")
-    if customer_scope is not None and SCOPE_RANK[scope] < SCOPE_RANK[customer_scope]:
-        # the interactions grant is narrower than the customers one: apply it as well
-        clause = and_(clause, Interaction.customer_id.in_(select(Customer.id).where(
-            scope_clause(principal, scope, Customer.owner_id, Customer.team_id))))
-    return clause
+    return customers.child_visible_clause(principal, RESOURCE, Interaction.customer_id)
 
 
 def customer_for(session: Session, principal: Principal, customer_id: int,
                  action: str = "read") -> Customer:
-    """The customer whose timeline is touched: 404 out of read scope, 403 when it may not act."""
-    require(principal, RESOURCE, "read")
-    if action != "read":
-        require(principal, RESOURCE, action)
-    customer = customers.get_customer(session, principal, customer_id)
-    if not record_in_scope(principal, scope_for(principal, RESOURCE, "read"),
-                           customer.owner_id, customer.team_id):
-        raise NotFound(f"customer {customer_id} does not exist")
-    if action != "read" and not record_in_scope(principal, scope_for(principal, RESOURCE, action),
-                                                customer.owner_id, customer.team_id):
-        raise Forbidden(f"your role may not {action} interactions of this customer")
-    return customer
+    return customers.customer_for_child(session, principal, RESOURCE, customer_id, action)
 
 
 def get_interaction(session: Session, principal: Principal, interaction_id: int,

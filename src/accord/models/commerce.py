@@ -26,12 +26,15 @@ class Product(IdMixin, TimestampMixin, VersionedMixin, Base):
 
 class Order(IdMixin, TimestampMixin, VersionedMixin, Base):
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_customer_time", "customer_id", "ordered_at", "id"),)
+    __table_args__ = (
+        Index("ix_orders_customer_time", "customer_id", "ordered_at", "id"),
+        Index("ix_orders_time", "ordered_at", "id"),
+    )
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     number: Mapped[str] = mapped_column(String(40), unique=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
-    currency: Mapped[str] = mapped_column(String(3))
+    currency: Mapped[str] = mapped_column(String(3), index=True)
     total: Mapped[Decimal] = mapped_column(Numeric(18, 2))
     ordered_at: Mapped[datetime] = mapped_column()
     channel: Mapped[str | None] = mapped_column(String(16))

@@ -10,7 +10,7 @@ from sqlalchemy import Date, ForeignKey, Index, Numeric, String, Text, UniqueCon
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from accord.core.clock import utcnow
-from accord.models.base import Base, BigId, IdMixin, TimestampMixin, VersionedMixin
+from accord.models.base import Base, IdMixin, TimestampMixin, VersionedMixin
 
 LIFECYCLE_STAGES = ("awareness", "discovery", "evaluation", "intent", "purchase", "loyalty", "churned")
 VALUE_TIERS = ("bronze", "silver", "gold", "platinum")
@@ -22,13 +22,15 @@ class Account(IdMixin, TimestampMixin, VersionedMixin, Base):
     """An organisation (B2B customer)."""
 
     __tablename__ = "accounts"
+    __table_args__ = (Index("ix_accounts_created_at_id", "created_at", "id"),)
 
     name: Mapped[str] = mapped_column(String(200))
     name_key: Mapped[str] = mapped_column(String(200), index=True)
     domain: Mapped[str | None] = mapped_column(String(200), index=True)
-    industry: Mapped[str | None] = mapped_column(String(100))
+    industry: Mapped[str | None] = mapped_column(String(100), index=True)
     employees: Mapped[int | None] = mapped_column()
     annual_revenue: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    annual_revenue_currency: Mapped[str | None] = mapped_column(String(3))
     country: Mapped[str | None] = mapped_column(String(2), index=True)
     value_tier: Mapped[str | None] = mapped_column(String(16))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)

@@ -16,12 +16,15 @@ DEPARTMENTS = ("sales", "marketing", "support", "billing", "service", "other")
 
 class Interaction(IdMixin, TimestampMixin, VersionedMixin, Base):
     __tablename__ = "interactions"
-    __table_args__ = (Index("ix_interactions_customer_time", "customer_id", "occurred_at", "id"),)
+    __table_args__ = (
+        Index("ix_interactions_customer_time", "customer_id", "occurred_at", "id"),
+        Index("ix_interactions_time", "occurred_at", "id"),
+    )
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(16), index=True)
-    direction: Mapped[str] = mapped_column(String(16))
-    department: Mapped[str] = mapped_column(String(20))
+    direction: Mapped[str] = mapped_column(String(16), index=True)
+    department: Mapped[str] = mapped_column(String(20), index=True)
     occurred_at: Mapped[datetime] = mapped_column()
     subject: Mapped[str] = mapped_column(String(300), default="")
     body: Mapped[str] = mapped_column(Text, default="")

@@ -1,18 +1,17 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
-Create Date: 2026-11-23 12:13:42.721692
+Revises:
+Create Date: 2026-11-23 12:45:31.914139
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql, sqlite
 
 import accord.models.base
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 
 revision = '0001'
 down_revision = None
@@ -167,6 +166,7 @@ def upgrade() -> None:
     sa.Column('industry', sa.String(length=100), nullable=True),
     sa.Column('employees', sa.Integer(), nullable=True),
     sa.Column('annual_revenue', sa.Numeric(precision=18, scale=2), nullable=True),
+    sa.Column('annual_revenue_currency', sa.String(length=3), nullable=True),
     sa.Column('country', sa.String(length=2), nullable=True),
     sa.Column('value_tier', sa.String(length=16), nullable=True),
     sa.Column('owner_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
@@ -181,7 +181,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('accounts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_accounts_country'), ['country'], unique=False)
+        batch_op.create_index('ix_accounts_created_at_id', ['created_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_accounts_domain'), ['domain'], unique=False)
+        batch_op.create_index(batch_op.f('ix_accounts_industry'), ['industry'], unique=False)
         batch_op.create_index(batch_op.f('ix_accounts_name_key'), ['name_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_accounts_owner_id'), ['owner_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_accounts_team_id'), ['team_id'], unique=False)
@@ -365,6 +367,9 @@ def upgrade() -> None:
     with op.batch_alter_table('interactions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_interactions_channel'), ['channel'], unique=False)
         batch_op.create_index('ix_interactions_customer_time', ['customer_id', 'occurred_at', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_interactions_department'), ['department'], unique=False)
+        batch_op.create_index(batch_op.f('ix_interactions_direction'), ['direction'], unique=False)
+        batch_op.create_index('ix_interactions_time', ['occurred_at', 'id'], unique=False)
 
     op.create_table('lifecycle_changes',
     sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -398,8 +403,10 @@ def upgrade() -> None:
     sa.UniqueConstraint('number', name=op.f('uq_orders_number'))
     )
     with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_orders_currency'), ['currency'], unique=False)
         batch_op.create_index('ix_orders_customer_time', ['customer_id', 'ordered_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_orders_status'), ['status'], unique=False)
+        batch_op.create_index('ix_orders_time', ['ordered_at', 'id'], unique=False)
 
     op.create_table('order_lines',
     sa.Column('order_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -428,8 +435,10 @@ def downgrade() -> None:
 
     op.drop_table('order_lines')
     with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_index('ix_orders_time')
         batch_op.drop_index(batch_op.f('ix_orders_status'))
         batch_op.drop_index('ix_orders_customer_time')
+        batch_op.drop_index(batch_op.f('ix_orders_currency'))
 
     op.drop_table('orders')
     with op.batch_alter_table('lifecycle_changes', schema=None) as batch_op:
@@ -437,6 +446,9 @@ def downgrade() -> None:
 
     op.drop_table('lifecycle_changes')
     with op.batch_alter_table('interactions', schema=None) as batch_op:
+        batch_op.drop_index('ix_interactions_time')
+        batch_op.drop_index(batch_op.f('ix_interactions_direction'))
+        batch_op.drop_index(batch_op.f('ix_interactions_department'))
         batch_op.drop_index('ix_interactions_customer_time')
         batch_op.drop_index(batch_op.f('ix_interactions_channel'))
 
@@ -493,7 +505,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_accounts_team_id'))
         batch_op.drop_index(batch_op.f('ix_accounts_owner_id'))
         batch_op.drop_index(batch_op.f('ix_accounts_name_key'))
+        batch_op.drop_index(batch_op.f('ix_accounts_industry'))
         batch_op.drop_index(batch_op.f('ix_accounts_domain'))
+        batch_op.drop_index('ix_accounts_created_at_id')
         batch_op.drop_index(batch_op.f('ix_accounts_country'))
 
     op.drop_table('accounts')
