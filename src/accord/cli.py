@@ -161,10 +161,14 @@ def demo(customers: int = typer.Option(2000, min=10, help="how many customers to
                                          "support CSVs and truth.csv) of the demo customers here")
          ) -> None:
     """Generate a realistic customer base (once) and serve it."""
-    from accord.demo.generator import DEMO_PASSWORD, ensure_demo
+    from accord.demo.generator import DEMO_PASSWORD, DemoIncomplete, ensure_demo
 
     _upgrade_quietly()
-    logins = ensure_demo(customers=customers, seed=seed, fresh=fresh)
+    try:
+        logins = ensure_demo(customers=customers, seed=seed, fresh=fresh)
+    except DemoIncomplete as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     if extracts is not None:
         from accord.demo.extracts import write_extracts
 

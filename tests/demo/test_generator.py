@@ -69,6 +69,8 @@ def test_customer_base_is_complete_and_consistent(db):
     with session_scope(write=False) as s:
         assert count(s, Customer) == N
         assert count(s, Account) >= 3
+        assert all(a.annual_revenue_currency in ("EUR", "GBP", "USD")
+                   for a in s.execute(select(Account)).scalars())
         assert count(s, Contact) > 0
         customers = {c.id: c for c in s.execute(select(Customer)).scalars()}
         primaries = Counter(cid for (cid,) in s.execute(
@@ -209,3 +211,14 @@ def test_tiny_demo_still_has_every_role(db, customers):
     assert len(logins) == 8
     with session_scope(write=False) as s:
         assert count(s, Customer) == customers
+
+
+def test_an_interrupted_generation_is_reported_not_mistaken_for_a_demo(db):
+    make(30)
+    with get_engine().begin() as conn:
+        conn.execute(text("DELETE FROM audit_log WHERE resource = 'demo'"))
+    with pytest.raises(generator.DemoIncomplete):
+        make(30)
+    make(30, fresh=True)
+    with session_scope(write=False) as s:
+        assert count(s, Customer) == 30

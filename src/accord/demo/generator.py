@@ -36,7 +36,7 @@ from accord.core.db import get_engine, session_scope
 from accord.core.settings import get_settings
 from accord.demo import catalog
 from accord.demo.pools import COUNTRIES, CountryPools, ascii_key, build_pools
-from accord.models import Base, CustomFieldDefinition, Product, Team, User
+from accord.models import AuditEntry, Base, CustomFieldDefinition, Product, Team, User
 
 DEMO_PASSWORD = "accord-demo"  # noqa: S105 - the published demo password
 DEFAULT_CUSTOMERS = 2000
@@ -52,8 +52,9 @@ ProgressFn = Callable[[str, int, int], None]
 # Columns of every bulk-written table, in the order the tuples are built.
 COLUMNS: dict[str, tuple[str, ...]] = {
     "accounts": (
-        "id", "name", "name_key", "domain", "industry", "employees", "annual_revenue", "country",
-        "value_tier", "owner_id", "team_id", "created_at", "updated_at", "version"),
+        "id", "name", "name_key", "domain", "industry", "employees", "annual_revenue",
+        "annual_revenue_currency", "country", "value_tier", "owner_id", "team_id", "created_at",
+        "updated_at", "version"),
     "customers": (
         "id", "title", "first_name", "last_name", "display_name", "name_key", "name_key_alt",
         "gender", "date_of_birth", "national_id", "notes", "lifecycle_stage", "value_tier",
@@ -346,7 +347,8 @@ class Generator:
             created = self.now_s - HISTORY - int(r() * YEAR)
             rows.append((aid, name, self.folded(name), domain,
                          catalog.INDUSTRIES[int(r() * len(catalog.INDUSTRIES))], employees,
-                         f"{revenue}.00", code, tier, owner, team_id, self.ts(created),
+                         f"{revenue}.00", pools.country.currency, code, tier, owner, team_id,
+                         self.ts(created),
                          self.ts(created + int(r() * HISTORY)), 1))
             self.accounts_by_country.setdefault(code, []).append((aid, domain, owner, team_id))
         return rows
@@ -680,10 +682,22 @@ def demo_logins() -> list[tuple[str, str]]:
     return [(f"{local}@{catalog.DEMO_DOMAIN}", role) for local, _, role, _ in catalog.DEMO_USERS]
 
 
+class DemoIncomplete(RuntimeError):
+    """Demo users exist but the generation that created them never finished."""
+
+
 def demo_exists(engine: Engine) -> bool:
+    """True once a generation has completed (its audit entry is the last thing it writes)."""
     admin_email = f"{catalog.DEMO_USERS[0][0]}@{catalog.DEMO_DOMAIN}"
     with engine.connect() as conn:
-        return conn.execute(select(User.id).where(User.email == admin_email)).first() is not None
+        done = conn.execute(select(AuditEntry.id).where(
+            AuditEntry.resource == "demo", AuditEntry.action == "generate").limit(1)).first()
+        if done is not None:
+            return True
+        if conn.execute(select(User.id).where(User.email == admin_email)).first() is not None:
+            raise DemoIncomplete("an earlier demo generation did not finish; "
+                                 "run `accord demo --fresh` to start again")
+    return False
 
 
 def wipe(engine: Engine) -> None:
