@@ -57,21 +57,61 @@ def test_db_upgrade_hides_the_password(monkeypatch, db):
 
 
 def test_user_create(db):
-    result = runner.invoke(app, ["user", "create", "--email", "Boss@Example.com", "--name", "Boss",
-                                 "--role", "manager", "--password", "a long password", "--team", "HQ"])
+    result = runner.invoke(
+        app,
+        [
+            "user",
+            "create",
+            "--email",
+            "Boss@Example.com",
+            "--name",
+            "Boss",
+            "--role",
+            "manager",
+            "--password",
+            "a long password",
+            "--team",
+            "HQ",
+        ],
+    )
     assert result.exit_code == 0, result.output
     with session_scope(db) as s:
         user = s.execute(select(User).where(User.email == "boss@example.com")).scalar_one()
         assert user.role == "manager" and user.password_hash.startswith("$argon2")
         assert s.get(Team, user.team_id).name == "HQ"
-    again = runner.invoke(app, ["user", "create", "--email", "boss@example.com", "--name", "B",
-                                "--password", "a long password"])
+    again = runner.invoke(
+        app,
+        [
+            "user",
+            "create",
+            "--email",
+            "boss@example.com",
+            "--name",
+            "B",
+            "--password",
+            "a long password",
+        ],
+    )
     assert again.exit_code == 2 and "already exists" in again.output
-    bad = runner.invoke(app, ["user", "create", "--email", "x@example.com", "--name", "B",
-                              "--role", "overlord", "--password", "a long password"])
+    bad = runner.invoke(
+        app,
+        [
+            "user",
+            "create",
+            "--email",
+            "x@example.com",
+            "--name",
+            "B",
+            "--role",
+            "overlord",
+            "--password",
+            "a long password",
+        ],
+    )
     assert bad.exit_code == 2 and "role" in bad.output
-    short = runner.invoke(app, ["user", "create", "--email", "y@example.com", "--name", "B",
-                                "--password", "short"])
+    short = runner.invoke(
+        app, ["user", "create", "--email", "y@example.com", "--name", "B", "--password", "short"]
+    )
     assert short.exit_code == 2 and "password" in short.output
 
 

@@ -71,15 +71,18 @@ def test_upgrade_downgrade_upgrade(empty_url):
 def _diff(url: str) -> list:
     engine = dbmod.get_engine(url)
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True,
-                                                     "compare_server_default": False})
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": False}
+        )
         return compare_metadata(ctx, Base.metadata)
 
 
 def test_models_match_migrations(empty_url):
     upgrade(empty_url)
     diff = _diff(empty_url)
-    assert diff == [], "models and migrations differ; write a migration:\n" + "\n".join(map(str, diff))
+    assert diff == [], "models and migrations differ; write a migration:\n" + "\n".join(
+        map(str, diff)
+    )
 
 
 def test_cli_db_upgrade(empty_url, monkeypatch):

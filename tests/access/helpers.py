@@ -11,13 +11,23 @@ from accord.core import db as dbmod
 
 # Every table a customer write can touch; compared whole before and after a refused request.
 DATA_TABLES = (
-    "customers", "customer_emails", "customer_phones", "customer_addresses", "custom_field_values",
-    "custom_field_definitions", "lifecycle_changes", "outbox_events", "jobs", "idempotency_keys",
-    "users", "teams", "api_tokens",
+    "customers",
+    "customer_emails",
+    "customer_phones",
+    "customer_addresses",
+    "custom_field_values",
+    "custom_field_definitions",
+    "lifecycle_changes",
+    "outbox_events",
+    "jobs",
+    "idempotency_keys",
+    "users",
+    "teams",
+    "api_tokens",
 )
-# Audit actions that are not data changes: a denial is itself audited (TRUST.md, item 2), and a
-# successful read is logged; neither may appear for a refused write, but "denied" may.
-NON_DATA_AUDIT_ACTIONS = ("denied",)
+# A refused request is itself audited as "denied" (TRUST.md, item 2); every other audit row is
+# a data row that a refused request must not add or change.
+DENIED = "denied"
 
 
 def snapshot(url: str) -> dict[str, Any]:
@@ -26,19 +36,21 @@ def snapshot(url: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with engine.connect() as conn:
         for table in DATA_TABLES:
-            rows = conn.execute(text(f'SELECT * FROM "{table}" ORDER BY 1')).mappings().all()  # noqa: S608
-            out[table] = [dict(r) for r in rows]
-        actions = ", ".join(f"'{a}'" for a in NON_DATA_AUDIT_ACTIONS)
-        rows = conn.execute(text(
-            f"SELECT * FROM audit_log WHERE action NOT IN ({actions}) ORDER BY id")).mappings().all()  # noqa: S608
-        out["audit_log"] = [dict(r) for r in rows]
+            sql = text(f'SELECT * FROM "{table}" ORDER BY 1')  # noqa: S608 - fixed names
+            out[table] = [dict(r) for r in conn.execute(sql).mappings()]
+        sql = text("SELECT * FROM audit_log WHERE action <> :denied ORDER BY id")
+        out["audit_log"] = [dict(r) for r in conn.execute(sql, {"denied": DENIED}).mappings()]
     return out
 
 
 def audit_actions(url: str) -> list[tuple[str, str, str | None]]:
     with dbmod.get_engine(url).connect() as conn:
-        return [tuple(r) for r in conn.execute(text(
-            "SELECT action, resource, record_id FROM audit_log ORDER BY id"))]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text("SELECT action, resource, record_id FROM audit_log ORDER BY id")
+            )
+        ]
 
 
 def count(url: str, table: str, where: str = "") -> int:
@@ -64,8 +76,9 @@ def as_admin(owner_id: int, team_id: int | None, email: str = "seed@example.com"
     return Principal(user_id=owner_id, email=email, role="admin", team_id=team_id)
 
 
-def seed_customer(url: str, owner_id: int | None = None, team_id: int | None = None,
-                  **fields: Any) -> int:
+def seed_customer(
+    url: str, owner_id: int | None = None, team_id: int | None = None, **fields: Any
+) -> int:
     """Create a customer through the service (so audit and events are as in production)."""
     from accord.customers import service
     from accord.customers.schemas import CustomerCreate
@@ -73,8 +86,11 @@ def seed_customer(url: str, owner_id: int | None = None, team_id: int | None = N
     fields.setdefault("first_name", "Seed")
     fields.setdefault("last_name", "Customer")
     with dbmod.session_scope(url) as s:
-        principal = as_admin(owner_id, team_id) if owner_id else Principal(
-            user_id=None, email="system", role="admin", via="system")
+        principal = (
+            as_admin(owner_id, team_id)
+            if owner_id
+            else Principal(user_id=None, email="system", role="admin", via="system")
+        )
         return service.create_customer(s, principal, CustomerCreate(**fields)).id
 
 

@@ -34,20 +34,33 @@ def last(db, **where) -> AuditEntry:
 def test_writes_are_audited(db, client, make_actor):
     admin = make_actor("admin", team="alpha")
     h = admin.headers
-    r = client.post(URL, json={"first_name": "Au", "last_name": "Dit", "national_id": "X1",
-                               "emails": [{"email": "au@example.com"}]}, headers=h)
+    r = client.post(
+        URL,
+        json={
+            "first_name": "Au",
+            "last_name": "Dit",
+            "national_id": "X1",
+            "emails": [{"email": "au@example.com"}],
+        },
+        headers=h,
+    )
     cid = r.json()["id"]
     e = last(db, resource="customers", action="create")
     assert (e.actor_id, e.actor, e.record_id) == (admin.id, admin.email, str(cid))
     assert {"first_name", "last_name", "national_id", "emails"} <= set(e.fields)
 
-    client.patch(f"{URL}/{cid}", json={"last_name": "Changed", "phones": [{"phone": "+442079460018"}]},
-                 headers={**h, "If-Match": '"1"'})
+    client.patch(
+        f"{URL}/{cid}",
+        json={"last_name": "Changed", "phones": [{"phone": "+442079460018"}]},
+        headers={**h, "If-Match": '"1"'},
+    )
     e = last(db, resource="customers", action="update")
     assert e.record_id == str(cid) and e.fields == ["last_name", "phones"]
 
     other = make_actor("sales", team="alpha")
-    client.post(f"{URL}/{cid}/assign", json={"owner_id": other.id}, headers={**h, "If-Match": '"2"'})
+    client.post(
+        f"{URL}/{cid}/assign", json={"owner_id": other.id}, headers={**h, "If-Match": '"2"'}
+    )
     e = last(db, resource="customers", action="assign")
     assert e.fields == ["owner_id"] and e.detail == {}
 
@@ -59,8 +72,16 @@ def test_writes_are_audited(db, client, make_actor):
     e = last(db, resource="teams", action="create")
     assert e.record_id == str(r.json()["id"]) and e.actor_id == admin.id
 
-    r = client.post("/api/v1/users", json={"email": "new@example.com", "full_name": "N",
-                                           "password": "long password 1", "role": "sales"}, headers=h)
+    r = client.post(
+        "/api/v1/users",
+        json={
+            "email": "new@example.com",
+            "full_name": "N",
+            "password": "long password 1",
+            "role": "sales",
+        },
+        headers=h,
+    )
     e = last(db, resource="users", action="create")
     assert e.record_id == str(r.json()["id"]) and "password" not in e.fields
     assert "long password 1" not in str(e.detail)
@@ -87,7 +108,9 @@ def test_reads_are_audited_with_the_fields_shown(role, db, client, make_actor):
 
     assert client.get(URL, headers=actor.headers).status_code == 200
     e = last(db, action="read")
-    assert e.detail["via"] == "api.list" and sorted(e.detail["records"]) == sorted([str(cid), str(other)])
+    assert e.detail["via"] == "api.list" and sorted(e.detail["records"]) == sorted(
+        [str(cid), str(other)]
+    )
 
 
 def test_refused_read_is_not_logged_as_a_read(db, client, make_actor):
@@ -122,10 +145,17 @@ def test_verify_in_small_batches(db, admin):
         assert audit.verify(s, batch=2).checked == len(ids)
 
 
-@pytest.mark.parametrize("column,value", [
-    ("actor", "someone-else@example.com"), ("action", "read"), ("record_id", "999"),
-    ("fields", ["g"]), ("detail", {"i": 99}), ("reason", "covered up"),
-])
+@pytest.mark.parametrize(
+    "column,value",
+    [
+        ("actor", "someone-else@example.com"),
+        ("action", "read"),
+        ("record_id", "999"),
+        ("fields", ["g"]),
+        ("detail", {"i": 99}),
+        ("reason", "covered up"),
+    ],
+)
 def test_verify_detects_an_edited_row(column, value, db, admin):
     ids = _chain(db, 5, admin)
     with session_scope(db) as s:
@@ -152,8 +182,19 @@ def test_verify_detects_a_removed_first_row(db, admin):
 
 def test_verify_detects_reordered_rows(db, admin):
     ids = _chain(db, 5, admin)
-    cols = ["at", "actor_id", "actor", "action", "resource", "record_id", "fields", "detail",
-            "reason", "prev_hash", "hash"]
+    cols = [
+        "at",
+        "actor_id",
+        "actor",
+        "action",
+        "resource",
+        "record_id",
+        "fields",
+        "detail",
+        "reason",
+        "prev_hash",
+        "hash",
+    ]
     with session_scope(db) as s:
         a, b = s.get(AuditEntry, ids[1]), s.get(AuditEntry, ids[3])
         va, vb = ({c: getattr(a, c) for c in cols}, {c: getattr(b, c) for c in cols})
@@ -173,9 +214,20 @@ def test_verify_detects_a_rewritten_tail(db, admin):
     with session_scope(db) as s:
         row = s.get(AuditEntry, ids[1])
         row.actor = "forger"
-        row.hash = hashlib.sha256(audit._canonical(
-            row.at, row.actor_id, row.actor, row.action, row.resource, row.record_id,
-            list(row.fields), dict(row.detail), row.reason, row.prev_hash)).hexdigest()
+        row.hash = hashlib.sha256(
+            audit._canonical(
+                row.at,
+                row.actor_id,
+                row.actor,
+                row.action,
+                row.resource,
+                row.record_id,
+                list(row.fields),
+                dict(row.detail),
+                row.reason,
+                row.prev_hash,
+            )
+        ).hexdigest()
     result = _verify(db)
     assert not result.ok and result.first_bad_id == ids[2]
 

@@ -32,10 +32,13 @@ def expected_status(p: Principal, action: str, owner_id: int, team_id: int | Non
     if action == "assign":
         # Reassigning is an update that needs the update right over every record in scope
         # (team or all): an `own`-scoped role could otherwise give records away and back.
-        allowed = (scope_for(p, "customers", "update") in ("team", "all")
-                   and _in_scope(p, "update", owner_id, team_id))
+        allowed = scope_for(p, "customers", "update") in ("team", "all") and _in_scope(
+            p, "update", owner_id, team_id
+        )
         return 200 if allowed else 403
-    return {"update": 200, "delete": 204}[action] if _in_scope(p, action, owner_id, team_id) else 403
+    return (
+        {"update": 200, "delete": 204}[action] if _in_scope(p, action, owner_id, team_id) else 403
+    )
 
 
 @pytest.fixture
@@ -47,8 +50,10 @@ def world(db, make_actor):
         mate = make_actor("sales", team="alpha")
         outsider = make_actor("sales", team="beta")
         owners = {"own": actor, "team": mate, "other": outsider}
-        records = {rel: seed_customer(db, o.id, o.team_id, first_name=f"R-{rel}")
-                   for rel, o in owners.items()}
+        records = {
+            rel: seed_customer(db, o.id, o.team_id, first_name=f"R-{rel}")
+            for rel, o in owners.items()
+        }
         return actor, owners, records
 
     return build
@@ -64,8 +69,9 @@ def _request(client, actor, action: str, customer_id: int):
     if action == "delete":
         return client.delete(url, headers={**h, "If-Match": '"1"'})
     if action == "assign":
-        return client.post(f"{url}/assign", json={"owner_id": actor.id},
-                           headers={**h, "If-Match": '"1"'})
+        return client.post(
+            f"{url}/assign", json={"owner_id": actor.id}, headers={**h, "If-Match": '"1"'}
+        )
     raise AssertionError(action)
 
 
@@ -92,8 +98,11 @@ def test_matrix(role, action, db, client, world):
             return
         assert r.status_code == 200, r.text
         ids = {c["id"] for c in r.json()["items"]}
-        assert ids == {cid for rel, cid in records.items()
-                       if _in_scope(p, "read", owners[rel].id, owners[rel].team_id)}
+        assert ids == {
+            cid
+            for rel, cid in records.items()
+            if _in_scope(p, "read", owners[rel].id, owners[rel].team_id)
+        }
         return
     for relation in RELATIONS:
         owner, cid = owners[relation], records[relation]
@@ -153,8 +162,13 @@ def test_list_filters_stay_inside_scope(db, client, make_actor):
     outsider = make_actor("sales", team="beta")
     mine = seed_customer(db, actor.id, actor.team_id)
     theirs = seed_customer(db, outsider.id, outsider.team_id)
-    for params in ({"owner_id": outsider.id}, {"team_id": outsider.team_id}, {"id": theirs},
-                   {"q": str(theirs)}, {"id__in": f"{mine},{theirs}"}):
+    for params in (
+        {"owner_id": outsider.id},
+        {"team_id": outsider.team_id},
+        {"id": theirs},
+        {"q": str(theirs)},
+        {"id__in": f"{mine},{theirs}"},
+    ):
         r = client.get("/api/v1/customers", params=params, headers=actor.headers)
         assert r.status_code == 200, r.text
         assert theirs not in {c["id"] for c in r.json()["items"]}, params

@@ -16,8 +16,12 @@ from accord.core.db import session_scope
 from accord.models import ApiToken, User, WebSession
 from tests.access.helpers import assert_problem, count, snapshot
 
-USER = {"email": "New.User@Example.com", "full_name": "New User", "password": "a long passphrase",
-        "role": "sales"}
+USER = {
+    "email": "New.User@Example.com",
+    "full_name": "New User",
+    "password": "a long passphrase",
+    "role": "sales",
+}
 
 
 def test_admin_user_crud(db, client, admin):
@@ -35,12 +39,24 @@ def test_admin_user_crud(db, client, admin):
 
     r = client.get(f"/api/v1/users/{uid}", headers=h)
     assert r.status_code == 200 and r.headers["ETag"] == '"1"'
-    r = client.patch(f"/api/v1/users/{uid}", json={"role": "manager"}, headers={**h, "If-Match": '"1"'})
+    r = client.patch(
+        f"/api/v1/users/{uid}", json={"role": "manager"}, headers={**h, "If-Match": '"1"'}
+    )
     assert r.status_code == 200 and r.json()["role"] == "manager"
-    assert_problem(client.patch(f"/api/v1/users/{uid}", json={"role": "root"},
-                                headers={**h, "If-Match": '"2"'}), 422, "role")
-    assert_problem(client.patch(f"/api/v1/users/{uid}", json={"team_id": 9999},
-                                headers={**h, "If-Match": '"2"'}), 422, "team_id")
+    assert_problem(
+        client.patch(
+            f"/api/v1/users/{uid}", json={"role": "root"}, headers={**h, "If-Match": '"2"'}
+        ),
+        422,
+        "role",
+    )
+    assert_problem(
+        client.patch(
+            f"/api/v1/users/{uid}", json={"team_id": 9999}, headers={**h, "If-Match": '"2"'}
+        ),
+        422,
+        "team_id",
+    )
     assert_problem(client.patch(f"/api/v1/users/{uid}", json={"full_name": "X"}, headers=h), 428)
     emails = [u["email"] for u in client.get("/api/v1/users", headers=h).json()]
     assert "new.user@example.com" in emails
@@ -60,8 +76,11 @@ def test_passwords_are_argon2_hashed(db, client, admin):
         assert service.authenticate(s, "NEW.USER@example.com", USER["password"]) is not None
         assert service.authenticate(s, "new.user@example.com", "wrong password!") is None
         assert service.authenticate(s, "nobody@example.com", USER["password"]) is None
-    r = client.patch(f"/api/v1/users/{user.id}", json={"password": "another long one"},
-                     headers={**admin.headers, "If-Match": '"1"'})
+    r = client.patch(
+        f"/api/v1/users/{user.id}",
+        json={"password": "another long one"},
+        headers={**admin.headers, "If-Match": '"1"'},
+    )
     assert r.status_code == 200
     with session_scope(db) as s:
         assert service.authenticate(s, USER["email"], "another long one") is not None
@@ -75,16 +94,28 @@ def test_non_admins_cannot_manage_users_or_teams(role, db, client, make_actor):
     victim = make_actor("sales", team="alpha")
     before = snapshot(db)
     assert_problem(client.post("/api/v1/users", json=USER, headers=h), 403)
-    assert_problem(client.patch(f"/api/v1/users/{victim.id}", json={"role": "admin"},
-                                headers={**h, "If-Match": '"1"'}), 403)
+    assert_problem(
+        client.patch(
+            f"/api/v1/users/{victim.id}", json={"role": "admin"}, headers={**h, "If-Match": '"1"'}
+        ),
+        403,
+    )
     # not even themself: a role is never self-assigned
-    assert_problem(client.patch(f"/api/v1/users/{actor.id}", json={"role": "admin"},
-                                headers={**h, "If-Match": '"1"'}), 403)
+    assert_problem(
+        client.patch(
+            f"/api/v1/users/{actor.id}", json={"role": "admin"}, headers={**h, "If-Match": '"1"'}
+        ),
+        403,
+    )
     assert_problem(client.delete(f"/api/v1/users/{victim.id}", headers=h), 403)
     assert_problem(client.post("/api/v1/teams", json={"name": "Rogue"}, headers=h), 403)
     team_id = actor.team_id
-    assert_problem(client.patch(f"/api/v1/teams/{team_id}", json={"name": "Renamed"},
-                                headers={**h, "If-Match": '"1"'}), 403)
+    assert_problem(
+        client.patch(
+            f"/api/v1/teams/{team_id}", json={"name": "Renamed"}, headers={**h, "If-Match": '"1"'}
+        ),
+        403,
+    )
     assert_problem(client.delete(f"/api/v1/teams/{team_id}", headers={**h, "If-Match": '"1"'}), 403)
     assert snapshot(db) == before
     # reads follow the policy
@@ -98,9 +129,13 @@ def test_team_crud(db, client, admin):
     r = client.post("/api/v1/teams", json={"name": "South", "description": "d"}, headers=h)
     tid = r.json()["id"]
     assert client.post("/api/v1/teams", json={"name": "South"}, headers=h).status_code == 409
-    r = client.patch(f"/api/v1/teams/{tid}", json={"description": "e"}, headers={**h, "If-Match": '"1"'})
+    r = client.patch(
+        f"/api/v1/teams/{tid}", json={"description": "e"}, headers={**h, "If-Match": '"1"'}
+    )
     assert r.status_code == 200 and r.json()["version"] == 2
-    assert client.delete(f"/api/v1/teams/{tid}", headers={**h, "If-Match": '"2"'}).status_code == 204
+    assert (
+        client.delete(f"/api/v1/teams/{tid}", headers={**h, "If-Match": '"2"'}).status_code == 204
+    )
     assert_problem(client.get(f"/api/v1/teams/{tid}", headers=h), 404)
 
 
@@ -129,8 +164,11 @@ def test_revoked_and_expired_tokens_are_401(db, client, make_actor):
     assert r.headers["WWW-Authenticate"].startswith("Bearer")
 
     with session_scope(db) as s:
-        s.execute(update(ApiToken).where(ApiToken.id == token_b_id)
-                  .values(expires_at=utcnow() - timedelta(seconds=1)))
+        s.execute(
+            update(ApiToken)
+            .where(ApiToken.id == token_b_id)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
     assert_problem(client.get("/api/v1/me", headers=b.headers), 401)
 
 
@@ -159,8 +197,11 @@ def test_token_secret_shown_once_and_only_its_hash_stored(db, client, make_actor
     cookie = _login(db, user.id)
     client.cookies.set(SESSION_COOKIE, cookie)
     csrf = _csrf(db, cookie)
-    r = client.post("/api/v1/tokens", json={"name": "ci", "scopes": ["customers:read"]},
-                    headers={CSRF_HEADER: csrf})
+    r = client.post(
+        "/api/v1/tokens",
+        json={"name": "ci", "scopes": ["customers:read"]},
+        headers={CSRF_HEADER: csrf},
+    )
     assert r.status_code == 201, r.text
     secret = r.json()["token"]
     assert secret.startswith("acc_") and r.json()["prefix"] == secret[:10]
@@ -187,8 +228,11 @@ def test_unknown_token_scopes_are_refused(scopes, db, client, make_actor):
     user = make_actor("sales")
     cookie = _login(db, user.id)
     client.cookies.set(SESSION_COOKIE, cookie)
-    r = client.post("/api/v1/tokens", json={"name": "x", "scopes": scopes},
-                    headers={CSRF_HEADER: _csrf(db, cookie)})
+    r = client.post(
+        "/api/v1/tokens",
+        json={"name": "x", "scopes": scopes},
+        headers={CSRF_HEADER: _csrf(db, cookie)},
+    )
     assert_problem(r, 422, "scopes")
 
 
@@ -202,13 +246,15 @@ def test_cookie_session_needs_csrf_for_writes(db, client, make_actor):
         r = client.post("/api/v1/customers", json={"first_name": "Csrf"}, headers=headers)
         assert_problem(r, 403, CSRF_HEADER)
     assert snapshot(db) == before
-    r = client.post("/api/v1/customers", json={"first_name": "Csrf"},
-                    headers={CSRF_HEADER: _csrf(db, cookie)})
+    r = client.post(
+        "/api/v1/customers", json={"first_name": "Csrf"}, headers={CSRF_HEADER: _csrf(db, cookie)}
+    )
     assert r.status_code == 201, r.text
     # another session's CSRF token does not fit this session
     other = _login(db, make_actor("admin").id)
-    r = client.post("/api/v1/customers", json={"first_name": "Csrf"},
-                    headers={CSRF_HEADER: _csrf(db, other)})
+    r = client.post(
+        "/api/v1/customers", json={"first_name": "Csrf"}, headers={CSRF_HEADER: _csrf(db, other)}
+    )
     assert_problem(r, 403, CSRF_HEADER)
 
 

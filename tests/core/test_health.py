@@ -24,8 +24,12 @@ def test_security_headers(client):
     assert r.headers["X-Frame-Options"] == "DENY"
 
 
-@pytest.fixture(params=["postgresql+psycopg://nobody@127.0.0.1:1/nowhere",
-                        "sqlite:////proc/accord-no-such-dir/x.db"])
+@pytest.fixture(
+    params=[
+        "postgresql+psycopg://nobody@127.0.0.1:1/nowhere",
+        "sqlite:////proc/accord-no-such-dir/x.db",
+    ]
+)
 def broken_app(request, monkeypatch):
     """A fresh app pointed at a database that cannot be reached."""
     monkeypatch.setenv("ACCORD_DATABASE_URL", request.param)

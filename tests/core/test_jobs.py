@@ -18,7 +18,7 @@ from accord.core.events import emit
 from accord.customers import service as customers
 from accord.customers.schemas import CustomerCreate
 from accord.models import Customer, Job, OutboxEvent
-from tests.access.helpers import as_admin, count
+from tests.access.helpers import count
 
 
 @pytest.fixture
@@ -53,7 +53,11 @@ def test_event_commits_with_the_change(db, admin):
         c = customers.create_customer(s, admin.principal, CustomerCreate(first_name="Ev"))
         cid = c.id
     with session_scope(db) as s:
-        events = s.execute(select(OutboxEvent).where(OutboxEvent.aggregate == "customer")).scalars().all()
+        events = (
+            s.execute(select(OutboxEvent).where(OutboxEvent.aggregate == "customer"))
+            .scalars()
+            .all()
+        )
         assert [(e.type, e.aggregate_id) for e in events] == [("customer.created", str(cid))]
         assert events[0].actor_id == admin.id and events[0].published_at is None
 
@@ -124,7 +128,9 @@ def test_failures_back_off_then_dead_letter(db, registry):
         # not ready before its backoff has passed
         assert jobs.run_one(db) is False
         with session_scope(db) as s:
-            s.execute(update(Job).where(Job.id == job_id).values(run_at=utcnow() - timedelta(seconds=1)))
+            s.execute(
+                update(Job).where(Job.id == job_id).values(run_at=utcnow() - timedelta(seconds=1))
+            )
     # exponential: the second wait is about twice the first
     assert timedelta(seconds=1.5) <= delays[0] <= timedelta(seconds=3)
     assert timedelta(seconds=3.5) <= delays[1] <= timedelta(seconds=5)

@@ -47,8 +47,9 @@ def test_development_allows_the_demo_secret():
     assert settings(environment="development").secret_key == DEMO_SECRET
 
 
-@pytest.mark.parametrize("name,value", [("environment", "staging"), ("pool_size", 0),
-                                        ("sqlite_synchronous", "OFF")])
+@pytest.mark.parametrize(
+    "name,value", [("environment", "staging"), ("pool_size", 0), ("sqlite_synchronous", "OFF")]
+)
 def test_invalid_values_are_refused(name, value):
     with pytest.raises(ValidationError):
         settings(**{name: value})
@@ -60,8 +61,10 @@ def test_default_database_is_sqlite_in_data_dir(tmp_path):
 
 
 def _pragmas(conn) -> dict[str, object]:
-    return {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
-            for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous", "secure_delete")}
+    return {
+        name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+        for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous", "secure_delete")
+    }
 
 
 @pytest.mark.parametrize("sync,expected", [("FULL", 2), ("NORMAL", 1)])
@@ -87,7 +90,9 @@ def test_sqlite_enforces_foreign_keys(tmp_path):
     try:
         with engine.begin() as conn:
             conn.execute(text("CREATE TABLE p (id INTEGER PRIMARY KEY)"))
-            conn.execute(text("CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id))"))
+            conn.execute(
+                text("CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id))")
+            )
         from sqlalchemy.exc import IntegrityError
 
         with pytest.raises(IntegrityError), engine.begin() as conn:

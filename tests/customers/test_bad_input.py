@@ -19,19 +19,26 @@ def cid(db, admin) -> int:
 def test_malformed_json(db, client, admin, cid):
     before = snapshot(db)
     for raw in (b"{bad", b'{"first_name": "A",}', b"\xff\xfe", b'{"first_name": "A"'):
-        r = client.post(URL, content=raw, headers={**admin.headers, "Content-Type": "application/json"})
+        r = client.post(
+            URL, content=raw, headers={**admin.headers, "Content-Type": "application/json"}
+        )
         assert_problem(r, 400, field="body")
-        r = client.patch(f"{URL}/{cid}", content=raw,
-                         headers={**admin.headers, "Content-Type": "application/json", "If-Match": '"1"'})
+        r = client.patch(
+            f"{URL}/{cid}",
+            content=raw,
+            headers={**admin.headers, "Content-Type": "application/json", "If-Match": '"1"'},
+        )
         assert_problem(r, 400, field="body")
     assert snapshot(db) == before
 
 
-@pytest.mark.parametrize("body,field", [
+INVALID_BODIES = [
     ({"first_name": 5}, "first_name"),
     ({"first_name": "A", "emails": "a@example.com"}, "emails"),
-    ({"first_name": "A", "emails": [{"email": "a@example.com", "is_primary": "maybe"}]},
-     "emails.0.is_primary"),
+    (
+        {"first_name": "A", "emails": [{"email": "a@example.com", "is_primary": "maybe"}]},
+        "emails.0.is_primary",
+    ),
     ({"first_name": "A", "date_of_birth": "yesterday"}, "date_of_birth"),
     ({"first_name": "A", "date_of_birth": "1850-01-01"}, "date_of_birth"),
     ({"first_name": "A", "account_id": "x"}, "account_id"),
@@ -46,23 +53,32 @@ def test_malformed_json(db, client, admin, cid):
     ({"first_name": "A", "emails": [{"email": "not-an-email"}]}, "emails.0.email"),
     ({"first_name": "A", "emails": [{"email": "a@@example.com"}]}, "emails.0.email"),
     ({"first_name": "A", "phones": [{"phone": "12345"}]}, "phones.0.phone"),
-    ({"first_name": "A", "phones": [{"phone": "+44 20 7946 0018"}, {"phone": "hello there"}]},
-     "phones.1.phone"),
+    (
+        {"first_name": "A", "phones": [{"phone": "+44 20 7946 0018"}, {"phone": "hello there"}]},
+        "phones.1.phone",
+    ),
     ({"first_name": "A", "country": "XX"}, "country"),
     ({"first_name": "A", "country": "Germany"}, "country"),
-    ({"first_name": "A", "addresses": [{"line1": "1 Way", "city": "C", "country": "ZZ"}]},
-     "addresses.0.country"),
+    (
+        {"first_name": "A", "addresses": [{"line1": "1 Way", "city": "C", "country": "ZZ"}]},
+        "addresses.0.country",
+    ),
     ({"first_name": "A", "custom": {"nope": 1}}, "custom.nope"),
-])
-def test_invalid_bodies(body, field, db, client, admin, cid):
+]
+
+
+def test_invalid_bodies(db, client, admin, cid):
     before = snapshot(db)
-    r = client.post(URL, json=body, headers=admin.headers)
-    problem = assert_problem(r, 422, field=field)
-    assert problem["title"] and problem["detail"]
-    if isinstance(body, dict) and field != "body":
-        patch = {k: v for k, v in body.items() if k != "first_name"} or body
-        r = client.patch(f"{URL}/{cid}", json=patch, headers={**admin.headers, "If-Match": '"1"'})
-        assert_problem(r, 422, field=field)
+    for body, field in INVALID_BODIES:
+        r = client.post(URL, json=body, headers=admin.headers)
+        problem = assert_problem(r, 422, field=field)
+        assert problem["title"] and problem["detail"]
+        if isinstance(body, dict) and field != "body":
+            patch = {k: v for k, v in body.items() if k != "first_name"} or body
+            r = client.patch(
+                f"{URL}/{cid}", json=patch, headers={**admin.headers, "If-Match": '"1"'}
+            )
+            assert_problem(r, 422, field=field)
     assert snapshot(db) == before
 
 
@@ -70,22 +86,25 @@ def test_oversized_body_with_content_length(db, client, admin):
     limit = get_settings().max_body_bytes
     before = snapshot(db)
     body = b'{"first_name": "' + b"x" * (limit + 10) + b'"}'
-    r = client.post(URL, content=body, headers={**admin.headers, "Content-Type": "application/json"})
+    r = client.post(
+        URL, content=body, headers={**admin.headers, "Content-Type": "application/json"}
+    )
     assert_problem(r, 413, field="body")
     assert snapshot(db) == before
 
 
 def _chunks(data: bytes, size: int = 65536):
     for i in range(0, len(data), size):
-        yield data[i:i + size]
+        yield data[i : i + size]
 
 
 def test_oversized_streamed_body_without_content_length(db, client, admin):
     limit = get_settings().max_body_bytes
     before = snapshot(db)
     body = b'{"first_name": "' + b"x" * (limit + 10) + b'"}'
-    r = client.post(URL, content=_chunks(body),
-                    headers={**admin.headers, "Content-Type": "application/json"})
+    r = client.post(
+        URL, content=_chunks(body), headers={**admin.headers, "Content-Type": "application/json"}
+    )
     assert "content-length" not in {k.lower() for k in r.request.headers}
     assert_problem(r, 413, field="body")
     assert snapshot(db) == before
@@ -113,12 +132,23 @@ def test_oversized_body_with_lying_content_length(db, app, admin):
             sent.append(message)
 
         scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-            "scheme": "http", "path": URL, "raw_path": URL.encode(), "query_string": b"",
-            "root_path": "", "client": ("127.0.0.1", 1), "server": ("testserver", 80),
-            "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"),
-                        (b"content-length", b"20"),
-                        (b"authorization", admin.headers["Authorization"].encode())],
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": URL,
+            "raw_path": URL.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "client": ("127.0.0.1", 1),
+            "server": ("testserver", 80),
+            "headers": [
+                (b"host", b"testserver"),
+                (b"content-type", b"application/json"),
+                (b"content-length", b"20"),
+                (b"authorization", admin.headers["Authorization"].encode()),
+            ],
         }
         await app(scope, receive, send)
 
@@ -128,7 +158,7 @@ def test_oversized_body_with_lying_content_length(db, app, admin):
     assert snapshot(db) == before
 
 
-@pytest.mark.parametrize("params,field", [
+INVALID_PARAMS = [
     ({"cursor": "not-a-cursor"}, "cursor"),
     ({"cursor": "W10"}, "cursor"),
     ({"cursor": "WyJpZCIsIDEsICJ4Il0"}, "cursor"),
@@ -149,10 +179,13 @@ def test_oversized_body_with_lying_content_length(db, app, admin):
     ({"q": "x" * 300}, "q"),
     ({"cf.missing": "1"}, "cf.missing"),
     ({"id": "99999999999999999999"}, "id"),
-])
-def test_invalid_list_params(params, field, db, client, admin, cid):
-    r = client.get(URL, params=params, headers=admin.headers)
-    assert_problem(r, 422, field=field)
+]
+
+
+def test_invalid_list_params(db, client, admin, cid):
+    for params, field in INVALID_PARAMS:
+        r = client.get(URL, params=params, headers=admin.headers)
+        assert_problem(r, 422, field=field)
 
 
 def test_cursor_from_another_sort(db, client, admin):
@@ -168,29 +201,54 @@ def test_cursor_from_another_sort(db, client, admin):
 def test_if_match_rules(db, client, admin, cid):
     before = snapshot(db)
     h = admin.headers
-    assert_problem(client.patch(f"{URL}/{cid}", json={"first_name": "B"}, headers=h), 428, "If-Match")
+    assert_problem(
+        client.patch(f"{URL}/{cid}", json={"first_name": "B"}, headers=h), 428, "If-Match"
+    )
     assert_problem(client.delete(f"{URL}/{cid}", headers=h), 428, "If-Match")
-    assert_problem(client.patch(f"{URL}/{cid}", json={"first_name": "B"},
-                                headers={**h, "If-Match": '"7"'}), 412, "If-Match")
+    assert_problem(
+        client.patch(f"{URL}/{cid}", json={"first_name": "B"}, headers={**h, "If-Match": '"7"'}),
+        412,
+        "If-Match",
+    )
     assert_problem(client.delete(f"{URL}/{cid}", headers={**h, "If-Match": '"0"'}), 412, "If-Match")
-    assert_problem(client.patch(f"{URL}/{cid}", json={"first_name": "B"},
-                                headers={**h, "If-Match": "garbage"}), 422, "If-Match")
+    assert_problem(
+        client.patch(
+            f"{URL}/{cid}", json={"first_name": "B"}, headers={**h, "If-Match": "garbage"}
+        ),
+        422,
+        "If-Match",
+    )
     assert snapshot(db) == before
     r = client.patch(f"{URL}/{cid}", json={"first_name": "B"}, headers={**h, "If-Match": 'W/"1"'})
     assert r.status_code == 200 and r.headers["ETag"] == '"2"'
 
 
-@pytest.mark.parametrize("auth", [None, "Bearer", "Bearer acc_wrong", "Basic YWRtaW46YWRtaW4=",
-                                  "Bearer " + "acc_" + "x" * 300, "bearer\tacc_x", "Token abc"])
-def test_missing_or_invalid_auth(auth, db, client, cid):
-    headers = {"Authorization": auth} if auth else {}
-    for method, url in (("GET", URL), ("GET", f"{URL}/{cid}"), ("POST", URL),
-                        ("PATCH", f"{URL}/{cid}"), ("DELETE", f"{URL}/{cid}")):
-        before = snapshot(db)
-        r = client.request(method, url, headers=headers, json={"first_name": "X"})
-        assert_problem(r, 401)
-        assert r.headers["WWW-Authenticate"].startswith("Bearer")
-        assert snapshot(db) == before
+BAD_AUTH = [
+    None,
+    "Bearer",
+    "Bearer acc_wrong",
+    "Basic YWRtaW46YWRtaW4=",
+    "Bearer " + "acc_" + "x" * 300,
+    "bearer\tacc_x",
+    "Token abc",
+]
+
+
+def test_missing_or_invalid_auth(db, client, cid):
+    before = snapshot(db)
+    for auth in BAD_AUTH:
+        headers = {"Authorization": auth} if auth else {}
+        for method, url in (
+            ("GET", URL),
+            ("GET", f"{URL}/{cid}"),
+            ("POST", URL),
+            ("PATCH", f"{URL}/{cid}"),
+            ("DELETE", f"{URL}/{cid}"),
+        ):
+            r = client.request(method, url, headers=headers, json={"first_name": "X"})
+            assert_problem(r, 401)
+            assert r.headers["WWW-Authenticate"].startswith("Bearer"), (auth, method, url)
+    assert snapshot(db) == before
 
 
 def test_invalid_session_cookie_is_401(db, client, cid):
@@ -200,15 +258,22 @@ def test_invalid_session_cookie_is_401(db, client, cid):
     assert "WWW-Authenticate" in r.headers
 
 
-@pytest.mark.parametrize("method,url", [
-    ("GET", "/api/v1/customers/abc"), ("GET", "/api/v1/customers/99999999999999999999"),
-    ("GET", "/api/v1/customers/-1"), ("PUT", "/api/v1/customers/1"), ("GET", "/api/v1/nowhere"),
+OTHER_ERRORS = [
+    ("GET", "/api/v1/customers/abc"),
+    ("GET", "/api/v1/customers/99999999999999999999"),
+    ("GET", "/api/v1/customers/-1"),
+    ("PUT", "/api/v1/customers/1"),
+    ("GET", "/api/v1/nowhere"),
     ("GET", "/api/v1/customers/1/360?x=%00"),
-])
-def test_other_errors_are_problems(method, url, db, client, admin):
-    r = client.request(method, url, headers=admin.headers)
-    assert 400 <= r.status_code < 500, (r.status_code, r.text)
-    assert_problem(r, r.status_code)
+    ("DELETE", "/api/v1/customers/99999999999999999999"),
+]
+
+
+def test_other_errors_are_problems(db, client, admin):
+    for method, url in OTHER_ERRORS:
+        r = client.request(method, url, headers={**admin.headers, "If-Match": '"1"'})
+        assert 400 <= r.status_code < 500, (method, url, r.status_code, r.text)
+        assert_problem(r, r.status_code)
 
 
 def test_nul_bytes_are_refused_not_500(db, client, admin, cid):

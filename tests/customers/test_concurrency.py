@@ -22,10 +22,14 @@ def test_sequential_writers_with_the_same_version(db, client, make_actor):
     cid = seed_customer(db, alice.id)
     tag = etag_of(client, alice.headers, cid)
     assert etag_of(client, bob.headers, cid) == tag == '"1"'
-    r = client.patch(f"{URL}/{cid}", json={"first_name": "Alice's"}, headers={**alice.headers, "If-Match": tag})
+    r = client.patch(
+        f"{URL}/{cid}", json={"first_name": "Alice's"}, headers={**alice.headers, "If-Match": tag}
+    )
     assert r.status_code == 200 and r.headers["ETag"] == '"2"' and r.json()["version"] == 2
     before = snapshot(db)
-    r = client.patch(f"{URL}/{cid}", json={"first_name": "Bob's"}, headers={**bob.headers, "If-Match": tag})
+    r = client.patch(
+        f"{URL}/{cid}", json={"first_name": "Bob's"}, headers={**bob.headers, "If-Match": tag}
+    )
     assert_problem(r, 412, "If-Match")
     assert snapshot(db) == before
     assert client.get(f"{URL}/{cid}", headers=bob.headers).json()["first_name"] == "Alice's"
@@ -41,8 +45,11 @@ def test_racing_writers_one_wins(db, client, admin):
 
     def writer(i: int) -> None:
         barrier.wait()
-        r = client.patch(f"{URL}/{cid}", json={"last_name": f"Writer{i}"},
-                         headers={**admin.headers, "If-Match": '"1"'})
+        r = client.patch(
+            f"{URL}/{cid}",
+            json={"last_name": f"Writer{i}"},
+            headers={**admin.headers, "If-Match": '"1"'},
+        )
         with lock:
             statuses.append(r.status_code)
 
@@ -76,24 +83,28 @@ def test_stale_flush_is_refused_by_the_database_layer(db, admin):
     else:
         # SQLite writers hold the write lock from BEGIN: the second one reads the new version.
         with dbmod.session_scope(db) as s1:
-            service.update_customer(s1, admin.principal, s1.get(Customer, cid),
-                                    CustomerUpdate(first_name="One"))
+            service.update_customer(
+                s1, admin.principal, s1.get(Customer, cid), CustomerUpdate(first_name="One")
+            )
         with dbmod.session_scope(db) as s2:
             assert s2.get(Customer, cid).version == 2
     with dbmod.session_scope(db) as s:
         assert s.get(Customer, cid).first_name == "One"
 
 
-@pytest.mark.parametrize("change", [
-    {"emails": [{"email": "new@example.com"}]},
-    {"phones": [{"phone": "+44 20 7946 0018"}]},
-    {"addresses": [{"line1": "1 Road", "city": "London", "country": "GB"}]},
-    {"emails": []},
-    {"lifecycle_stage": "purchase"},
-    # scalars and lists together: still exactly one version step
-    {"last_name": "New", "phones": [{"phone": "+44 20 7946 0018"}], "emails": []},
-    {"lifecycle_stage": "loyalty", "first_name": "N", "addresses": []},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"emails": [{"email": "new@example.com"}]},
+        {"phones": [{"phone": "+44 20 7946 0018"}]},
+        {"addresses": [{"line1": "1 Road", "city": "London", "country": "GB"}]},
+        {"emails": []},
+        {"lifecycle_stage": "purchase"},
+        # scalars and lists together: still exactly one version step
+        {"last_name": "New", "phones": [{"phone": "+44 20 7946 0018"}], "emails": []},
+        {"lifecycle_stage": "loyalty", "first_name": "N", "addresses": []},
+    ],
+)
 def test_every_kind_of_change_bumps_the_version(change, db, client, admin):
     cid = seed_customer(db, admin.id, emails=[{"email": "old@example.com"}])
     r = client.patch(f"{URL}/{cid}", json=change, headers={**admin.headers, "If-Match": '"1"'})
@@ -101,29 +112,43 @@ def test_every_kind_of_change_bumps_the_version(change, db, client, admin):
     assert r.headers["ETag"] == '"2"' and r.json()["version"] == 2
     assert etag_of(client, admin.headers, cid) == '"2"'
     # the old ETag is now stale
-    r = client.patch(f"{URL}/{cid}", json={"first_name": "Late"}, headers={**admin.headers, "If-Match": '"1"'})
+    r = client.patch(
+        f"{URL}/{cid}", json={"first_name": "Late"}, headers={**admin.headers, "If-Match": '"1"'}
+    )
     assert_problem(r, 412)
 
 
 def test_custom_field_change_bumps_the_version(db, client, admin):
-    r = client.post("/api/v1/custom-fields", json={"key": "size", "label": "Size", "type": "number"},
-                    headers=admin.headers)
+    r = client.post(
+        "/api/v1/custom-fields",
+        json={"key": "size", "label": "Size", "type": "number"},
+        headers=admin.headers,
+    )
     assert r.status_code == 201
     cid = seed_customer(db, admin.id)
-    r = client.patch(f"{URL}/{cid}", json={"custom": {"size": 3}}, headers={**admin.headers, "If-Match": '"1"'})
+    r = client.patch(
+        f"{URL}/{cid}", json={"custom": {"size": 3}}, headers={**admin.headers, "If-Match": '"1"'}
+    )
     assert r.status_code == 200 and r.headers["ETag"] == '"2"'
     assert r.json()["custom"] == {"size": 3}
 
 
 def test_no_op_patch_keeps_the_version(db, client, admin):
     cid = seed_customer(db, admin.id, first_name="Same")
-    r = client.patch(f"{URL}/{cid}", json={"first_name": "Same"}, headers={**admin.headers, "If-Match": '"1"'})
+    r = client.patch(
+        f"{URL}/{cid}", json={"first_name": "Same"}, headers={**admin.headers, "If-Match": '"1"'}
+    )
     assert r.status_code == 200 and r.headers["ETag"] == '"1"'
 
 
 def test_delete_needs_the_current_version(db, client, admin):
     cid = seed_customer(db, admin.id)
-    client.patch(f"{URL}/{cid}", json={"first_name": "B"}, headers={**admin.headers, "If-Match": '"1"'})
+    client.patch(
+        f"{URL}/{cid}", json={"first_name": "B"}, headers={**admin.headers, "If-Match": '"1"'}
+    )
     assert_problem(client.delete(f"{URL}/{cid}", headers={**admin.headers, "If-Match": '"1"'}), 412)
-    assert client.delete(f"{URL}/{cid}", headers={**admin.headers, "If-Match": '"2"'}).status_code == 204
+    assert (
+        client.delete(f"{URL}/{cid}", headers={**admin.headers, "If-Match": '"2"'}).status_code
+        == 204
+    )
     assert_problem(client.get(f"{URL}/{cid}", headers=admin.headers), 404)

@@ -18,16 +18,31 @@ DOB, NID, NOTES = "1980-05-17", "QQ123456C", "prefers calls after six"
 
 
 def _seed(db, owner) -> int:
-    return seed_customer(db, owner.id, owner.team_id, first_name="Sam", last_name="Sensitive",
-                         date_of_birth=DOB, national_id=NID, notes=NOTES,
-                         custom={"shoe_size": 42, "risk": "high"})
+    return seed_customer(
+        db,
+        owner.id,
+        owner.team_id,
+        first_name="Sam",
+        last_name="Sensitive",
+        date_of_birth=DOB,
+        national_id=NID,
+        notes=NOTES,
+        custom={"shoe_size": 42, "risk": "high"},
+    )
 
 
 @pytest.fixture
 def custom_defs(db, admin, client):
-    for body in ({"key": "shoe_size", "label": "Shoe size", "type": "number"},
-                 {"key": "risk", "label": "Risk", "type": "choice", "choices": ["low", "high"],
-                  "sensitive": True}):
+    for body in (
+        {"key": "shoe_size", "label": "Shoe size", "type": "number"},
+        {
+            "key": "risk",
+            "label": "Risk",
+            "type": "choice",
+            "choices": ["low", "high"],
+            "sensitive": True,
+        },
+    ):
         r = client.post("/api/v1/custom-fields", json=body, headers=admin.headers)
         assert r.status_code == 201, r.text
     return ["shoe_size", "risk"]
@@ -62,9 +77,15 @@ LOW = ("support", "analyst", "marketing")
 
 
 HIDDEN_FILTERS = [
-    ("date_of_birth__gte", "1900-01-01"), ("date_of_birth", DOB), ("date_of_birth__isnull", "false"),
-    ("national_id", NID), ("notes", NOTES), ("notes__prefix", "pref"), ("cf.risk", "high"),
-    ("cf.risk__isnull", "false"), ("cf.risk__in", "high,low"),
+    ("date_of_birth__gte", "1900-01-01"),
+    ("date_of_birth", DOB),
+    ("date_of_birth__isnull", "false"),
+    ("national_id", NID),
+    ("notes", NOTES),
+    ("notes__prefix", "pref"),
+    ("cf.risk", "high"),
+    ("cf.risk__isnull", "false"),
+    ("cf.risk__in", "high,low"),
 ]
 
 
@@ -78,8 +99,9 @@ def test_hidden_fields_cannot_be_filtered(role, db, client, make_actor, custom_d
         body = assert_problem(r, 422, field=param)
         # ... and the answer is the same as for a field that does not exist at all.
         assert body["title"] == unknown.json()["title"]
-        assert body["detail"].replace(param.split("__")[0], "?") == \
-            unknown.json()["detail"].replace("no_such_field", "?"), param
+        assert body["detail"].replace(param.split("__")[0], "?") == unknown.json()[
+            "detail"
+        ].replace("no_such_field", "?"), param
 
 
 @pytest.mark.parametrize("role", LOW)
@@ -102,21 +124,29 @@ def test_hidden_fields_cannot_be_searched(role, db, client, make_actor, custom_d
     assert len(r.json()["items"]) == 1
 
 
-@pytest.mark.parametrize("field,value", [
-    ("date_of_birth", DOB), ("national_id", NID), ("notes", NOTES)])
+@pytest.mark.parametrize(
+    "field,value", [("date_of_birth", DOB), ("national_id", NID), ("notes", NOTES)]
+)
 def test_support_cannot_write_hidden_fields(field, value, db, client, make_actor):
     support = make_actor("support", team="alpha")
     cid = seed_customer(db, support.id, support.team_id)
     before = snapshot(db)
-    r = client.post("/api/v1/customers", json={"first_name": "X", field: value},
-                    headers=support.headers)
+    r = client.post(
+        "/api/v1/customers", json={"first_name": "X", field: value}, headers=support.headers
+    )
     assert_problem(r, 422, field=field)
-    r = client.patch(f"/api/v1/customers/{cid}", json={field: value},
-                     headers={**support.headers, "If-Match": '"1"'})
+    r = client.patch(
+        f"/api/v1/customers/{cid}",
+        json={field: value},
+        headers={**support.headers, "If-Match": '"1"'},
+    )
     assert_problem(r, 422, field=field)
     # even a null (clearing the field) is refused
-    r = client.patch(f"/api/v1/customers/{cid}", json={field: None},
-                     headers={**support.headers, "If-Match": '"1"'})
+    r = client.patch(
+        f"/api/v1/customers/{cid}",
+        json={field: None},
+        headers={**support.headers, "If-Match": '"1"'},
+    )
     assert_problem(r, 422, field=field)
     assert snapshot(db) == before
 
@@ -125,11 +155,17 @@ def test_support_cannot_write_sensitive_custom_fields(db, client, make_actor, cu
     support = make_actor("support", team="alpha")
     cid = seed_customer(db, support.id, support.team_id)
     before = snapshot(db)
-    r = client.post("/api/v1/customers", json={"first_name": "X", "custom": {"risk": "low"}},
-                    headers=support.headers)
+    r = client.post(
+        "/api/v1/customers",
+        json={"first_name": "X", "custom": {"risk": "low"}},
+        headers=support.headers,
+    )
     assert_problem(r, 422, field="custom.risk")
-    r = client.patch(f"/api/v1/customers/{cid}", json={"custom": {"risk": None}},
-                     headers={**support.headers, "If-Match": '"1"'})
+    r = client.patch(
+        f"/api/v1/customers/{cid}",
+        json={"custom": {"risk": None}},
+        headers={**support.headers, "If-Match": '"1"'},
+    )
     assert_problem(r, 422, field="custom.risk")
     assert snapshot(db) == before
     # the definition itself is invisible
@@ -138,21 +174,33 @@ def test_support_cannot_write_sensitive_custom_fields(db, client, make_actor, cu
 
 
 @pytest.mark.parametrize("role", ["privacy_officer", "admin"])
-def test_privileged_roles_filter_and_sort_on_sensitive_fields(role, db, client, make_actor,
-                                                              custom_defs):
+def test_privileged_roles_filter_and_sort_on_sensitive_fields(
+    role, db, client, make_actor, custom_defs
+):
     actor = make_actor(role, team="alpha")
     cid = _seed(db, actor)
     seed_customer(db, actor.id, actor.team_id, first_name="Other", date_of_birth="1999-01-01")
-    for params in ({"date_of_birth__lte": "1990-01-01"}, {"national_id": NID},
-                   {"cf.risk": "high"}, {"sort": "date_of_birth", "limit": "1"}):
+    for params in (
+        {"date_of_birth__lte": "1990-01-01"},
+        {"national_id": NID},
+        {"cf.risk": "high"},
+        {"sort": "date_of_birth", "limit": "1"},
+    ):
         r = client.get("/api/v1/customers", params=params, headers=actor.headers)
         assert r.status_code == 200, (params, r.text)
         assert [c["id"] for c in r.json()["items"]] == [cid], params
 
 
 def test_admin_writes_sensitive_fields(db, client, admin, custom_defs):
-    r = client.post("/api/v1/customers", json={
-        "first_name": "W", "date_of_birth": DOB, "national_id": NID, "custom": {"risk": "low"}},
-        headers=admin.headers)
+    r = client.post(
+        "/api/v1/customers",
+        json={
+            "first_name": "W",
+            "date_of_birth": DOB,
+            "national_id": NID,
+            "custom": {"risk": "low"},
+        },
+        headers=admin.headers,
+    )
     assert r.status_code == 201, r.text
     assert r.json()["date_of_birth"] == DOB and r.json()["custom"] == {"risk": "low"}

@@ -61,8 +61,11 @@ def test_failed_request_does_not_burn_the_key(db, client, admin):
 
 
 def test_key_length_bounds(db, client, admin):
-    assert_problem(client.post(URL, json=BODY, headers={**admin.headers, "Idempotency-Key": "x" * 201}),
-                   422, "Idempotency-Key")
+    assert_problem(
+        client.post(URL, json=BODY, headers={**admin.headers, "Idempotency-Key": "x" * 201}),
+        422,
+        "Idempotency-Key",
+    )
     assert count(db, "customers") == 0
 
 

@@ -21,8 +21,16 @@ def people(db, admin):
     ids = []
     for i, first in enumerate(FIRST):
         dob = None if i % 3 == 0 else date(1970 + i % 4, 1 + i % 12, 1)
-        ids.append(seed_customer(db, admin.id, first_name=first, last_name="Same" if i % 2 else f"L{i}",
-                                 lifecycle_stage=STAGES[i % len(STAGES)], date_of_birth=dob))
+        ids.append(
+            seed_customer(
+                db,
+                admin.id,
+                first_name=first,
+                last_name="Same" if i % 2 else f"L{i}",
+                lifecycle_stage=STAGES[i % len(STAGES)],
+                date_of_birth=dob,
+            )
+        )
     return ids
 
 
@@ -45,30 +53,45 @@ def walk(client, headers, sort: str, limit: int, between=None) -> list[dict]:
         params = {"sort": sort, "limit": limit, "cursor": page["next_cursor"]}
 
 
-SORTS = ["id", "-id", "name", "-name", "created_at", "-created_at", "updated_at", "lifecycle_stage",
-         "-lifecycle_stage", "date_of_birth", "-date_of_birth"]
+SORTS = [
+    "id",
+    "-id",
+    "name",
+    "-name",
+    "created_at",
+    "-created_at",
+    "updated_at",
+    "lifecycle_stage",
+    "-lifecycle_stage",
+    "date_of_birth",
+    "-date_of_birth",
+]
 
 
-@pytest.mark.parametrize("sort", SORTS)
-def test_every_sort_walks_all_rows_once(sort, db, client, admin, people):
+def test_every_sort_walks_all_rows_once(db, client, admin, people):
+    for sort in SORTS:
+        check_sort(sort, client, admin, people)
+
+
+def check_sort(sort, client, admin, people):
     items = walk(client, admin.headers, sort, limit=5)
     ids = [c["id"] for c in items]
-    assert len(ids) == len(set(ids)) == len(people)
-    assert set(ids) == set(people)
+    assert len(ids) == len(set(ids)) == len(people), sort
+    assert set(ids) == set(people), sort
     # single-page order == multi-page order
     whole = client.get(URL, params={"sort": sort, "limit": 100}, headers=admin.headers).json()
-    assert [c["id"] for c in whole["items"]] == ids
+    assert [c["id"] for c in whole["items"]] == ids, sort
     assert whole["next_cursor"] is None
     field = sort.lstrip("-")
     if field in ("id", "lifecycle_stage", "created_at"):
         values = [c[field] for c in items]
-        assert values == sorted(values, reverse=sort.startswith("-"))
+        assert values == sorted(values, reverse=sort.startswith("-")), sort
     if field == "date_of_birth":
         # missing dates come last in ascending order and first in descending order
         present = [c["date_of_birth"] is not None for c in items]
-        assert present == sorted(present, reverse=not sort.startswith("-"))
+        assert present == sorted(present, reverse=not sort.startswith("-")), sort
         dates = [c["date_of_birth"] for c in items if c["date_of_birth"]]
-        assert dates == sorted(dates, reverse=sort.startswith("-"))
+        assert dates == sorted(dates, reverse=sort.startswith("-")), sort
 
 
 @pytest.mark.parametrize("sort", ["id", "-id", "name", "-created_at", "date_of_birth"])
@@ -76,8 +99,15 @@ def test_stable_under_inserts_between_pages(sort, db, client, admin, people):
     added: list[int] = []
 
     def insert(page: int) -> None:
-        added.append(seed_customer(db, admin.id, first_name="Ann", last_name="Inserted",
-                                   date_of_birth=None if page % 2 else date(1971, 6, 1)))
+        added.append(
+            seed_customer(
+                db,
+                admin.id,
+                first_name="Ann",
+                last_name="Inserted",
+                date_of_birth=None if page % 2 else date(1971, 6, 1),
+            )
+        )
 
     items = walk(client, admin.headers, sort, limit=4, between=insert)
     ids = [c["id"] for c in items]
@@ -89,7 +119,9 @@ def test_stable_under_inserts_between_pages(sort, db, client, admin, people):
 def test_filters_with_pagination(db, client, admin, people):
     items = walk(client, admin.headers, "name", limit=2)
     anns = [c["id"] for c in items if c["first_name"].lower() == "ann"]
-    r = client.get(URL, params={"name__prefix": "ann", "sort": "name", "limit": 100}, headers=admin.headers)
+    r = client.get(
+        URL, params={"name__prefix": "ann", "sort": "name", "limit": 100}, headers=admin.headers
+    )
     got = {c["id"] for c in r.json()["items"]}
     assert set(anns) <= got
 
@@ -112,5 +144,7 @@ def test_exact_page_has_no_dangling_cursor(db, client, admin):
     r = client.get(URL, params={"limit": 4}, headers=admin.headers)
     assert len(r.json()["items"]) == 4 and r.json()["next_cursor"] is None
     r = client.get(URL, params={"limit": 2}, headers=admin.headers)
-    r = client.get(URL, params={"limit": 2, "cursor": r.json()["next_cursor"]}, headers=admin.headers)
+    r = client.get(
+        URL, params={"limit": 2, "cursor": r.json()["next_cursor"]}, headers=admin.headers
+    )
     assert len(r.json()["items"]) == 2 and r.json()["next_cursor"] is None

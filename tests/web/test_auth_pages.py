@@ -133,7 +133,7 @@ def test_logout_needs_the_csrf_token_and_ends_the_session(client, seeded, db) ->
     response = client.post("/logout", data={"csrf_token": token}, follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/login"
     assert _sessions(db) == 0
-    client.cookies.set(SESSION_COOKIE, cookie)  # replaying the old cookie does not help
+    client.cookies.set(SESSION_COOKIE, cookie, domain="testserver.local")  # replaying the old cookie does not help
     assert client.get("/customers", follow_redirects=False).status_code == 303
 
 
@@ -143,10 +143,10 @@ def test_a_new_login_retires_the_previous_session(client, seeded, db) -> None:
     assert client.get("/login", follow_redirects=False).status_code == 303  # signed in already
     client.cookies.delete(SESSION_COOKIE)
     token = login_token_of(client.get("/login").text)
-    client.cookies.set(SESSION_COOKIE, first)  # the old session id is still in the browser
+    client.cookies.set(SESSION_COOKIE, first, domain="testserver.local")  # still in the browser
     response = client.post("/login", data={"email": seeded.emails["privacy_officer"],
                                            "password": "correct horse battery",
                                            "login_token": token}, follow_redirects=False)
     assert response.status_code == 303
-    assert client.cookies.get(SESSION_COOKIE) != first
+    assert client.cookies.get(SESSION_COOKIE, domain="testserver.local") != first
     assert _sessions(db) == 1  # the first session was ended, not left behind

@@ -3,23 +3,28 @@
 Each row's hash is SHA-256 over its canonical content and the previous row's hash, so editing or
 deleting a row breaks the chain from that row on (`accord audit verify`). Appends are serialised:
 SQLite writing sessions hold the write lock from BEGIN, PostgreSQL takes an advisory lock.
+Writes are audited in their own transaction; reads of personal data go through a group commit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import queue
+import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from accord.access.policy import Principal
 from accord.core.clock import utcnow
 from accord.core.db import is_postgres, session_scope
+from accord.core.settings import get_settings
 from accord.models import AuditEntry
 
 GENESIS = "0" * 64
@@ -37,39 +42,116 @@ def _canonical(at: datetime, actor_id: int | None, actor: str, action: str, reso
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
-def record(session: Session, principal: Principal, action: str, resource: str,
-           record_id: Any = None, fields: Iterable[str] = (), detail: dict[str, Any] | None = None,
-           reason: str = "") -> AuditEntry:
-    """Append one entry inside the caller's transaction (commits with the change it records)."""
+def _last_hash(session: Session) -> str:
     if is_postgres(session):
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
     prev = session.execute(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).scalar()
-    prev = prev or GENESIS
+    return prev or GENESIS
+
+
+def _row(prev: str, principal: Principal, action: str, resource: str, record_id: Any,
+         fields: Iterable[str], detail: dict[str, Any] | None, reason: str) -> dict[str, Any]:
     at = utcnow()
     field_list = sorted(set(fields))
     detail = json.loads(json.dumps(detail or {}, default=str))
     rid = None if record_id is None else str(record_id)
-    entry = AuditEntry(
-        at=at, actor_id=principal.user_id, actor=principal.label, action=action, resource=resource,
-        record_id=rid, fields=field_list, detail=detail, reason=reason, prev_hash=prev,
-        hash=hashlib.sha256(_canonical(at, principal.user_id, principal.label, action, resource,
-                                       rid, field_list, detail, reason, prev)).hexdigest(),
-    )
-    session.add(entry)
-    session.flush()
-    return entry
+    digest = hashlib.sha256(_canonical(at, principal.user_id, principal.label, action, resource,
+                                       rid, field_list, detail, reason, prev)).hexdigest()
+    return {"at": at, "actor_id": principal.user_id, "actor": principal.label, "action": action,
+            "resource": resource, "record_id": rid, "fields": field_list, "detail": detail,
+            "reason": reason, "prev_hash": prev, "hash": digest}
+
+
+def record(session: Session, principal: Principal, action: str, resource: str,
+           record_id: Any = None, fields: Iterable[str] = (), detail: dict[str, Any] | None = None,
+           reason: str = "") -> None:
+    """Append one entry inside the caller's transaction (commits with the change it records)."""
+    row = _row(_last_hash(session), principal, action, resource, record_id, fields, detail, reason)
+    session.execute(insert(AuditEntry), [row])
+
+
+@dataclass
+class _PendingRead:
+    url: str
+    principal: Principal
+    resource: str
+    record_id: str | None
+    fields: list[str]
+    detail: dict[str, Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+class _ReadAuditWriter:
+    """Group commit for read entries: one thread appends every waiting entry in one transaction,
+    and each request returns only once its entry is durable. Concurrent readers therefore never
+    queue on the database's write lock one by one (on SQLite, a busy wait with growing sleeps)."""
+
+    BATCH = 256
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_PendingRead] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def submit(self, item: _PendingRead) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._queue = queue.SimpleQueue()  # a forked child must not share the parent's
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, args=(self._queue,),
+                                                name="accord-audit-reads", daemon=True)
+                self._thread.start()
+            self._queue.put(item)
+        if not item.done.wait(60):
+            raise TimeoutError("the audit trail did not confirm a read entry")
+        if item.error is not None:
+            raise item.error
+
+    def _run(self, pending: queue.SimpleQueue[_PendingRead]) -> None:
+        while True:
+            batch = [pending.get()]
+            while len(batch) < self.BATCH:
+                try:
+                    batch.append(pending.get_nowait())
+                except queue.Empty:
+                    break
+            by_url: dict[str, list[_PendingRead]] = {}
+            for item in batch:
+                by_url.setdefault(item.url, []).append(item)
+            for url, items in by_url.items():
+                try:
+                    with session_scope(url) as session:
+                        prev = _last_hash(session)
+                        rows = []
+                        for it in items:
+                            row = _row(prev, it.principal, "read", it.resource, it.record_id,
+                                       it.fields, it.detail, "")
+                            rows.append(row)
+                            prev = row["hash"]
+                        session.execute(insert(AuditEntry), rows)
+                except BaseException as exc:  # handed to every waiting request
+                    for it in items:
+                        it.error = exc
+                for it in items:
+                    it.done.set()
+
+
+_reads = _ReadAuditWriter()
 
 
 def record_read(principal: Principal, resource: str, record_ids: Iterable[Any],
                 fields: Iterable[str], detail: dict[str, Any] | None = None,
                 url: str | None = None) -> None:
-    """Log a read of personal data in its own short write transaction (reads stay read-only)."""
+    """Log a read of personal data; returns once the entry is committed (group commit)."""
     ids = [str(i) for i in record_ids]
     if not ids:
         return
-    with session_scope(url) as session:
-        record(session, principal, "read", resource, ids[0] if len(ids) == 1 else None, fields,
-               {**(detail or {}), **({"records": ids} if len(ids) > 1 else {})})
+    _reads.submit(_PendingRead(
+        url=url or get_settings().effective_database_url, principal=principal, resource=resource,
+        record_id=ids[0] if len(ids) == 1 else None, fields=sorted(set(fields)),
+        detail={**(detail or {}), **({"records": ids} if len(ids) > 1 else {})}))
 
 
 @dataclass

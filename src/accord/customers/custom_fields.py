@@ -6,8 +6,8 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, event, exists, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from accord.access import audit
 from accord.access.policy import Principal, can, can_see_sensitive_custom
@@ -16,15 +16,33 @@ from accord.core.errors import Conflict, NotFound, ValidationProblem
 from accord.core.events import emit
 from accord.core.query import parse_value
 from accord.customers.schemas import CustomFieldIn, CustomFieldUpdate
-from accord.models import CustomFieldDefinition, CustomFieldValue, Customer
+from accord.models import Customer, CustomFieldDefinition, CustomFieldValue
 
 _COLUMN = {"text": "value_text", "choice": "value_text", "number": "value_number", "date": "value_date"}
 
 
+_CACHE_KEY = "accord.custom_field_definitions"
+
+
 def definitions(session: Session, entity: str = "customer") -> list[CustomFieldDefinition]:
-    return list(session.execute(
-        select(CustomFieldDefinition).where(CustomFieldDefinition.entity == entity)
-        .order_by(CustomFieldDefinition.id)).scalars())
+    """Memoised for the unit of work: one request asks for them several times (spec, values,
+    360 view); a change through this module forgets the memo."""
+    memo = session.info.setdefault(_CACHE_KEY, {})
+    if entity not in memo:
+        memo[entity] = list(session.execute(
+            select(CustomFieldDefinition).where(CustomFieldDefinition.entity == entity)
+            .order_by(CustomFieldDefinition.id)).scalars())
+    return memo[entity]
+
+
+def _forget(session: Session) -> None:
+    session.info.pop(_CACHE_KEY, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        _forget(session)
 
 
 def visible_definitions(session: Session, principal: Principal) -> list[CustomFieldDefinition]:
@@ -53,6 +71,7 @@ def create_field(session: Session, principal: Principal, data: CustomFieldIn) ->
         raise Conflict(f"a custom field with key {data.key!r} already exists", field="key")
     field = CustomFieldDefinition(entity="customer", **data.model_dump())
     session.add(field)
+    _forget(session)
     session.flush()
     audit.record(session, principal, "create", "custom_fields", field.id, list(data.model_dump()))
     emit(session, "custom_field.created", "custom_field", field.id, {"key": field.key}, principal.user_id)
@@ -67,6 +86,7 @@ def update_field(session: Session, principal: Principal, field: CustomFieldDefin
         raise ValidationProblem("only choice fields take choices", field="choices")
     for key, value in changes.items():
         setattr(field, key, value)
+    _forget(session)
     session.flush()
     audit.record(session, principal, "update", "custom_fields", field.id, list(changes))
     return field
@@ -76,6 +96,7 @@ def delete_field(session: Session, principal: Principal, field: CustomFieldDefin
     require(principal, "custom_fields", "delete")
     audit.record(session, principal, "delete", "custom_fields", field.id, [field.key])
     session.delete(field)
+    _forget(session)
     session.flush()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from accord.access import audit
@@ -59,8 +59,7 @@ def _email_filter(op: str, value: Any) -> ColumnElement[bool]:
         normalized = [normalize_email(v) for v in values]
     except InvalidValue as exc:
         raise ValidationProblem(f"invalid e-mail address: {exc}", field="email") from None
-    return exists().where(CustomerEmail.customer_id == Customer.id,
-                          CustomerEmail.email_normalized.in_(normalized))
+    return _with_email(normalized)
 
 
 def _phone_filter(op: str, value: Any) -> ColumnElement[bool]:
@@ -69,7 +68,18 @@ def _phone_filter(op: str, value: Any) -> ColumnElement[bool]:
         normalized = [normalize_phone(v, get_settings().default_region) for v in values]
     except InvalidValue as exc:
         raise ValidationProblem(str(exc), field="phone") from None
-    return exists().where(CustomerPhone.customer_id == Customer.id, CustomerPhone.e164.in_(normalized))
+    return _with_phone(normalized)
+
+
+# Contact-point lookups are written as `id IN (indexed subquery)`, not a correlated EXISTS:
+# with `ORDER BY id LIMIT n` SQLite would otherwise walk the whole customers table.
+def _with_email(normalized: list[str]) -> ColumnElement[bool]:
+    return Customer.id.in_(select(CustomerEmail.customer_id)
+                           .where(CustomerEmail.email_normalized.in_(normalized)))
+
+
+def _with_phone(normalized: list[str]) -> ColumnElement[bool]:
+    return Customer.id.in_(select(CustomerPhone.customer_id).where(CustomerPhone.e164.in_(normalized)))
 
 
 def _name_filter(op: str, value: Any) -> ColumnElement[bool]:
@@ -129,16 +139,14 @@ def search_clause(q: str) -> ColumnElement[bool]:
             email = normalize_email(text)
         except InvalidValue:
             email = text.lower()
-        return exists().where(CustomerEmail.customer_id == Customer.id,
-                              CustomerEmail.email_normalized == email)
+        return _with_email([email])
     clauses = []
     if text.isdigit() and len(text) <= 18:
         clauses.append(Customer.id == int(text))
     if looks_like_phone(text):
         try:
             e164 = normalize_phone(text, get_settings().default_region)
-            clauses.append(exists().where(CustomerPhone.customer_id == Customer.id,
-                                          CustomerPhone.e164 == e164))
+            clauses.append(_with_phone([e164]))
         except InvalidValue:
             pass
     if not clauses or not text.isdigit():

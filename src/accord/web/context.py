@@ -178,6 +178,7 @@ def web_ctx(request: Request, form: FormData | None = Depends(_submitted_form)) 
     """FastAPI dependency for pages: the logged-in viewer or a redirect to /login."""
     write = request.method not in SAFE_METHODS
     session = session_factory(write=write)()
+    request.state.db_session = session  # so a refusal can release the write lock first
     try:
         found = _lookup(session, request)
         if found is None:

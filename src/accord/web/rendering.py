@@ -170,6 +170,9 @@ def _audit_denial(request: Request, exc: Forbidden) -> None:
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         return
+    pending = getattr(request.state, "db_session", None)
+    if pending is not None:
+        pending.rollback()  # nothing of the refused request is kept; frees SQLite's write lock
     parts = [p for p in request.url.path.split("/") if p]
     resource = (parts[1] if parts[:1] == ["admin"] and len(parts) > 1 else
                 parts[0] if parts else "web")
