@@ -172,3 +172,51 @@ def test_list_filters_stay_inside_scope(db, client, make_actor):
         r = client.get("/api/v1/customers", params=params, headers=actor.headers)
         assert r.status_code == 200, r.text
         assert theirs not in {c["id"] for c in r.json()["items"]}, params
+
+
+def test_assign_stays_within_the_managers_team(db, client, make_actor):
+    manager = make_actor("manager", team="alpha")
+    outsider = make_actor("sales", team="beta")
+    cid = seed_customer(db, manager.id, manager.team_id)
+    h = {**manager.headers, "If-Match": '"1"'}
+    before = snapshot(db)
+    url = f"/api/v1/customers/{cid}/assign"
+    assert_problem(client.post(url, json={"team_id": outsider.team_id}, headers=h), 403, "team_id")
+    assert_problem(client.post(url, json={"owner_id": 999999}, headers=h), 422, "owner_id")
+    assert_problem(client.post(url, json={"team_id": 999999}, headers=h), 422, "team_id")
+    assert_problem(client.post(url, json={"owner_id": 0}, headers=h), 422, "owner_id")
+    assert snapshot(db) == before
+    mate = make_actor("sales", team="alpha")
+    r = client.post(url, json={"owner_id": mate.id}, headers=h)
+    assert r.status_code == 200 and r.json()["owner_id"] == mate.id and r.json()["version"] == 2
+
+
+def test_denial_entry_says_what_was_refused(db, client, make_actor):
+    from sqlalchemy import select
+
+    from accord.core.db import session_scope
+    from accord.models import AuditEntry
+
+    analyst = make_actor("analyst", team="alpha")
+    cid = seed_customer(db, analyst.id, analyst.team_id)
+    r = client.patch(
+        f"/api/v1/customers/{cid}",
+        json={"first_name": "No"},
+        headers={**analyst.headers, "If-Match": '"1"'},
+    )
+    assert_problem(r, 403)
+    with session_scope(db) as s:
+        e = s.execute(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1)).scalar_one()
+        assert (e.action, e.resource, e.record_id, e.actor_id) == (
+            "denied",
+            "customers",
+            str(cid),
+            analyst.id,
+        )
+        assert e.detail["method"] == "PATCH"
+        assert e.detail["path"] == f"/api/v1/customers/{cid}"
+        assert e.detail["reason"]
+    from accord.access import audit
+
+    with session_scope(db, write=False) as s:
+        assert audit.verify(s).ok

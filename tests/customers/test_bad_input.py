@@ -64,6 +64,8 @@ INVALID_BODIES = [
         "addresses.0.country",
     ),
     ({"first_name": "A", "custom": {"nope": 1}}, "custom.nope"),
+    ({"first_name": "A", "account_id": 2**70}, "account_id"),
+    ({"first_name": "A", "account_id": 0}, "account_id"),
 ]
 
 
@@ -179,6 +181,9 @@ INVALID_PARAMS = [
     ({"q": "x" * 300}, "q"),
     ({"cf.missing": "1"}, "cf.missing"),
     ({"id": "99999999999999999999"}, "id"),
+    ({"created_at__gte": "9999-12-31T23:59:59-14:00"}, "created_at__gte"),
+    ({"updated_at__lt": "0001-01-01T00:00:00+14:00"}, "updated_at__lt"),
+    ({"owner_id__in": f"1,{2**64}"}, "owner_id__in"),
 ]
 
 
@@ -286,3 +291,28 @@ def test_nul_bytes_are_refused_not_500(db, client, admin, cid):
         if r.status_code == 422:
             assert_problem(r, 422)
     assert snapshot(db) == before
+
+
+def test_custom_numbers_beyond_storage_are_refused_on_both_engines(db, client, admin):
+    r = client.post(
+        "/api/v1/custom-fields",
+        json={"key": "size", "label": "Size", "type": "number"},
+        headers=admin.headers,
+    )
+    assert r.status_code == 201
+    before = snapshot(db)
+    for value in (1e30, "1e18", -1e308, "NaN", "Infinity", True, [1]):
+        r = client.post(
+            URL, json={"first_name": "A", "custom": {"size": value}}, headers=admin.headers
+        )
+        assert_problem(r, 422, field="custom.size")
+    assert_problem(
+        client.get(URL, params={"cf.size__gt": "1e40"}, headers=admin.headers), 422, "cf.size"
+    )
+    assert snapshot(db) == before
+    r = client.post(
+        URL,
+        json={"first_name": "A", "custom": {"size": "999999999999.123456"}},
+        headers=admin.headers,
+    )
+    assert r.status_code == 201 and r.json()["custom"] == {"size": 999999999999.123456}

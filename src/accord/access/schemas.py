@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from accord.access.policy import RESOURCES, ROLES, SCOPE_ACTIONS
-from accord.core.validation import StrictIn
+from accord.core.validation import RowId, StrictIn
 
 
 def _check_role(value: str | None) -> str | None:
@@ -21,7 +21,7 @@ class UserCreate(StrictIn):
     full_name: str = Field(min_length=1, max_length=200)
     password: str = Field(min_length=10, max_length=200)
     role: str
-    team_id: int | None = None
+    team_id: RowId | None = None
     locale: str = Field(default="en_GB", max_length=20)
 
     _role = field_validator("role")(_check_role)
@@ -30,7 +30,7 @@ class UserCreate(StrictIn):
 class UserUpdate(StrictIn):
     full_name: str | None = Field(default=None, min_length=1, max_length=200)
     role: str | None = None
-    team_id: int | None = None
+    team_id: RowId | None = None
     is_active: bool | None = None
     locale: str | None = Field(default=None, max_length=20)
     password: str | None = Field(default=None, min_length=10, max_length=200)

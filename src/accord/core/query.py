@@ -12,7 +12,7 @@ import binascii
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -51,10 +51,9 @@ def parse_value(raw: str, kind: type, name: str) -> Any:
         if kind is datetime:
             value = datetime.fromisoformat(raw)
             if value.tzinfo is None:
-                from datetime import UTC
-                value = value.replace(tzinfo=UTC)
-            return value
-    except (ValueError, InvalidOperation):
+                return value.replace(tzinfo=UTC)
+            return value.astimezone(UTC)  # 9999-12-31T23:59-14:00 overflows here, not in SQL
+    except (ValueError, InvalidOperation, OverflowError):
         raise ValidationProblem(f"{raw[:50]!r} is not a valid {kind.__name__}", field=name) from None
     raise AssertionError(kind)
 

@@ -6,9 +6,13 @@ error, once a 500) while SQLite silently would: both engines must give the same 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# A reference to a row: ids are positive 64-bit integers, so anything else is a 422 naming the
+# field rather than a database error.
+RowId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 def contains_nul(value: Any) -> bool:

@@ -18,6 +18,7 @@ from accord.core.query import parse_value
 from accord.customers.schemas import CustomFieldIn, CustomFieldUpdate
 from accord.models import Customer, CustomFieldDefinition, CustomFieldValue
 
+NUMBER_LIMIT = Decimal(10) ** 18
 _COLUMN = {"text": "value_text", "choice": "value_text", "number": "value_number", "date": "value_date"}
 
 
@@ -117,6 +118,8 @@ def coerce(defn: CustomFieldDefinition, raw: Any, where: str) -> Any:
             value = Decimal(str(raw))
             if not value.is_finite():
                 raise ValueError("must be a finite number")
+            if abs(value) >= NUMBER_LIMIT:  # what value_number NUMERIC(24, 6) holds
+                raise ValueError(f"must be less than {NUMBER_LIMIT:,} in magnitude")
             return value
         if defn.type == "date":
             return raw if isinstance(raw, date) else date.fromisoformat(str(raw))

@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from accord.core.contact import InvalidValue, normalize_country, normalize_email
-from accord.core.validation import StrictIn
+from accord.core.validation import RowId, StrictIn
 from accord.models.customer import CHANNELS, CUSTOM_FIELD_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
 
 Stage = Literal["awareness", "discovery", "evaluation", "intent", "purchase", "loyalty", "churned"]
@@ -89,7 +89,7 @@ class CustomerFields(StrictIn):
     preferred_channel: Channel | None = None
     preferred_language: str | None = Field(default=None, max_length=20, pattern=r"^[a-zA-Z]{2,3}([-_][a-zA-Z0-9]{2,8})*$")
     country: str | None = None
-    account_id: int | None = None
+    account_id: RowId | None = None
     emails: list[EmailIn] = Field(default_factory=list, max_length=20)
     phones: list[PhoneIn] = Field(default_factory=list, max_length=20)
     addresses: list[AddressIn] = Field(default_factory=list, max_length=20)
@@ -134,8 +134,8 @@ class CustomerUpdate(CustomerFields):
 
 
 class AssignIn(StrictIn):
-    owner_id: int | None = None
-    team_id: int | None = None
+    owner_id: RowId | None = None
+    team_id: RowId | None = None
 
 
 class EmailOut(BaseModel):

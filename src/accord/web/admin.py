@@ -55,6 +55,9 @@ def form_errors(exc: ValidationError, whole_form_field: str) -> dict[str, str]:
         loc = err.get("loc") or ()
         name = str(loc[0]) if loc else whole_form_field
         message = str(err.get("msg", "is not valid")).removeprefix("Value error, ")
+        for machine, human in (("String should have", "Must have"), ("Input should be", "Must be"),
+                               ("String should match pattern", "Must match the pattern")):
+            message = message.replace(machine, human)
         errors.setdefault(name, message[:1].upper() + message[1:])
     return errors
 

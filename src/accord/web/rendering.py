@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from accord import __version__
@@ -209,6 +209,10 @@ class PageRoute(APIRoute):
                 return error_page(request, 409, "Changed by someone else",
                                   "The record was changed while you were working on it. "
                                   "Reload the page and try again.")
+            except DataError as exc:  # e.g. a number beyond the column's range
+                log.info("data error on a page: %s", exc.orig)
+                return error_page(request, 422, "Invalid value",
+                                  "A value in the request is out of range.")
             except IntegrityError as exc:
                 log.info("integrity error on a page: %s", exc.orig)
                 return error_page(request, 409, "Conflict",
