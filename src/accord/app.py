@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
@@ -78,9 +79,35 @@ def create_app(*, start_worker: bool = False) -> FastAPI:
                                            headers={"Retry-After": "5"})
         return JSONResponse({"status": "ok"})
 
+    _document_security(app)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+def _document_security(app: FastAPI) -> None:
+    """Declare bearer tokens (and the UI's session cookie) in the OpenAPI document, so clients
+    and the interactive docs know how to authenticate."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "an API token from POST /api/v1/tokens"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "accord_session",
+                            "description": "the web UI's session (unsafe methods need X-CSRF-Token)"},
+            }
+            for path, item in schema.get("paths", {}).items():
+                if path.startswith("/api/v1/"):
+                    for operation in item.values():
+                        operation["security"] = [{"bearer": []}, {"session": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def serve_app() -> FastAPI:

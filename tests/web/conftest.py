@@ -25,6 +25,16 @@ def login(client: TestClient, email: str, password: str = PASSWORD,
     return client.post("/login", data=data, follow_redirects=False)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_login_throttle() -> Iterator[None]:
+    """Login failure counters live in the process; each test starts with none."""
+    from accord.web.auth import FAILURES_PER_ACCOUNT, FAILURES_PER_CLIENT
+
+    FAILURES_PER_ACCOUNT.clear()
+    FAILURES_PER_CLIENT.clear()
+    yield
+
+
 @pytest.fixture
 def seeded(db: str) -> Seeded:
     with dbmod.session_scope(db) as session:

@@ -71,6 +71,20 @@ def test_failed_login_is_generic(client, seeded, db, email: str, password: str) 
     assert client.get("/customers", follow_redirects=False).status_code == 303
 
 
+def test_repeated_failures_are_throttled_per_account(client, seeded, db) -> None:
+    from accord.web.auth import FAILURES_PER_ACCOUNT
+
+    for _ in range(FAILURES_PER_ACCOUNT.limit):
+        assert login(client, seeded.emails["support"], "wrong password!").status_code == 401
+    # the right password is refused too while the account is throttled: guessing stops here
+    blocked = login(client, seeded.emails["support"])
+    assert blocked.status_code == 429
+    assert int(blocked.headers["Retry-After"]) > 0
+    assert _sessions(db) == 0
+    # another account from the same client is not locked out by these failures
+    assert login(client, seeded.emails["admin"]).status_code == 303
+
+
 def test_deactivated_user_cannot_log_in(client, seeded, db) -> None:
     with dbmod.session_scope(db) as s:
         user = s.query(User).filter_by(email=seeded.emails["support"]).one()

@@ -19,6 +19,7 @@ from accord.access import service as access
 from accord.access.deps import SESSION_COOKIE
 from accord.access.passwords import new_secret
 from accord.core.db import session_factory
+from accord.core.ratelimit import SlidingWindow
 from accord.core.settings import get_settings
 from accord.web.context import check_csrf, safe_next
 from accord.web.rendering import PageRoute, render
@@ -27,6 +28,9 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 LOGIN_NONCE_COOKIE = "accord_login_nonce"
 GENERIC_FAILURE = "The e-mail address or password is incorrect."
+# Online password guessing: failures per account and per client address in 15 minutes.
+FAILURES_PER_ACCOUNT = SlidingWindow(limit=10, window_seconds=900)
+FAILURES_PER_CLIENT = SlidingWindow(limit=50, window_seconds=900)
 
 
 def _sign(nonce: str) -> str:
@@ -72,13 +76,24 @@ def login(request: Request,
     if not nonce or not hmac.compare_digest(_sign(nonce).encode(), login_token.encode()):
         return _login_form(request, next_path=target, email=email, status_code=403,
                            error="The login form expired. Please sign in again.")
+    account_key = email.strip().lower()
+    client_key = request.client.host if request.client else "unknown"
+    wait = FAILURES_PER_ACCOUNT.retry_after(account_key) or FAILURES_PER_CLIENT.retry_after(client_key)
+    if wait:
+        response = _login_form(request, next_path=target, email=email, status_code=429,
+                               error=f"Too many failed sign-ins. Try again in {wait // 60 + 1} minutes.")
+        response.headers["Retry-After"] = str(wait)
+        return response
     settings = get_settings()
     with session_factory(write=True)() as session:
         user = access.authenticate(session, email, password)
         if user is None:
             session.rollback()
+            FAILURES_PER_ACCOUNT.hit(account_key)
+            FAILURES_PER_CLIENT.hit(client_key)
             return _login_form(request, next_path=target, email=email, error=GENERIC_FAILURE,
                                status_code=401)
+        FAILURES_PER_ACCOUNT.reset(account_key)
         old = request.cookies.get(SESSION_COOKIE)
         if old:  # never keep a session id that existed before the login (fixation)
             access.end_session(session, old)
