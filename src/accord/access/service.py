@@ -65,6 +65,10 @@ def create_user(session: Session, principal: Principal, data: UserCreate) -> Use
 def update_user(session: Session, principal: Principal, user: User, data: UserUpdate) -> User:
     require(principal, "users", "update")
     changes = data.model_dump(exclude_unset=True)
+    if user.id == principal.user_id and (changes.get("is_active") is False
+                                         or changes.get("role", user.role) != user.role):
+        raise Conflict("you cannot deactivate yourself or change your own role",
+                       field="is_active" if "is_active" in changes else "role")
     if "team_id" in changes:
         _check_team(session, changes["team_id"])
     if "password" in changes:

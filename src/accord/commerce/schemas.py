@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from accord.core.contact import InvalidValue, normalize_currency
+from accord.core.validation import StrictIn
 from accord.models.commerce import ORDER_STATUSES
 from accord.models.customer import CHANNELS
 
@@ -40,10 +41,6 @@ def check_currency(value: str) -> str:
         return normalize_currency(value)
     except InvalidValue as exc:
         raise ValueError(str(exc)) from None
-
-
-class StrictIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 # --- products ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from accord.core.contact import InvalidValue, normalize_country, normalize_currency, normalize_email
+from accord.core.validation import StrictIn
 
 Tier = Literal["bronze", "silver", "gold", "platinum"]
 CENT = Decimal("0.01")
@@ -18,10 +19,6 @@ CENT = Decimal("0.01")
 Money = Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=2),
                   AfterValidator(lambda v: v.quantize(CENT))]
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-
-
-class StrictIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 def _country(value: str | None) -> str | None:

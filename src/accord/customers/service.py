@@ -324,7 +324,7 @@ def assign(session: Session, principal: Principal, customer: Customer, data: Ass
         raise ValidationProblem(f"user {changes['owner_id']} does not exist", field="owner_id")
     if changes.get("team_id") is not None and session.get(Team, changes["team_id"]) is None:
         raise ValidationProblem(f"team {changes['team_id']} does not exist", field="team_id")
-    if scope == "team" and changes.get("team_id") not in (None, principal.team_id):
+    if scope == "team" and "team_id" in changes and changes["team_id"] != principal.team_id:
         raise Forbidden("you may only assign customers within your team", field="team_id")
     for key, value in changes.items():
         setattr(customer, key, value)

@@ -7,8 +7,9 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
+from accord.core.validation import StrictIn
 from accord.models.customer import CHANNELS
 from accord.models.interaction import DEPARTMENTS, DIRECTIONS
 
@@ -44,10 +45,6 @@ def check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if _depth(value) > METADATA_MAX_DEPTH:
         raise ValueError(f"metadata may nest at most {METADATA_MAX_DEPTH} levels deep")
     return value
-
-
-class StrictIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class InteractionFields(StrictIn):

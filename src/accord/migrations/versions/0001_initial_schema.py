@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 12:45:31.914139
+Create Date: 2026-11-23 13:26:12.566916
 """
 
 from __future__ import annotations
@@ -197,7 +197,6 @@ def upgrade() -> None:
     sa.Column('created_at', accord.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('expires_at', accord.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('revoked_at', accord.models.base.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_used_at', accord.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_api_tokens_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
