@@ -27,8 +27,8 @@ STATIC = Path(__file__).parent / "web" / "static"
 def api_router() -> APIRouter:
     from accord.access.api import router as access
     from accord.commerce.api import router as commerce
-    from accord.customers.api import router as customers
     from accord.customers.accounts_api import router as accounts
+    from accord.customers.api import router as customers
     from accord.interactions.api import router as interactions
 
     api = APIRouter(prefix="/api/v1")
@@ -52,9 +52,13 @@ def create_app(*, start_worker: bool = False) -> FastAPI:
                 worker.close()
 
     app = FastAPI(
-        title="Accord", version=__version__, lifespan=lifespan,
-        description="Enterprise customer management: one golden customer record for every touchpoint.",
-        openapi_url="/api/openapi.json", docs_url=None, redoc_url=None,
+        title="Accord",
+        version=__version__,
+        lifespan=lifespan,
+        description="Enterprise customer management: one golden record for every touchpoint.",
+        openapi_url="/api/openapi.json",
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
     app.include_router(api_router())
@@ -75,8 +79,12 @@ def create_app(*, start_worker: bool = False) -> FastAPI:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:  # any failure to reach the store means not ready
             log.warning("readiness check failed: %s", exc)
-            return errors.problem_response(503, "Service unavailable", "the database is unreachable",
-                                           headers={"Retry-After": "5"})
+            return errors.problem_response(
+                503,
+                "Service unavailable",
+                "the database is unreachable",
+                headers={"Retry-After": "5"},
+            )
         return JSONResponse({"status": "ok"})
 
     _document_security(app)
@@ -92,13 +100,21 @@ def _document_security(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version,
-                                 description=app.description, routes=app.routes)
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
             schema.setdefault("components", {})["securitySchemes"] = {
-                "bearer": {"type": "http", "scheme": "bearer",
-                           "description": "an API token from POST /api/v1/tokens"},
-                "session": {"type": "apiKey", "in": "cookie", "name": "accord_session",
-                            "description": "the web UI's session (unsafe methods need X-CSRF-Token)"},
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "an API token from POST /api/v1/tokens",
+                },
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "accord_session",
+                    "description": "the web UI's session (unsafe methods need X-CSRF-Token)",
+                },
             }
             for path, item in schema.get("paths", {}).items():
                 if path.startswith("/api/v1/"):
@@ -116,4 +132,3 @@ def serve_app() -> FastAPI:
 
     register_all()
     return create_app(start_worker=get_settings().embedded_worker)
-

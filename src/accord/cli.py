@@ -11,8 +11,9 @@ import typer
 
 from accord.core.settings import get_settings
 
-app = typer.Typer(help="Accord: enterprise customer management.", no_args_is_help=True,
-                  add_completion=False)
+app = typer.Typer(
+    help="Accord: enterprise customer management.", no_args_is_help=True, add_completion=False
+)
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 user_app = typer.Typer(help="User management.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
@@ -81,8 +82,13 @@ def user_create(
                 found = session.execute(select(Team).where(Team.name == team)).scalar()
                 found = found or service.create_team(session, SYSTEM, TeamIn(name=team))
                 team_id = found.id
-            user = service.create_user(session, SYSTEM, UserCreate(
-                email=email, full_name=full_name, password=password, role=role, team_id=team_id))
+            user = service.create_user(
+                session,
+                SYSTEM,
+                UserCreate(
+                    email=email, full_name=full_name, password=password, role=role, team_id=team_id
+                ),
+            )
             typer.echo(f"Created user {user.id} <{user.email}> with role {user.role}.")
     except ValidationError as exc:
         for err in exc.errors():
@@ -104,14 +110,19 @@ def audit_verify() -> None:
     if result.ok:
         typer.echo(f"Audit trail intact: {result.checked} entries verified.")
         return
-    typer.echo(f"Audit trail BROKEN at entry {result.first_bad_id}: {result.reason} "
-               f"({result.checked} entries verified before it).", err=True)
+    typer.echo(
+        f"Audit trail BROKEN at entry {result.first_bad_id}: {result.reason} "
+        f"({result.checked} entries verified before it).",
+        err=True,
+    )
     raise typer.Exit(1)
 
 
 @app.command()
-def worker(once: bool = typer.Option(False, help="run ready jobs once and exit"),
-           poll: float = typer.Option(1.0, help="seconds between polls when idle")) -> None:
+def worker(
+    once: bool = typer.Option(False, help="run ready jobs once and exit"),
+    poll: float = typer.Option(1.0, help="seconds between polls when idle"),
+) -> None:
     """Run background jobs and relay the outbox (run as many as you like on PostgreSQL)."""
     import signal
     import threading
@@ -131,10 +142,12 @@ def worker(once: bool = typer.Option(False, help="run ready jobs once and exit")
 
 
 @app.command()
-def serve(host: str = typer.Option("127.0.0.1", help="bind address"),
-          port: int = typer.Option(8000, help="port"),
-          worker: bool = typer.Option(True, help="run the in-process jobs worker (embedded default)"),
-          workers: int = typer.Option(1, min=1, help="web server processes")) -> None:
+def serve(
+    host: str = typer.Option("127.0.0.1", help="bind address"),
+    port: int = typer.Option(8000, help="port"),
+    worker: bool = typer.Option(True, help="run the in-process jobs worker (embedded default)"),
+    workers: int = typer.Option(1, min=1, help="web server processes"),
+) -> None:
     """Serve the web UI and the REST API."""
     import uvicorn
 
@@ -145,21 +158,31 @@ def serve(host: str = typer.Option("127.0.0.1", help="bind address"),
         os.environ["ACCORD_EMBEDDED_WORKER"] = "false"
         reset_settings()
     typer.echo(f"Accord on http://{host}:{port}/  (API docs: http://{host}:{port}/api/docs)")
-    uvicorn.run("accord.app:serve_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning" if workers > 1 else "info")
+    uvicorn.run(
+        "accord.app:serve_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning" if workers > 1 else "info",
+    )
 
 
 @app.command()
-def demo(customers: int = typer.Option(2000, min=10, help="how many customers to generate"),
-         port: int = typer.Option(8000, help="port to serve on"),
-         host: str = typer.Option("127.0.0.1", help="bind address"),
-         seed: int = typer.Option(42, help="random seed"),
-         no_serve: bool = typer.Option(False, "--no-serve", help="generate only"),
-         fresh: bool = typer.Option(False, help="regenerate even if demo data exists"),
-         extracts: Path | None = typer.Option(
-             None, file_okay=False, help="also write messy source extracts (billing, webshop, "
-                                         "support CSVs and truth.csv) of the demo customers here")
-         ) -> None:
+def demo(
+    customers: int = typer.Option(2000, min=10, help="how many customers to generate"),
+    port: int = typer.Option(8000, help="port to serve on"),
+    host: str = typer.Option("127.0.0.1", help="bind address"),
+    seed: int = typer.Option(42, help="random seed"),
+    no_serve: bool = typer.Option(False, "--no-serve", help="generate only"),
+    fresh: bool = typer.Option(False, help="regenerate even if demo data exists"),
+    extracts: Path | None = typer.Option(
+        None,
+        file_okay=False,
+        help="also write messy source extracts (billing, webshop, "
+        "support CSVs and truth.csv) of the demo customers here",
+    ),
+) -> None:
     """Generate a realistic customer base (once) and serve it."""
     from accord.demo.generator import DEMO_PASSWORD, DemoIncomplete, ensure_demo
 
@@ -173,8 +196,10 @@ def demo(customers: int = typer.Option(2000, min=10, help="how many customers to
         from accord.demo.extracts import write_extracts
 
         counts = write_extracts(extracts, seed=seed)
-        typer.echo(f"Source extracts in {extracts}: " + ", ".join(
-            f"{name}.csv {rows:,} rows" for name, rows in counts.items()))
+        typer.echo(
+            f"Source extracts in {extracts}: "
+            + ", ".join(f"{name}.csv {rows:,} rows" for name, rows in counts.items())
+        )
     typer.echo("")
     typer.echo(f"Accord demo: http://{host}:{port}/login")
     typer.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")

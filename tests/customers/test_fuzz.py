@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from tests.access.helpers import seed_customer, snapshot  # noqa: E402
+from tests.access.helpers import seed_customer, snapshot
 
 FUZZ = settings(
     max_examples=60,

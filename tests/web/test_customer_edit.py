@@ -178,8 +178,9 @@ def test_invalid_input_is_shown_next_to_the_field_and_nothing_is_written(
 def test_hostile_names_are_escaped_on_the_re_rendered_form(signed_in, seeded, db) -> None:
     browser = signed_in(seeded.emails["admin"])
     token = csrf_of(browser.get("/customers/new").text)
-    hostile = {"first_name": '"><script>alert(1)</script>', "last_name": "<img src=x onerror=alert(2)>",
-               "title": "' onfocus='alert(3)", "notes": "</textarea><script>alert(4)</script>"}
+    hostile = {"first_name": '"><script>alert(1)</script>',
+               "last_name": "<img src=x onerror=alert(2)>", "title": "' onfocus='alert(3)",
+               "notes": "</textarea><script>alert(4)</script>"}
     page = browser.post("/customers", data={**NEW, **hostile, "email": "bad", "csrf_token": token})
     assert page.status_code == 422
     for raw in ("<script>alert", "<img src=x", "</textarea><script>"):
@@ -407,7 +408,8 @@ def test_htmx_logging_returns_the_refreshed_activity_section(signed_in, seeded, 
         "channel": "email", "direction": "outbound", "department": "sales",
         "subject": "Sent the proposal"})
     assert ok.status_code == 200
-    assert "<html" not in ok.text and ok.text.lstrip().startswith('<section class="card activity" id="activity"')
+    assert "<html" not in ok.text
+    assert ok.text.lstrip().startswith('<section class="card activity" id="activity"')
     assert "Sent the proposal" in ok.text and "Interaction logged." in ok.text
     assert "Renewal call" in ok.text  # the rest of the timeline is still there
     assert form_of(ok.text, action)["subject"] == ""  # a fresh form for the next one

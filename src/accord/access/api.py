@@ -40,8 +40,11 @@ def list_users(ctx: Ctx = Depends(api_ctx)) -> Any:
 
 @router.post("/users", status_code=201, response_model=UserOut, tags=["users"])
 def create_user(body: UserCreate, ctx: Ctx = Depends(api_ctx)) -> Response:
-    return ctx.created(lambda: UserOut.model_validate(service.create_user(ctx.session, ctx.principal, body)),
-                       body, headers=lambda out: {"ETag": etag(out.version)})
+    return ctx.created(
+        lambda: UserOut.model_validate(service.create_user(ctx.session, ctx.principal, body)),
+        body,
+        headers=lambda out: {"ETag": etag(out.version)},
+    )
 
 
 @router.get("/users/{user_id}", response_model=UserOut, tags=["users"])
@@ -52,8 +55,13 @@ def get_user(user_id: int, response: Response, ctx: Ctx = Depends(api_ctx)) -> A
 
 
 @router.patch("/users/{user_id}", response_model=UserOut, tags=["users"])
-def update_user(user_id: int, body: UserUpdate, response: Response,
-                if_match: str | None = Header(default=None), ctx: Ctx = Depends(api_ctx)) -> Any:
+def update_user(
+    user_id: int,
+    body: UserUpdate,
+    response: Response,
+    if_match: str | None = Header(default=None),
+    ctx: Ctx = Depends(api_ctx),
+) -> Any:
     service.require(ctx.principal, "users", "update")
     user = service.get_user(ctx.session, ctx.principal, user_id)
     require_if_match(if_match, user.version)
@@ -80,8 +88,11 @@ def list_teams(ctx: Ctx = Depends(api_ctx)) -> Any:
 
 @router.post("/teams", status_code=201, response_model=TeamOut, tags=["teams"])
 def create_team(body: TeamIn, ctx: Ctx = Depends(api_ctx)) -> Response:
-    return ctx.created(lambda: TeamOut.model_validate(service.create_team(ctx.session, ctx.principal, body)),
-                       body, headers=lambda out: {"ETag": etag(out.version)})
+    return ctx.created(
+        lambda: TeamOut.model_validate(service.create_team(ctx.session, ctx.principal, body)),
+        body,
+        headers=lambda out: {"ETag": etag(out.version)},
+    )
 
 
 @router.get("/teams/{team_id}", response_model=TeamOut, tags=["teams"])
@@ -92,8 +103,13 @@ def get_team(team_id: int, response: Response, ctx: Ctx = Depends(api_ctx)) -> A
 
 
 @router.patch("/teams/{team_id}", response_model=TeamOut, tags=["teams"])
-def update_team(team_id: int, body: TeamUpdate, response: Response,
-                if_match: str | None = Header(default=None), ctx: Ctx = Depends(api_ctx)) -> Any:
+def update_team(
+    team_id: int,
+    body: TeamUpdate,
+    response: Response,
+    if_match: str | None = Header(default=None),
+    ctx: Ctx = Depends(api_ctx),
+) -> Any:
     team = service.get_team(ctx.session, ctx.principal, team_id)
     service.require(ctx.principal, "teams", "update")
     require_if_match(if_match, team.version)
@@ -105,8 +121,9 @@ def update_team(team_id: int, body: TeamUpdate, response: Response,
 
 
 @router.delete("/teams/{team_id}", status_code=204, tags=["teams"])
-def delete_team(team_id: int, if_match: str | None = Header(default=None),
-                ctx: Ctx = Depends(api_ctx)) -> Response:
+def delete_team(
+    team_id: int, if_match: str | None = Header(default=None), ctx: Ctx = Depends(api_ctx)
+) -> Response:
     team = service.get_team(ctx.session, ctx.principal, team_id)
     service.require(ctx.principal, "teams", "delete")
     require_if_match(if_match, team.version)
@@ -120,12 +137,18 @@ def list_tokens(ctx: Ctx = Depends(api_ctx)) -> Any:
     return service.list_tokens(ctx.session, ctx.principal)
 
 
-@router.post("/tokens", status_code=201, response_model=TokenCreated, tags=["tokens"],
-             summary="Create an API token (the secret is shown once)")
+@router.post(
+    "/tokens",
+    status_code=201,
+    response_model=TokenCreated,
+    tags=["tokens"],
+    summary="Create an API token (the secret is shown once)",
+)
 def create_token(body: TokenCreate, ctx: Ctx = Depends(api_ctx)) -> Response:
     def run() -> TokenCreated:
         token, secret = service.create_token(ctx.session, ctx.principal, body)
         return TokenCreated(**TokenOut.model_validate(token).model_dump(), token=secret)
+
     return ctx.created(run, body)
 
 
@@ -143,11 +166,13 @@ def roles(ctx: Ctx = Depends(api_ctx)) -> list[dict[str, Any]]:
 
 
 @router.get("/audit", tags=["audit"])
-def list_audit(resource: str | None = Query(default=None, max_length=60),
-               record_id: str | None = Query(default=None, max_length=64),
-               before_id: int | None = Query(default=None, ge=1),
-               limit: int = Query(default=100, ge=1, le=1000),
-               ctx: Ctx = Depends(api_ctx)) -> dict[str, Any]:
+def list_audit(
+    resource: str | None = Query(default=None, max_length=60),
+    record_id: str | None = Query(default=None, max_length=64),
+    before_id: int | None = Query(default=None, ge=1),
+    limit: int = Query(default=100, ge=1, le=1000),
+    ctx: Ctx = Depends(api_ctx),
+) -> dict[str, Any]:
     service.require(ctx.principal, "audit", "read")
     stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
     if resource:
@@ -157,15 +182,31 @@ def list_audit(resource: str | None = Query(default=None, max_length=60),
     if before_id:
         stmt = stmt.where(AuditEntry.id < before_id)
     rows = list(ctx.session.execute(stmt).scalars())
-    return {"items": [{"id": r.id, "at": r.at, "actor": r.actor, "action": r.action,
-                       "resource": r.resource, "record_id": r.record_id, "fields": r.fields,
-                       "detail": r.detail} for r in rows],
-            "next_before_id": rows[-1].id if len(rows) == limit else None}
+    return {
+        "items": [
+            {
+                "id": r.id,
+                "at": r.at,
+                "actor": r.actor,
+                "action": r.action,
+                "resource": r.resource,
+                "record_id": r.record_id,
+                "fields": r.fields,
+                "detail": r.detail,
+            }
+            for r in rows
+        ],
+        "next_before_id": rows[-1].id if len(rows) == limit else None,
+    }
 
 
 @router.get("/audit/verify", tags=["audit"])
 def verify_audit(ctx: Ctx = Depends(api_ctx)) -> dict[str, Any]:
     service.require(ctx.principal, "audit", "read")
     result = audit.verify(ctx.session)
-    return {"ok": result.ok, "checked": result.checked, "first_bad_id": result.first_bad_id,
-            "reason": result.reason}
+    return {
+        "ok": result.ok,
+        "checked": result.checked,
+        "first_bad_id": result.first_bad_id,
+        "reason": result.reason,
+    }

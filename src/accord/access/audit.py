@@ -31,13 +31,29 @@ GENESIS = "0" * 64
 _PG_LOCK = 0x61636364  # "accd"
 
 
-def _canonical(at: datetime, actor_id: int | None, actor: str, action: str, resource: str,
-               record_id: str | None, fields: list[Any], detail: dict[str, Any], reason: str,
-               prev_hash: str) -> bytes:
+def _canonical(
+    at: datetime,
+    actor_id: int | None,
+    actor: str,
+    action: str,
+    resource: str,
+    record_id: str | None,
+    fields: list[Any],
+    detail: dict[str, Any],
+    reason: str,
+    prev_hash: str,
+) -> bytes:
     doc = {
-        "at": at.isoformat(timespec="microseconds"), "actor_id": actor_id, "actor": actor,
-        "action": action, "resource": resource, "record_id": record_id, "fields": fields,
-        "detail": detail, "reason": reason, "prev": prev_hash,
+        "at": at.isoformat(timespec="microseconds"),
+        "actor_id": actor_id,
+        "actor": actor,
+        "action": action,
+        "resource": resource,
+        "record_id": record_id,
+        "fields": fields,
+        "detail": detail,
+        "reason": reason,
+        "prev": prev_hash,
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode()
 
@@ -49,22 +65,59 @@ def _last_hash(session: Session) -> str:
     return prev or GENESIS
 
 
-def _row(prev: str, principal: Principal, action: str, resource: str, record_id: Any,
-         fields: Iterable[str], detail: dict[str, Any] | None, reason: str) -> dict[str, Any]:
+def _row(
+    prev: str,
+    principal: Principal,
+    action: str,
+    resource: str,
+    record_id: Any,
+    fields: Iterable[str],
+    detail: dict[str, Any] | None,
+    reason: str,
+) -> dict[str, Any]:
     at = utcnow()
     field_list = sorted(set(fields))
     detail = json.loads(json.dumps(detail or {}, default=str))
     rid = None if record_id is None else str(record_id)
-    digest = hashlib.sha256(_canonical(at, principal.user_id, principal.label, action, resource,
-                                       rid, field_list, detail, reason, prev)).hexdigest()
-    return {"at": at, "actor_id": principal.user_id, "actor": principal.label, "action": action,
-            "resource": resource, "record_id": rid, "fields": field_list, "detail": detail,
-            "reason": reason, "prev_hash": prev, "hash": digest}
+    digest = hashlib.sha256(
+        _canonical(
+            at,
+            principal.user_id,
+            principal.label,
+            action,
+            resource,
+            rid,
+            field_list,
+            detail,
+            reason,
+            prev,
+        )
+    ).hexdigest()
+    return {
+        "at": at,
+        "actor_id": principal.user_id,
+        "actor": principal.label,
+        "action": action,
+        "resource": resource,
+        "record_id": rid,
+        "fields": field_list,
+        "detail": detail,
+        "reason": reason,
+        "prev_hash": prev,
+        "hash": digest,
+    }
 
 
-def record(session: Session, principal: Principal, action: str, resource: str,
-           record_id: Any = None, fields: Iterable[str] = (), detail: dict[str, Any] | None = None,
-           reason: str = "") -> None:
+def record(
+    session: Session,
+    principal: Principal,
+    action: str,
+    resource: str,
+    record_id: Any = None,
+    fields: Iterable[str] = (),
+    detail: dict[str, Any] | None = None,
+    reason: str = "",
+) -> None:
     """Append one entry inside the caller's transaction (commits with the change it records)."""
     row = _row(_last_hash(session), principal, action, resource, record_id, fields, detail, reason)
     session.execute(insert(AuditEntry), [row])
@@ -100,8 +153,9 @@ class _ReadAuditWriter:
             if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
                 self._queue = queue.SimpleQueue()  # a forked child must not share the parent's
                 self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, args=(self._queue,),
-                                                name="accord-audit-reads", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._queue,), name="accord-audit-reads", daemon=True
+                )
                 self._thread.start()
             self._queue.put(item)
         if not item.done.wait(60):
@@ -126,8 +180,16 @@ class _ReadAuditWriter:
                         prev = _last_hash(session)
                         rows = []
                         for it in items:
-                            row = _row(prev, it.principal, "read", it.resource, it.record_id,
-                                       it.fields, it.detail, "")
+                            row = _row(
+                                prev,
+                                it.principal,
+                                "read",
+                                it.resource,
+                                it.record_id,
+                                it.fields,
+                                it.detail,
+                                "",
+                            )
                             rows.append(row)
                             prev = row["hash"]
                         session.execute(insert(AuditEntry), rows)
@@ -141,17 +203,28 @@ class _ReadAuditWriter:
 _reads = _ReadAuditWriter()
 
 
-def record_read(principal: Principal, resource: str, record_ids: Iterable[Any],
-                fields: Iterable[str], detail: dict[str, Any] | None = None,
-                url: str | None = None) -> None:
+def record_read(
+    principal: Principal,
+    resource: str,
+    record_ids: Iterable[Any],
+    fields: Iterable[str],
+    detail: dict[str, Any] | None = None,
+    url: str | None = None,
+) -> None:
     """Log a read of personal data; returns once the entry is committed (group commit)."""
     ids = [str(i) for i in record_ids]
     if not ids:
         return
-    _reads.submit(_PendingRead(
-        url=url or get_settings().effective_database_url, principal=principal, resource=resource,
-        record_id=ids[0] if len(ids) == 1 else None, fields=sorted(set(fields)),
-        detail={**(detail or {}), **({"records": ids} if len(ids) > 1 else {})}))
+    _reads.submit(
+        _PendingRead(
+            url=url or get_settings().effective_database_url,
+            principal=principal,
+            resource=resource,
+            record_id=ids[0] if len(ids) == 1 else None,
+            fields=sorted(set(fields)),
+            detail={**(detail or {}), **({"records": ids} if len(ids) > 1 else {})},
+        )
+    )
 
 
 @dataclass
@@ -167,20 +240,41 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
     checked = 0
     last_id = 0
     while True:
-        rows = session.execute(
-            select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch)
-        ).scalars().all()
+        rows = (
+            session.execute(
+                select(AuditEntry)
+                .where(AuditEntry.id > last_id)
+                .order_by(AuditEntry.id)
+                .limit(batch)
+            )
+            .scalars()
+            .all()
+        )
         if not rows:
             return VerifyResult(True, checked)
         for row in rows:
             if row.prev_hash != prev:
-                return VerifyResult(False, checked, row.id, "previous-hash link broken (row removed or reordered)")
-            expected = hashlib.sha256(_canonical(
-                row.at, row.actor_id, row.actor, row.action, row.resource, row.record_id,
-                list(row.fields or []), dict(row.detail or {}), row.reason or "", row.prev_hash,
-            )).hexdigest()
+                return VerifyResult(
+                    False, checked, row.id, "previous-hash link broken (row removed or reordered)"
+                )
+            expected = hashlib.sha256(
+                _canonical(
+                    row.at,
+                    row.actor_id,
+                    row.actor,
+                    row.action,
+                    row.resource,
+                    row.record_id,
+                    list(row.fields or []),
+                    dict(row.detail or {}),
+                    row.reason or "",
+                    row.prev_hash,
+                )
+            ).hexdigest()
             if expected != row.hash:
-                return VerifyResult(False, checked, row.id, "content does not match its hash (row edited)")
+                return VerifyResult(
+                    False, checked, row.id, "content does not match its hash (row edited)"
+                )
             prev = row.hash
             checked += 1
             last_id = row.id

@@ -37,8 +37,13 @@ class Ctx:
     def commit(self) -> None:
         self.session.commit()
 
-    def created(self, fn: Callable[[], Any], body: Any = None, status_code: int = 201,
-                headers: Callable[[Any], dict[str, str]] | None = None) -> Response:
+    def created(
+        self,
+        fn: Callable[[], Any],
+        body: Any = None,
+        status_code: int = 201,
+        headers: Callable[[Any], dict[str, str]] | None = None,
+    ) -> Response:
         """Run a POST, honouring `Idempotency-Key`; the saved response commits with the change.
 
         `body` is the parsed request (a Pydantic model or plain data) the key is bound to."""
@@ -49,16 +54,30 @@ class Ctx:
             if hasattr(body, "model_dump"):
                 body = body.model_dump(mode="json")
             body_hash = idempotency.request_hash("POST", path, body)
-            saved = idempotency.lookup(self.session, self.principal.key, key, "POST", path, body_hash)
+            saved = idempotency.lookup(
+                self.session, self.principal.key, key, "POST", path, body_hash
+            )
             if saved is not None:
-                return JSONResponse(saved.body, status_code=saved.status_code,
-                                    headers={**saved.headers, "Idempotent-Replayed": "true"})
+                return JSONResponse(
+                    saved.body,
+                    status_code=saved.status_code,
+                    headers={**saved.headers, "Idempotent-Replayed": "true"},
+                )
         result = fn()
         body_out = jsonable_encoder(result)
         extra = headers(result) if headers else {}
         if key is not None:
-            idempotency.store(self.session, self.principal.key, key, "POST", path, body_hash,
-                              status_code, body_out, extra)
+            idempotency.store(
+                self.session,
+                self.principal.key,
+                key,
+                "POST",
+                path,
+                body_hash,
+                status_code,
+                body_out,
+                extra,
+            )
         self.commit()
         return JSONResponse(body_out, status_code=status_code, headers=extra)
 
@@ -68,12 +87,18 @@ def _resolve(request: Request, session: Session) -> tuple[Principal, str | None]
     if auth:
         scheme, _, secret = auth.partition(" ")
         if scheme.lower() != "bearer" or not secret:
-            raise Unauthorized("use 'Authorization: Bearer <token>'", field="Authorization",
-                               headers={"WWW-Authenticate": "Bearer"})
+            raise Unauthorized(
+                "use 'Authorization: Bearer <token>'",
+                field="Authorization",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         principal = service.principal_from_token(session, secret.strip())
         if principal is None:
-            raise Unauthorized("the token is invalid, expired or revoked", field="Authorization",
-                               headers={"WWW-Authenticate": "Bearer"})
+            raise Unauthorized(
+                "the token is invalid, expired or revoked",
+                field="Authorization",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return principal, None
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
@@ -81,7 +106,11 @@ def _resolve(request: Request, session: Session) -> tuple[Principal, str | None]
         if found is not None:
             principal, csrf = found
             if request.method not in SAFE_METHODS:
-                sent = request.headers.get(CSRF_HEADER) or getattr(request.state, "form_csrf", None) or ""
+                sent = (
+                    request.headers.get(CSRF_HEADER)
+                    or getattr(request.state, "form_csrf", None)
+                    or ""
+                )
                 if not hmac.compare_digest(sent, csrf):
                     raise Forbidden("missing or wrong CSRF token", field=CSRF_HEADER)
             return principal, csrf
@@ -98,10 +127,18 @@ def _audit_denial(request: Request, principal: Principal, exc: Forbidden) -> Non
     record_id = next(iter(request.path_params.values()), None)
     try:
         with session_scope() as session:
-            audit.record(session, principal, "denied", resource[:60],
-                         None if record_id is None else str(record_id)[:64],
-                         detail={"method": request.method, "path": request.url.path[:300],
-                                 "reason": exc.detail[:300]})
+            audit.record(
+                session,
+                principal,
+                "denied",
+                resource[:60],
+                None if record_id is None else str(record_id)[:64],
+                detail={
+                    "method": request.method,
+                    "path": request.url.path[:300],
+                    "reason": exc.detail[:300],
+                },
+            )
     except Exception:  # the denial response matters more than its audit entry
         log.exception("could not audit a denied request")
 

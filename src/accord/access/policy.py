@@ -18,8 +18,16 @@ Scope = Literal["own", "team", "all"]
 ROLES = ("admin", "manager", "sales", "support", "marketing", "analyst", "privacy_officer")
 ACTIONS = ("read", "create", "update", "delete", "export")
 RESOURCES = (
-    "customers", "accounts", "contacts", "interactions", "products", "orders",
-    "users", "teams", "custom_fields", "audit",
+    "customers",
+    "accounts",
+    "contacts",
+    "interactions",
+    "products",
+    "orders",
+    "users",
+    "teams",
+    "custom_fields",
+    "audit",
 )
 SCOPE_RANK = {"own": 0, "team": 1, "all": 2}
 
@@ -27,7 +35,9 @@ _CRUD = ("read", "create", "update", "delete")
 _CUSTOMER_DATA = ("customers", "accounts", "contacts", "interactions", "orders")
 
 
-def _grant(resources: Iterable[str], actions: Iterable[str], scope: Scope) -> dict[str, dict[str, Scope]]:
+def _grant(
+    resources: Iterable[str], actions: Iterable[str], scope: Scope
+) -> dict[str, dict[str, Scope]]:
     return {r: {a: scope for a in actions} for r in resources}
 
 
@@ -84,7 +94,8 @@ SENSITIVE_FIELDS: dict[str, dict[str, frozenset[str]]] = {
 # Custom fields flagged `sensitive` by an admin follow this rule.
 SENSITIVE_CUSTOM_FIELD_ROLES = frozenset({"admin", "privacy_officer", "manager"})
 
-# Token scopes: `<resource>:read`, `<resource>:write` (create/update/delete), `<resource>:export`, `*`.
+# Token scopes: `<resource>:read`, `<resource>:write` (create/update/delete),
+# `<resource>:export`, `*`.
 SCOPE_ACTIONS = {"read": ("read",), "write": ("create", "update", "delete"), "export": ("export",)}
 
 
@@ -133,8 +144,9 @@ def can(principal: Principal, resource: str, action: str) -> bool:
     return scope_for(principal, resource, action) is not None
 
 
-def record_in_scope(principal: Principal, scope: Scope | None, owner_id: int | None,
-                    team_id: int | None) -> bool:
+def record_in_scope(
+    principal: Principal, scope: Scope | None, owner_id: int | None, team_id: int | None
+) -> bool:
     if scope is None:
         return False
     if scope == "all":
@@ -144,8 +156,9 @@ def record_in_scope(principal: Principal, scope: Scope | None, owner_id: int | N
     return scope == "team" and team_id is not None and team_id == principal.team_id
 
 
-def scope_clause(principal: Principal, scope: Scope | None, owner_col: Any,
-                 team_col: Any) -> ColumnElement[bool]:
+def scope_clause(
+    principal: Principal, scope: Scope | None, owner_col: Any, team_col: Any
+) -> ColumnElement[bool]:
     """The same rule as `record_in_scope`, as SQL for list queries."""
     if scope is None:
         return false()
@@ -177,6 +190,12 @@ def permission_matrix() -> list[dict[str, Any]]:
     for role in ROLES:
         for resource in RESOURCES:
             for action in ACTIONS:
-                rows.append({"role": role, "resource": resource, "action": action,
-                             "scope": GRANTS.get(role, {}).get(resource, {}).get(action)})
+                rows.append(
+                    {
+                        "role": role,
+                        "resource": resource,
+                        "action": action,
+                        "scope": GRANTS.get(role, {}).get(resource, {}).get(action),
+                    }
+                )
     return rows

@@ -27,6 +27,7 @@ def require(principal: Principal, resource: str, action: str) -> None:
 
 # --- users -------------------------------------------------------------------------------------
 
+
 def get_user(session: Session, principal: Principal, user_id: int) -> User:
     if principal.user_id != user_id:
         require(principal, "users", "read")
@@ -52,12 +53,19 @@ def create_user(session: Session, principal: Principal, data: UserCreate) -> Use
     if session.execute(select(User.id).where(User.email == email)).first():
         raise Conflict(f"a user with e-mail {email} already exists", field="email")
     _check_team(session, data.team_id)
-    user = User(email=email, full_name=data.full_name, password_hash=hash_password(data.password),
-                role=data.role, team_id=data.team_id, locale=data.locale)
+    user = User(
+        email=email,
+        full_name=data.full_name,
+        password_hash=hash_password(data.password),
+        role=data.role,
+        team_id=data.team_id,
+        locale=data.locale,
+    )
     session.add(user)
     session.flush()
-    audit.record(session, principal, "create", "users", user.id,
-                 ["email", "full_name", "role", "team_id"])
+    audit.record(
+        session, principal, "create", "users", user.id, ["email", "full_name", "role", "team_id"]
+    )
     emit(session, "user.created", "user", user.id, {"role": user.role}, principal.user_id)
     return user
 
@@ -65,10 +73,13 @@ def create_user(session: Session, principal: Principal, data: UserCreate) -> Use
 def update_user(session: Session, principal: Principal, user: User, data: UserUpdate) -> User:
     require(principal, "users", "update")
     changes = data.model_dump(exclude_unset=True)
-    if user.id == principal.user_id and (changes.get("is_active") is False
-                                         or changes.get("role", user.role) != user.role):
-        raise Conflict("you cannot deactivate yourself or change your own role",
-                       field="is_active" if "is_active" in changes else "role")
+    if user.id == principal.user_id and (
+        changes.get("is_active") is False or changes.get("role", user.role) != user.role
+    ):
+        raise Conflict(
+            "you cannot deactivate yourself or change your own role",
+            field="is_active" if "is_active" in changes else "role",
+        )
     if "team_id" in changes:
         _check_team(session, changes["team_id"])
     if "password" in changes:
@@ -102,11 +113,18 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
 
 
 def principal_for(user: User, scopes: list[str] | None = None, via: str = "session") -> Principal:
-    return Principal(user_id=user.id, email=user.email, role=user.role, team_id=user.team_id,
-                     scopes=frozenset(scopes) if scopes is not None else None, via=via)  # type: ignore[arg-type]
+    return Principal(
+        user_id=user.id,
+        email=user.email,
+        role=user.role,
+        team_id=user.team_id,
+        scopes=frozenset(scopes) if scopes is not None else None,
+        via=via,
+    )  # type: ignore[arg-type]
 
 
 # --- teams -------------------------------------------------------------------------------------
+
 
 def list_teams(session: Session, principal: Principal) -> list[Team]:
     require(principal, "teams", "read")
@@ -151,15 +169,21 @@ def delete_team(session: Session, principal: Principal, team: Team) -> None:
 
 # --- API tokens --------------------------------------------------------------------------------
 
+
 def create_token(session: Session, principal: Principal, data: TokenCreate) -> tuple[ApiToken, str]:
     """Any user may mint tokens for themself; a token never exceeds its owner's role."""
     if principal.user_id is None or principal.via == "token":
         raise Forbidden("tokens are created from an interactive session or the CLI")
     secret = TOKEN_PREFIX + new_secret(32)
     token = ApiToken(
-        user_id=principal.user_id, name=data.name, prefix=secret[:10], token_hash=digest(secret),
+        user_id=principal.user_id,
+        name=data.name,
+        prefix=secret[:10],
+        token_hash=digest(secret),
         scopes=data.scopes,
-        expires_at=utcnow() + timedelta(days=data.expires_in_days) if data.expires_in_days else None,
+        expires_at=utcnow() + timedelta(days=data.expires_in_days)
+        if data.expires_in_days
+        else None,
     )
     session.add(token)
     session.flush()
@@ -168,13 +192,18 @@ def create_token(session: Session, principal: Principal, data: TokenCreate) -> t
 
 
 def list_tokens(session: Session, principal: Principal) -> list[ApiToken]:
-    return list(session.execute(
-        select(ApiToken).where(ApiToken.user_id == principal.user_id).order_by(ApiToken.id)).scalars())
+    return list(
+        session.execute(
+            select(ApiToken).where(ApiToken.user_id == principal.user_id).order_by(ApiToken.id)
+        ).scalars()
+    )
 
 
 def revoke_token(session: Session, principal: Principal, token_id: int) -> None:
     token = session.get(ApiToken, token_id)
-    if token is None or (token.user_id != principal.user_id and not can(principal, "users", "update")):
+    if token is None or (
+        token.user_id != principal.user_id and not can(principal, "users", "update")
+    ):
         raise NotFound(f"token {token_id} does not exist")
     token.revoked_at = utcnow()
     audit.record(session, principal, "revoke", "api_tokens", token.id)
@@ -184,7 +213,8 @@ def principal_from_token(session: Session, secret: str) -> Principal | None:
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
     row = session.execute(
-        select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
         .where(ApiToken.token_hash == digest(secret))
     ).first()
     if row is None:
@@ -198,12 +228,19 @@ def principal_from_token(session: Session, secret: str) -> Principal | None:
 
 # --- web sessions ------------------------------------------------------------------------------
 
+
 def start_session(session: Session, user: User, hours: int) -> tuple[str, str]:
     """Returns (cookie value, CSRF token); only the cookie's hash is stored."""
     cookie = new_secret(32)
     csrf = new_secret(24)
-    session.add(WebSession(id=digest(cookie), user_id=user.id, csrf_token=csrf,
-                           expires_at=utcnow() + timedelta(hours=hours)))
+    session.add(
+        WebSession(
+            id=digest(cookie),
+            user_id=user.id,
+            csrf_token=csrf,
+            expires_at=utcnow() + timedelta(hours=hours),
+        )
+    )
     user.last_login_at = utcnow()
     audit.record(session, principal_for(user), "login", "users", user.id)
     return cookie, csrf
@@ -213,7 +250,8 @@ def session_principal(session: Session, cookie: str) -> tuple[Principal, str] | 
     if not cookie or len(cookie) > 200:
         return None
     row = session.execute(
-        select(WebSession, User).join(User, User.id == WebSession.user_id)
+        select(WebSession, User)
+        .join(User, User.id == WebSession.user_id)
         .where(WebSession.id == digest(cookie))
     ).first()
     if row is None:

@@ -39,14 +39,18 @@ def normalize_phone(value: str, region: str | None) -> str:
 # CLDR names some two-letter codes that are not ISO 3166-1 countries: groupings and unknowns
 # (ZZ, EU, UN, ...), pseudo-locales (XA, XB) and ISO's "exceptionally reserved" codes for
 # places that belong to an assigned country (AC and TA are in SH, IC and EA in ES, ...).
-_NOT_COUNTRIES = frozenset({"ZZ", "QO", "EU", "EZ", "UN", "XA", "XB",
-                            "AC", "CP", "CQ", "DG", "EA", "IC", "TA"})
+_NOT_COUNTRIES = frozenset(
+    {"ZZ", "QO", "EU", "EZ", "UN", "XA", "XB", "AC", "CP", "CQ", "DG", "EA", "IC", "TA"}
+)
 
 
 @lru_cache(maxsize=1)
 def country_codes() -> frozenset[str]:
-    return frozenset(code for code in Locale("en").territories
-                     if len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES)
+    return frozenset(
+        code
+        for code in Locale("en").territories
+        if len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES
+    )
 
 
 def normalize_country(value: str) -> str:

@@ -61,9 +61,7 @@ def build_engine(url: str, settings: Settings | None = None) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(
-        url, pool_size=settings.pool_size, max_overflow=20, pool_pre_ping=True
-    )
+    return create_engine(url, pool_size=settings.pool_size, max_overflow=20, pool_pre_ping=True)
 
 
 def get_engine(url: str | None = None) -> Engine:
@@ -108,5 +106,9 @@ def session_scope(url: str | None = None, *, write: bool = True) -> Iterator[Ses
 
 
 def is_postgres(session_or_engine) -> bool:
-    bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
+    bind = (
+        session_or_engine.get_bind()
+        if isinstance(session_or_engine, Session)
+        else session_or_engine
+    )
     return bind.dialect.name == "postgresql"

@@ -88,7 +88,12 @@ def problem_body(
     field: str | None = None,
     errors: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
     if instance:
         body["instance"] = instance
     if field:
@@ -98,9 +103,17 @@ def problem_body(
     return body
 
 
-def problem_response(status: int, title: str, detail: str, request: Request | None = None,
-                     headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
-    body = problem_body(status, title, detail, instance=request.url.path if request else None, **extra)
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    request: Request | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = problem_body(
+        status, title, detail, instance=request.url.path if request else None, **extra
+    )
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -114,60 +127,104 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     for err in exc.errors():
         loc = err.get("loc", ())
         where = loc[0] if loc else "body"
-        out.append({"field": _loc_to_field(loc), "in": where, "message": err.get("msg", "invalid"),
-                    "type": err.get("type", "invalid")})
+        out.append(
+            {
+                "field": _loc_to_field(loc),
+                "in": where,
+                "message": err.get("msg", "invalid"),
+                "type": err.get("type", "invalid"),
+            }
+        )
     return out
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail, request, headers=exc.headers,
-                                field=exc.field, errors=exc.errors)
+        return problem_response(
+            exc.status,
+            exc.title,
+            exc.detail,
+            request,
+            headers=exc.headers,
+            field=exc.field,
+            errors=exc.errors,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = validation_errors(exc)
         if any(e["type"] == "json_invalid" for e in errors):
-            return problem_response(400, "Malformed JSON", "The request body is not valid JSON",
-                                    request, field="body")
+            return problem_response(
+                400, "Malformed JSON", "The request body is not valid JSON", request, field="body"
+            )
         first = errors[0] if errors else {"field": "body", "message": "invalid"}
-        return problem_response(422, "Validation failed", f"{first['field']}: {first['message']}",
-                                request, field=first["field"], errors=errors)
+        return problem_response(
+            422,
+            "Validation failed",
+            f"{first['field']}: {first['message']}",
+            request,
+            field=first["field"],
+            errors=errors,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {404: "Not found", 405: "Method not allowed", 401: "Authentication required",
-                  403: "Forbidden", 413: "Payload too large", 415: "Unsupported media type"}
-        return problem_response(exc.status_code, titles.get(exc.status_code, "Error"),
-                                str(exc.detail), request, headers=getattr(exc, "headers", None))
+        titles = {
+            404: "Not found",
+            405: "Method not allowed",
+            401: "Authentication required",
+            403: "Forbidden",
+            413: "Payload too large",
+            415: "Unsupported media type",
+        }
+        return problem_response(
+            exc.status_code,
+            titles.get(exc.status_code, "Error"),
+            str(exc.detail),
+            request,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(StaleDataError)
     async def _stale(request: Request, exc: StaleDataError) -> JSONResponse:
-        return problem_response(412, "Precondition failed",
-                                "The record was changed by someone else; reload and retry",
-                                request, field="If-Match")
+        return problem_response(
+            412,
+            "Precondition failed",
+            "The record was changed by someone else; reload and retry",
+            request,
+            field="If-Match",
+        )
 
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
         log.info("integrity error: %s", exc.orig)
-        return problem_response(409, "Conflict",
-                                "The change conflicts with existing data (duplicate or dangling reference)",
-                                request)
+        return problem_response(
+            409,
+            "Conflict",
+            "The change conflicts with existing data (duplicate or dangling reference)",
+            request,
+        )
 
     @app.exception_handler(OperationalError)
     async def _unavailable(request: Request, exc: OperationalError) -> JSONResponse:
         log.warning("database unavailable: %s", exc.orig)
-        return problem_response(503, "Service unavailable", "The database is unavailable; retry later",
-                                request, headers={"Retry-After": "5"})
+        return problem_response(
+            503,
+            "Service unavailable",
+            "The database is unavailable; retry later",
+            request,
+            headers={"Retry-After": "5"},
+        )
 
     # Values that passed validation but that the engine cannot hold (a number beyond 64 bits,
     # a NUL character on PostgreSQL): the client's input is at fault, so 422, never a 500.
     @app.exception_handler(DataError)
     async def _data(request: Request, exc: DataError) -> JSONResponse:
         log.info("data error: %s", exc.orig)
-        return problem_response(422, "Validation failed",
-                                "a value is out of range or not storable", request)
+        return problem_response(
+            422, "Validation failed", "a value is out of range or not storable", request
+        )
 
     @app.exception_handler(OverflowError)
     async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:

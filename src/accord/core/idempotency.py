@@ -30,26 +30,47 @@ def request_hash(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def lookup(session: Session, principal_key: str, key: str, method: str, path: str,
-           body_hash: str) -> Saved | None:
+def lookup(
+    session: Session, principal_key: str, key: str, method: str, path: str, body_hash: str
+) -> Saved | None:
     if not key or len(key) > 200:
-        raise ValidationProblem("Idempotency-Key must be 1 to 200 characters", field="Idempotency-Key")
+        raise ValidationProblem(
+            "Idempotency-Key must be 1 to 200 characters", field="Idempotency-Key"
+        )
     row = session.execute(
-        select(IdempotencyKey).where(IdempotencyKey.principal == principal_key,
-                                     IdempotencyKey.key == key)
+        select(IdempotencyKey).where(
+            IdempotencyKey.principal == principal_key, IdempotencyKey.key == key
+        )
     ).scalar()
     if row is None:
         return None
     if row.request_hash != body_hash or row.method != method or row.path != path:
-        raise ValidationProblem("this Idempotency-Key was used with a different request",
-                                field="Idempotency-Key")
+        raise ValidationProblem(
+            "this Idempotency-Key was used with a different request", field="Idempotency-Key"
+        )
     return Saved(row.status_code, row.response.get("body"), dict(row.headers))
 
 
-def store(session: Session, principal_key: str, key: str, method: str, path: str,
-          body_hash: str, status_code: int, body: Any, headers: dict[str, str]) -> None:
-    session.add(IdempotencyKey(
-        principal=principal_key, key=key, method=method, path=path, request_hash=body_hash,
-        status_code=status_code, response={"body": json.loads(json.dumps(body, default=str))},
-        headers=headers,
-    ))
+def store(
+    session: Session,
+    principal_key: str,
+    key: str,
+    method: str,
+    path: str,
+    body_hash: str,
+    status_code: int,
+    body: Any,
+    headers: dict[str, str],
+) -> None:
+    session.add(
+        IdempotencyKey(
+            principal=principal_key,
+            key=key,
+            method=method,
+            path=path,
+            request_hash=body_hash,
+            status_code=status_code,
+            response={"body": json.loads(json.dumps(body, default=str))},
+            headers=headers,
+        )
+    )

@@ -41,6 +41,7 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         HANDLERS[kind] = fn
         return fn
+
     return register
 
 
@@ -50,12 +51,23 @@ def subscribe(event_type: str, kind: str) -> None:
         kinds.append(kind)
 
 
-def enqueue(session: Session, kind: str, payload: dict[str, Any] | None = None, *,
-            delay: timedelta | None = None, max_attempts: int = 5,
-            dedupe_key: str | None = None) -> Job | None:
+def enqueue(
+    session: Session,
+    kind: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    delay: timedelta | None = None,
+    max_attempts: int = 5,
+    dedupe_key: str | None = None,
+) -> Job | None:
     """Add a job in the caller's transaction. With `dedupe_key`, a second enqueue is a no-op."""
-    job = Job(kind=kind, payload=payload or {}, max_attempts=max_attempts,
-              run_at=utcnow() + (delay or timedelta()), dedupe_key=dedupe_key)
+    job = Job(
+        kind=kind,
+        payload=payload or {},
+        max_attempts=max_attempts,
+        run_at=utcnow() + (delay or timedelta()),
+        dedupe_key=dedupe_key,
+    )
     if dedupe_key is None:
         session.add(job)
         return job
@@ -68,23 +80,37 @@ def enqueue(session: Session, kind: str, payload: dict[str, Any] | None = None, 
 
 
 def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1)))
+    return timedelta(
+        seconds=min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    )
 
 
 def relay_outbox(session: Session, limit: int = 500) -> int:
     """Fan unpublished events out to subscribed job kinds; returns how many events were relayed."""
-    query = (select(OutboxEvent).where(OutboxEvent.published_at.is_(None))
-             .order_by(OutboxEvent.id).limit(limit))
+    query = (
+        select(OutboxEvent)
+        .where(OutboxEvent.published_at.is_(None))
+        .order_by(OutboxEvent.id)
+        .limit(limit)
+    )
     if is_postgres(session):
         query = query.with_for_update(skip_locked=True)
     events = session.execute(query).scalars().all()
     now = utcnow()
     for event in events:
         for kind in SUBSCRIBERS.get(event.type, []) + SUBSCRIBERS.get("*", []):
-            enqueue(session, kind, {"event_id": event.event_id, "type": event.type,
-                                    "aggregate": event.aggregate, "aggregate_id": event.aggregate_id,
-                                    "payload": event.payload},
-                    dedupe_key=f"{kind}:{event.event_id}")
+            enqueue(
+                session,
+                kind,
+                {
+                    "event_id": event.event_id,
+                    "type": event.type,
+                    "aggregate": event.aggregate,
+                    "aggregate_id": event.aggregate_id,
+                    "payload": event.payload,
+                },
+                dedupe_key=f"{kind}:{event.event_id}",
+            )
         event.published_at = now
     return len(events)
 
@@ -95,7 +121,10 @@ def claim(session: Session, worker_id: str) -> Job | None:
     stale = (Job.status == "running") & (Job.locked_at < now - LOCK_TIMEOUT)
     if is_postgres(session):
         job = session.execute(
-            select(Job).where(ready | stale).order_by(Job.run_at, Job.id).limit(1)
+            select(Job)
+            .where(ready | stale)
+            .order_by(Job.run_at, Job.id)
+            .limit(1)
             .with_for_update(skip_locked=True)
         ).scalar()
         if job is None:
@@ -107,7 +136,8 @@ def claim(session: Session, worker_id: str) -> Job | None:
         if job_id is None:
             return None
         claimed = session.execute(
-            update(Job).where(Job.id == job_id, ready | stale)
+            update(Job)
+            .where(Job.id == job_id, ready | stale)
             .values(status="running", locked_by=worker_id, locked_at=now)
         ).rowcount
         if not claimed:
@@ -149,12 +179,21 @@ def run_one(url: str | None = None, worker_id: str | None = None) -> bool:
         elif job.attempts >= job.max_attempts:
             job.status, job.finished_at, job.last_error = "dead", utcnow(), error
         else:
-            job.status, job.run_at, job.last_error = "queued", utcnow() + backoff(job.attempts), error
+            job.status, job.run_at, job.last_error = (
+                "queued",
+                utcnow() + backoff(job.attempts),
+                error,
+            )
     return True
 
 
-def work(url: str | None = None, *, stop: threading.Event | None = None, poll: float = 1.0,
-         once: bool = False) -> int:
+def work(
+    url: str | None = None,
+    *,
+    stop: threading.Event | None = None,
+    poll: float = 1.0,
+    once: bool = False,
+) -> int:
     """The worker loop: relay the outbox, run ready jobs, sleep when idle."""
     stop = stop or threading.Event()
     done = 0

@@ -54,7 +54,9 @@ def parse_value(raw: str, kind: type, name: str) -> Any:
                 return value.replace(tzinfo=UTC)
             return value.astimezone(UTC)  # 9999-12-31T23:59-14:00 overflows here, not in SQL
     except (ValueError, InvalidOperation, OverflowError):
-        raise ValidationProblem(f"{raw[:50]!r} is not a valid {kind.__name__}", field=name) from None
+        raise ValidationProblem(
+            f"{raw[:50]!r} is not a valid {kind.__name__}", field=name
+        ) from None
     raise AssertionError(kind)
 
 
@@ -109,15 +111,26 @@ def _clause(flt: Filter, op: str, value: Any) -> ColumnElement[bool]:
         return flt.column(op, value)
     col = flt.column
     return {
-        "eq": lambda: col == value, "ne": lambda: col != value, "lt": lambda: col < value,
-        "lte": lambda: col <= value, "gt": lambda: col > value, "gte": lambda: col >= value,
-        "in": lambda: col.in_(value), "prefix": lambda: col.startswith(value, autoescape=True),
+        "eq": lambda: col == value,
+        "ne": lambda: col != value,
+        "lt": lambda: col < value,
+        "lte": lambda: col <= value,
+        "gt": lambda: col > value,
+        "gte": lambda: col >= value,
+        "in": lambda: col.in_(value),
+        "prefix": lambda: col.startswith(value, autoescape=True),
         "isnull": lambda: col.is_(None) if value else col.is_not(None),
     }[op]()
 
 
-def parse_list_params(params: Mapping[str, Any], spec: ListSpec, *, hidden: set[str],
-                      default_limit: int, max_limit: int) -> ListParams:
+def parse_list_params(
+    params: Mapping[str, Any],
+    spec: ListSpec,
+    *,
+    hidden: set[str],
+    default_limit: int,
+    max_limit: int,
+) -> ListParams:
     """Validate query parameters against the allow-list; any unknown name is a 422."""
     for name in params:
         if name in RESERVED:
@@ -168,11 +181,15 @@ def parse_list_params(params: Mapping[str, Any], spec: ListSpec, *, hidden: set[
             for v in value if isinstance(value, list) else [value]:
                 if op != "isnull" and v not in flt.choices:
                     raise ValidationProblem(
-                        f"{v!r} is not one of {', '.join(flt.choices)}", field=name)
+                        f"{v!r} is not one of {', '.join(flt.choices)}", field=name
+                    )
         where.append(_clause(flt, op, value))
 
-    cursor = decode_cursor(params.get("cursor"), sort_key, spec.sorts[sort_key].kind) \
-        if params.get("cursor") else None
+    cursor = (
+        decode_cursor(params.get("cursor"), sort_key, spec.sorts[sort_key].kind)
+        if params.get("cursor")
+        else None
+    )
     q = params.get("q")
     if q is not None and len(str(q)) > 200:
         raise ValidationProblem("search text is too long (200 characters at most)", field="q")
@@ -199,8 +216,12 @@ def decode_cursor(token: Any, sort_key: str, kind: type) -> tuple[Any, int]:
         token = str(token)
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         key, value, last_id = json.loads(raw)
-        if (key != sort_key or not isinstance(last_id, int) or isinstance(last_id, bool)
-                or not -INT64_MAX <= last_id <= INT64_MAX):
+        if (
+            key != sort_key
+            or not isinstance(last_id, int)
+            or isinstance(last_id, bool)
+            or not -INT64_MAX <= last_id <= INT64_MAX
+        ):
             raise ValueError
         if value is not None and kind is not str:
             value = parse_value(str(value), kind, "cursor")
@@ -208,7 +229,9 @@ def decode_cursor(token: Any, sort_key: str, kind: type) -> tuple[Any, int]:
             raise ValueError
         return value, last_id
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, ValidationProblem):
-        raise ValidationProblem("the cursor is invalid or belongs to another sort", field="cursor") from None
+        raise ValidationProblem(
+            "the cursor is invalid or belongs to another sort", field="cursor"
+        ) from None
 
 
 def paginate(stmt: Select[Any], spec: ListSpec, params: ListParams) -> Select[Any]:
@@ -243,8 +266,9 @@ def paginate(stmt: Select[Any], spec: ListSpec, params: ListParams) -> Select[An
     return stmt.order_by(*order).limit(params.limit + 1)
 
 
-def page_of(rows: list[Any], spec: ListSpec, params: ListParams,
-            get: Callable[[Any, str], Any] = getattr) -> tuple[list[Any], str | None]:
+def page_of(
+    rows: list[Any], spec: ListSpec, params: ListParams, get: Callable[[Any, str], Any] = getattr
+) -> tuple[list[Any], str | None]:
     """Cut the extra row and build the next cursor from the last row kept."""
     more = len(rows) > params.limit
     rows = rows[: params.limit]

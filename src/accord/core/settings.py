@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.environment == "production" and self.secret_key == DEMO_SECRET:
             raise ValueError(
-                "ACCORD_SECRET_KEY is the demo secret: set a real secret before running in production"
+                "ACCORD_SECRET_KEY is the demo secret: "
+                "set a real secret before running in production"
             )
         if self.environment == "production" and len(self.secret_key) < 32:
             raise ValueError("ACCORD_SECRET_KEY must be at least 32 characters in production")

@@ -27,24 +27,36 @@ router = APIRouter(tags=["customers"])
 
 def list_params(request: Request, ctx: Ctx, spec: Any, hidden: set[str]):
     settings = get_settings()
-    return parse_list_params(dict(request.query_params), spec, hidden=hidden,
-                             default_limit=settings.page_size_default,
-                             max_limit=settings.page_size_max)
+    return parse_list_params(
+        dict(request.query_params),
+        spec,
+        hidden=hidden,
+        default_limit=settings.page_size_default,
+        max_limit=settings.page_size_max,
+    )
 
 
-@router.get("/customers", summary="List and search customers",
-            description="Filters are query parameters named after allow-listed fields "
-                        "(`country=DE`, `created_at__gte=2024-01-01`, `cf.<key>=...`); "
-                        "`q` searches name, e-mail, phone and id; `sort=-created_at`; keyset "
-                        "pagination with `cursor`.")
+@router.get(
+    "/customers",
+    summary="List and search customers",
+    description="Filters are query parameters named after allow-listed fields "
+    "(`country=DE`, `created_at__gte=2024-01-01`, `cf.<key>=...`); "
+    "`q` searches name, e-mail, phone and id; `sort=-created_at`; keyset "
+    "pagination with `cursor`.",
+)
 def list_customers(request: Request, ctx: Ctx = Depends(api_ctx)) -> dict[str, Any]:
     spec = service.list_spec(ctx.session, ctx.principal)
     params = list_params(request, ctx, spec, service.hidden(ctx.principal))
     rows, cursor = service.list_customers(ctx.session, ctx.principal, params)
     custom = custom_fields.values_for(ctx.session, ctx.principal, [c.id for c in rows])
     items = [service.to_out(c, ctx.principal, custom[c.id]) for c in rows]
-    audit.record_read(ctx.principal, "customers", [c.id for c in rows],
-                      service.read_fields(ctx.principal), {"via": "api.list"})
+    audit.record_read(
+        ctx.principal,
+        "customers",
+        [c.id for c in rows],
+        service.read_fields(ctx.principal),
+        {"via": "api.list"},
+    )
     return {"items": items, "next_cursor": cursor}
 
 
@@ -55,8 +67,11 @@ def create_customer(body: CustomerCreate, ctx: Ctx = Depends(api_ctx)) -> Respon
         custom = custom_fields.values_for(ctx.session, ctx.principal, [customer.id])[customer.id]
         return service.to_out(customer, ctx.principal, custom)
 
-    return ctx.created(run, body, headers=lambda out: {
-        "ETag": etag(out.version), "Location": f"/api/v1/customers/{out.id}"})
+    return ctx.created(
+        run,
+        body,
+        headers=lambda out: {"ETag": etag(out.version), "Location": f"/api/v1/customers/{out.id}"},
+    )
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut)
@@ -64,25 +79,41 @@ def get_customer(customer_id: int, response: Response, ctx: Ctx = Depends(api_ct
     customer = service.get_customer(ctx.session, ctx.principal, customer_id)
     custom = custom_fields.values_for(ctx.session, ctx.principal, [customer.id])[customer.id]
     out = service.to_out(customer, ctx.principal, custom)
-    audit.record_read(ctx.principal, "customers", [customer.id], service.read_fields(ctx.principal),
-                      {"via": "api.get"})
+    audit.record_read(
+        ctx.principal,
+        "customers",
+        [customer.id],
+        service.read_fields(ctx.principal),
+        {"via": "api.get"},
+    )
     response.headers["ETag"] = etag(customer.version)
     return out
 
 
 @router.get("/customers/{customer_id}/360", summary="The customer 360° view")
-def get_customer_360(customer_id: int, response: Response, ctx: Ctx = Depends(api_ctx)) -> dict[str, Any]:
+def get_customer_360(
+    customer_id: int, response: Response, ctx: Ctx = Depends(api_ctx)
+) -> dict[str, Any]:
     view = service.view_360(ctx.session, ctx.principal, customer_id)
-    audit.record_read(ctx.principal, "customers", [customer_id], service.read_fields(ctx.principal),
-                      {"via": "api.360"})
+    audit.record_read(
+        ctx.principal,
+        "customers",
+        [customer_id],
+        service.read_fields(ctx.principal),
+        {"via": "api.360"},
+    )
     response.headers["ETag"] = etag(view["customer"].version)
     return view
 
 
 @router.patch("/customers/{customer_id}", response_model=CustomerOut)
-def update_customer(customer_id: int, body: CustomerUpdate, response: Response,
-                    if_match: str | None = Header(default=None),
-                    ctx: Ctx = Depends(api_ctx)) -> CustomerOut:
+def update_customer(
+    customer_id: int,
+    body: CustomerUpdate,
+    response: Response,
+    if_match: str | None = Header(default=None),
+    ctx: Ctx = Depends(api_ctx),
+) -> CustomerOut:
     customer = service.get_customer(ctx.session, ctx.principal, customer_id, "update")
     require_if_match(if_match, customer.version)
     service.update_customer(ctx.session, ctx.principal, customer, body)
@@ -94,9 +125,13 @@ def update_customer(customer_id: int, body: CustomerUpdate, response: Response,
 
 
 @router.post("/customers/{customer_id}/assign", response_model=CustomerOut)
-def assign_customer(customer_id: int, body: AssignIn, response: Response,
-                    if_match: str | None = Header(default=None),
-                    ctx: Ctx = Depends(api_ctx)) -> CustomerOut:
+def assign_customer(
+    customer_id: int,
+    body: AssignIn,
+    response: Response,
+    if_match: str | None = Header(default=None),
+    ctx: Ctx = Depends(api_ctx),
+) -> CustomerOut:
     customer = service.get_customer(ctx.session, ctx.principal, customer_id, "update")
     require_if_match(if_match, customer.version)
     service.assign(ctx.session, ctx.principal, customer, body)
@@ -107,8 +142,9 @@ def assign_customer(customer_id: int, body: AssignIn, response: Response,
 
 
 @router.delete("/customers/{customer_id}", status_code=204)
-def delete_customer(customer_id: int, if_match: str | None = Header(default=None),
-                    ctx: Ctx = Depends(api_ctx)) -> Response:
+def delete_customer(
+    customer_id: int, if_match: str | None = Header(default=None), ctx: Ctx = Depends(api_ctx)
+) -> Response:
     customer = service.get_customer(ctx.session, ctx.principal, customer_id, "delete")
     require_if_match(if_match, customer.version)
     service.delete_customer(ctx.session, ctx.principal, customer)
@@ -121,11 +157,17 @@ def list_custom_fields(ctx: Ctx = Depends(api_ctx)) -> list[Any]:
     return custom_fields.list_fields(ctx.session, ctx.principal)
 
 
-@router.post("/custom-fields", status_code=201, response_model=CustomFieldOut, tags=["custom fields"])
+@router.post(
+    "/custom-fields", status_code=201, response_model=CustomFieldOut, tags=["custom fields"]
+)
 def create_custom_field(body: CustomFieldIn, ctx: Ctx = Depends(api_ctx)) -> Response:
     return ctx.created(
-        lambda: CustomFieldOut.model_validate(custom_fields.create_field(ctx.session, ctx.principal, body)),
-        body, headers=lambda out: {"ETag": etag(out.version)})
+        lambda: CustomFieldOut.model_validate(
+            custom_fields.create_field(ctx.session, ctx.principal, body)
+        ),
+        body,
+        headers=lambda out: {"ETag": etag(out.version)},
+    )
 
 
 @router.get("/custom-fields/{field_id}", response_model=CustomFieldOut, tags=["custom fields"])
@@ -136,9 +178,13 @@ def get_custom_field(field_id: int, response: Response, ctx: Ctx = Depends(api_c
 
 
 @router.patch("/custom-fields/{field_id}", response_model=CustomFieldOut, tags=["custom fields"])
-def update_custom_field(field_id: int, body: CustomFieldUpdate, response: Response,
-                        if_match: str | None = Header(default=None),
-                        ctx: Ctx = Depends(api_ctx)) -> Any:
+def update_custom_field(
+    field_id: int,
+    body: CustomFieldUpdate,
+    response: Response,
+    if_match: str | None = Header(default=None),
+    ctx: Ctx = Depends(api_ctx),
+) -> Any:
     field = custom_fields.get_field(ctx.session, ctx.principal, field_id)
     require_if_match(if_match, field.version)
     custom_fields.update_field(ctx.session, ctx.principal, field, body)
@@ -149,8 +195,9 @@ def update_custom_field(field_id: int, body: CustomFieldUpdate, response: Respon
 
 
 @router.delete("/custom-fields/{field_id}", status_code=204, tags=["custom fields"])
-def delete_custom_field(field_id: int, if_match: str | None = Header(default=None),
-                        ctx: Ctx = Depends(api_ctx)) -> Response:
+def delete_custom_field(
+    field_id: int, if_match: str | None = Header(default=None), ctx: Ctx = Depends(api_ctx)
+) -> Response:
     field = custom_fields.get_field(ctx.session, ctx.principal, field_id)
     require_if_match(if_match, field.version)
     custom_fields.delete_field(ctx.session, ctx.principal, field)

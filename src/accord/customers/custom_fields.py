@@ -19,7 +19,12 @@ from accord.customers.schemas import CustomFieldIn, CustomFieldUpdate
 from accord.models import Customer, CustomFieldDefinition, CustomFieldValue
 
 NUMBER_LIMIT = Decimal(10) ** 18
-_COLUMN = {"text": "value_text", "choice": "value_text", "number": "value_number", "date": "value_date"}
+_COLUMN = {
+    "text": "value_text",
+    "choice": "value_text",
+    "number": "value_number",
+    "date": "value_date",
+}
 
 
 _CACHE_KEY = "accord.custom_field_definitions"
@@ -30,9 +35,13 @@ def definitions(session: Session, entity: str = "customer") -> list[CustomFieldD
     360 view); a change through this module forgets the memo."""
     memo = session.info.setdefault(_CACHE_KEY, {})
     if entity not in memo:
-        memo[entity] = list(session.execute(
-            select(CustomFieldDefinition).where(CustomFieldDefinition.entity == entity)
-            .order_by(CustomFieldDefinition.id)).scalars())
+        memo[entity] = list(
+            session.execute(
+                select(CustomFieldDefinition)
+                .where(CustomFieldDefinition.entity == entity)
+                .order_by(CustomFieldDefinition.id)
+            ).scalars()
+        )
     return memo[entity]
 
 
@@ -64,10 +73,15 @@ def get_field(session: Session, principal: Principal, field_id: int) -> CustomFi
     return field
 
 
-def create_field(session: Session, principal: Principal, data: CustomFieldIn) -> CustomFieldDefinition:
+def create_field(
+    session: Session, principal: Principal, data: CustomFieldIn
+) -> CustomFieldDefinition:
     require(principal, "custom_fields", "create")
-    exists_already = session.execute(select(CustomFieldDefinition.id).where(
-        CustomFieldDefinition.entity == "customer", CustomFieldDefinition.key == data.key)).first()
+    exists_already = session.execute(
+        select(CustomFieldDefinition.id).where(
+            CustomFieldDefinition.entity == "customer", CustomFieldDefinition.key == data.key
+        )
+    ).first()
     if exists_already:
         raise Conflict(f"a custom field with key {data.key!r} already exists", field="key")
     field = CustomFieldDefinition(entity="customer", **data.model_dump())
@@ -75,12 +89,20 @@ def create_field(session: Session, principal: Principal, data: CustomFieldIn) ->
     _forget(session)
     session.flush()
     audit.record(session, principal, "create", "custom_fields", field.id, list(data.model_dump()))
-    emit(session, "custom_field.created", "custom_field", field.id, {"key": field.key}, principal.user_id)
+    emit(
+        session,
+        "custom_field.created",
+        "custom_field",
+        field.id,
+        {"key": field.key},
+        principal.user_id,
+    )
     return field
 
 
-def update_field(session: Session, principal: Principal, field: CustomFieldDefinition,
-                 data: CustomFieldUpdate) -> CustomFieldDefinition:
+def update_field(
+    session: Session, principal: Principal, field: CustomFieldDefinition, data: CustomFieldUpdate
+) -> CustomFieldDefinition:
     require(principal, "custom_fields", "update")
     changes = data.model_dump(exclude_unset=True)
     if "choices" in changes and field.type != "choice" and changes["choices"]:
@@ -128,8 +150,14 @@ def coerce(defn: CustomFieldDefinition, raw: Any, where: str) -> Any:
     raise AssertionError(defn.type)
 
 
-def set_values(session: Session, principal: Principal, customer: Customer, values: dict[str, Any],
-               *, creating: bool) -> list[str]:
+def set_values(
+    session: Session,
+    principal: Principal,
+    customer: Customer,
+    values: dict[str, Any],
+    *,
+    creating: bool,
+) -> list[str]:
     """Validate and store custom values; `None` clears one. Returns the keys changed."""
     defs = {d.key: d for d in definitions(session)}
     see_sensitive = can_see_sensitive_custom(principal)
@@ -140,8 +168,12 @@ def set_values(session: Session, principal: Principal, customer: Customer, value
         for key, defn in defs.items():
             if defn.required and values.get(key) is None:
                 raise ValidationProblem(f"custom field {key!r} is required", field=f"custom.{key}")
-    existing = {v.field_id: v for v in session.execute(
-        select(CustomFieldValue).where(CustomFieldValue.record_id == customer.id)).scalars()}
+    existing = {
+        v.field_id: v
+        for v in session.execute(
+            select(CustomFieldValue).where(CustomFieldValue.record_id == customer.id)
+        ).scalars()
+    }
     changed = []
     for key, raw in values.items():
         defn = defs[key]
@@ -162,13 +194,18 @@ def set_values(session: Session, principal: Principal, customer: Customer, value
     return changed
 
 
-def values_for(session: Session, principal: Principal, customer_ids: list[int]) -> dict[int, dict[str, Any]]:
+def values_for(
+    session: Session, principal: Principal, customer_ids: list[int]
+) -> dict[int, dict[str, Any]]:
     defs = {d.id: d for d in visible_definitions(session, principal)}
     out: dict[int, dict[str, Any]] = {cid: {} for cid in customer_ids}
     if not defs or not customer_ids:
         return out
-    rows = session.execute(select(CustomFieldValue).where(
-        CustomFieldValue.record_id.in_(customer_ids), CustomFieldValue.field_id.in_(list(defs))))
+    rows = session.execute(
+        select(CustomFieldValue).where(
+            CustomFieldValue.record_id.in_(customer_ids), CustomFieldValue.field_id.in_(list(defs))
+        )
+    )
     for row in rows.scalars():
         defn = defs[row.field_id]
         value = getattr(row, _COLUMN[defn.type])
@@ -181,8 +218,11 @@ def values_for(session: Session, principal: Principal, customer_ids: list[int]) 
 
 def filter_factory(session: Session, principal: Principal):
     """A `ListSpec.dynamic` resolving `cf.<key>[__op]=value` into an indexed EXISTS."""
-    defs = {d.key: d for d in visible_definitions(session, principal)} if can(
-        principal, "custom_fields", "read") else {}
+    defs = (
+        {d.key: d for d in visible_definitions(session, principal)}
+        if can(principal, "custom_fields", "read")
+        else {}
+    )
 
     def build(key: str, op: str, raw: str) -> ColumnElement[bool] | None:
         defn = defs.get(key)
@@ -191,11 +231,14 @@ def filter_factory(session: Session, principal: Principal):
         kind = {"text": str, "choice": str, "number": Decimal, "date": date}[defn.type]
         col = getattr(CustomFieldValue, _COLUMN[defn.type])
         name = f"cf.{key}"
-        ops = {"eq", "ne", "in", "isnull"} | ({"lt", "lte", "gt", "gte"} if kind is not str else {"prefix"})
+        ops = {"eq", "ne", "in", "isnull"} | (
+            {"lt", "lte", "gt", "gte"} if kind is not str else {"prefix"}
+        )
         if op not in ops:
             raise ValidationProblem(f"operator {op!r} is not supported on {name!r}", field=name)
-        base = exists().where(CustomFieldValue.record_id == Customer.id,
-                              CustomFieldValue.field_id == defn.id)
+        base = exists().where(
+            CustomFieldValue.record_id == Customer.id, CustomFieldValue.field_id == defn.id
+        )
         if op == "isnull":
             present = base
             return ~present if parse_value(raw, bool, name) else present
@@ -203,9 +246,15 @@ def filter_factory(session: Session, principal: Principal):
             values = [coerce(defn, parse_value(v, kind, name), name) for v in raw.split(",") if v]
             return base.where(col.in_(values))
         value = coerce(defn, parse_value(raw, kind, name), name)
-        cond = {"eq": col == value, "ne": col != value, "lt": col < value, "lte": col <= value,
-                "gt": col > value, "gte": col >= value,
-                "prefix": col.startswith(value, autoescape=True) if kind is str else None}[op]
+        cond = {
+            "eq": col == value,
+            "ne": col != value,
+            "lt": col < value,
+            "lte": col <= value,
+            "gt": col > value,
+            "gte": col >= value,
+            "prefix": col.startswith(value, autoescape=True) if kind is str else None,
+        }[op]
         return base.where(cond)
 
     return build

@@ -87,7 +87,9 @@ class CustomerFields(StrictIn):
     lifecycle_stage: Stage = "awareness"
     value_tier: Tier | None = None
     preferred_channel: Channel | None = None
-    preferred_language: str | None = Field(default=None, max_length=20, pattern=r"^[a-zA-Z]{2,3}([-_][a-zA-Z0-9]{2,8})*$")
+    preferred_language: str | None = Field(
+        default=None, max_length=20, pattern=r"^[a-zA-Z]{2,3}([-_][a-zA-Z0-9]{2,8})*$"
+    )
     country: str | None = None
     account_id: RowId | None = None
     emails: list[EmailIn] = Field(default_factory=list, max_length=20)

@@ -49,8 +49,16 @@ from accord.models.customer import CHANNELS, LIFECYCLE_STAGES, VALUE_TIERS
 RESOURCE = "customers"
 SENSITIVE = ("date_of_birth", "national_id", "notes")
 # Which personal fields a profile read exposes (for the audit trail of reads).
-PERSONAL_FIELDS = ("first_name", "last_name", "title", "gender", "emails", "phones", "addresses",
-                   *SENSITIVE)
+PERSONAL_FIELDS = (
+    "first_name",
+    "last_name",
+    "title",
+    "gender",
+    "emails",
+    "phones",
+    "addresses",
+    *SENSITIVE,
+)
 
 
 def _email_filter(op: str, value: Any) -> ColumnElement[bool]:
@@ -74,18 +82,23 @@ def _phone_filter(op: str, value: Any) -> ColumnElement[bool]:
 # Contact-point lookups are written as `id IN (indexed subquery)`, not a correlated EXISTS:
 # with `ORDER BY id LIMIT n` SQLite would otherwise walk the whole customers table.
 def _with_email(normalized: list[str]) -> ColumnElement[bool]:
-    return Customer.id.in_(select(CustomerEmail.customer_id)
-                           .where(CustomerEmail.email_normalized.in_(normalized)))
+    return Customer.id.in_(
+        select(CustomerEmail.customer_id).where(CustomerEmail.email_normalized.in_(normalized))
+    )
 
 
 def _with_phone(normalized: list[str]) -> ColumnElement[bool]:
-    return Customer.id.in_(select(CustomerPhone.customer_id).where(CustomerPhone.e164.in_(normalized)))
+    return Customer.id.in_(
+        select(CustomerPhone.customer_id).where(CustomerPhone.e164.in_(normalized))
+    )
 
 
 def _name_filter(op: str, value: Any) -> ColumnElement[bool]:
     key = fold(str(value))
-    return or_(Customer.name_key.startswith(key, autoescape=True),
-               Customer.name_key_alt.startswith(key, autoescape=True))
+    return or_(
+        Customer.name_key.startswith(key, autoescape=True),
+        Customer.name_key_alt.startswith(key, autoescape=True),
+    )
 
 
 _CMP = frozenset({"eq", "ne", "lt", "lte", "gt", "gte"})
@@ -98,8 +111,11 @@ def list_spec(session: Session, principal: Principal) -> ListSpec:
         filters={
             "id": Filter(Customer.id, int, frozenset({"eq", "in", "lt", "gt"})),
             "lifecycle_stage": Filter(Customer.lifecycle_stage, choices=LIFECYCLE_STAGES),
-            "value_tier": Filter(Customer.value_tier, choices=VALUE_TIERS,
-                                 ops=frozenset({"eq", "ne", "in", "isnull"})),
+            "value_tier": Filter(
+                Customer.value_tier,
+                choices=VALUE_TIERS,
+                ops=frozenset({"eq", "ne", "in", "isnull"}),
+            ),
             "preferred_channel": Filter(Customer.preferred_channel, choices=CHANNELS),
             "preferred_language": Filter(Customer.preferred_language),
             "country": Filter(Customer.country, ops=frozenset({"eq", "ne", "in", "isnull"})),
@@ -158,29 +174,35 @@ def visible_query(principal: Principal, action: str = "read") -> Select[Any]:
     scope = scope_for(principal, RESOURCE, action)
     if scope is None:
         raise Forbidden(f"your role may not {action} customers")
-    return select(Customer).where(scope_clause(principal, scope, Customer.owner_id, Customer.team_id))
+    return select(Customer).where(
+        scope_clause(principal, scope, Customer.owner_id, Customer.team_id)
+    )
 
 
-def list_customers(session: Session, principal: Principal, params: ListParams
-                   ) -> tuple[list[Customer], str | None]:
+def list_customers(
+    session: Session, principal: Principal, params: ListParams
+) -> tuple[list[Customer], str | None]:
     spec = list_spec(session, principal)
     stmt = visible_query(principal)
     if params.q:
         stmt = stmt.where(search_clause(params.q))
     stmt = paginate(stmt, spec, params).options(
-        selectinload(Customer.emails), selectinload(Customer.phones))
+        selectinload(Customer.emails), selectinload(Customer.phones)
+    )
     rows = list(session.execute(stmt).scalars())
     return page_of(rows, spec, params)
 
 
 def in_scope(principal: Principal, customer: Customer, action: str) -> bool:
-    return record_in_scope(principal, scope_for(principal, RESOURCE, action),
-                           customer.owner_id, customer.team_id)
+    return record_in_scope(
+        principal, scope_for(principal, RESOURCE, action), customer.owner_id, customer.team_id
+    )
 
 
-def get_customer(session: Session, principal: Principal, customer_id: int,
-                 action: str = "read") -> Customer:
-    """404 when the caller may not read it (no existence oracle), 403 when it may read but not act."""
+def get_customer(
+    session: Session, principal: Principal, customer_id: int, action: str = "read"
+) -> Customer:
+    """404 when the caller may not read it (no existence oracle), 403 when it may read, not act."""
     customer = session.get(Customer, customer_id)
     if customer is None or not in_scope(principal, customer, "read"):
         raise NotFound(f"customer {customer_id} does not exist")
@@ -202,10 +224,16 @@ def _replace_contact_points(c: Customer, data: CustomerCreate | CustomerUpdate) 
     changed = []
     region = c.country or get_settings().default_region
     if data.emails is not None:
-        c.emails = [CustomerEmail(email=e.email, email_normalized=normalize_email(e.email), kind=e.kind,
-                                  is_primary=e.is_primary or (i == 0 and not any(x.is_primary for x in data.emails)),
-                                  verified=e.verified)
-                    for i, e in enumerate(data.emails)]
+        c.emails = [
+            CustomerEmail(
+                email=e.email,
+                email_normalized=normalize_email(e.email),
+                kind=e.kind,
+                is_primary=e.is_primary or (i == 0 and not any(x.is_primary for x in data.emails)),
+                verified=e.verified,
+            )
+            for i, e in enumerate(data.emails)
+        ]
         changed.append("emails")
     if data.phones is not None:
         phones = []
@@ -213,15 +241,29 @@ def _replace_contact_points(c: Customer, data: CustomerCreate | CustomerUpdate) 
             try:
                 e164 = normalize_phone(p.phone, region)
             except InvalidValue as exc:
-                raise ValidationProblem(f"phones.{i}.phone: {exc}", field=f"phones.{i}.phone") from None
-            phones.append(CustomerPhone(phone=p.phone, e164=e164, kind=p.kind,
-                                        is_primary=p.is_primary or (i == 0 and not any(x.is_primary for x in data.phones))))
+                raise ValidationProblem(
+                    f"phones.{i}.phone: {exc}", field=f"phones.{i}.phone"
+                ) from None
+            phones.append(
+                CustomerPhone(
+                    phone=p.phone,
+                    e164=e164,
+                    kind=p.kind,
+                    is_primary=p.is_primary
+                    or (i == 0 and not any(x.is_primary for x in data.phones)),
+                )
+            )
         c.phones = phones
         changed.append("phones")
     if data.addresses is not None:
-        c.addresses = [CustomerAddress(**a.model_dump(exclude={"is_primary"}),
-                                       is_primary=a.is_primary or (i == 0 and not any(x.is_primary for x in data.addresses)))
-                       for i, a in enumerate(data.addresses)]
+        c.addresses = [
+            CustomerAddress(
+                **a.model_dump(exclude={"is_primary"}),
+                is_primary=a.is_primary
+                or (i == 0 and not any(x.is_primary for x in data.addresses)),
+            )
+            for i, a in enumerate(data.addresses)
+        ]
         changed.append("addresses")
     return changed
 
@@ -248,27 +290,51 @@ def create_customer(session: Session, principal: Principal, data: CustomerCreate
     _check_sensitive_write(principal, set(sent))
     _check_refs(session, principal, data.account_id)
     fields = data.model_dump(exclude={"emails", "phones", "addresses", "custom"})
-    customer = Customer(**fields, owner_id=principal.user_id, team_id=principal.team_id,
-                        display_name="", name_key="", name_key_alt="")
+    customer = Customer(
+        **fields,
+        owner_id=principal.user_id,
+        team_id=principal.team_id,
+        display_name="",
+        name_key="",
+        name_key_alt="",
+    )
     _set_names(customer)
     _replace_contact_points(customer, data)
     session.add(customer)
     session.flush()
-    session.add(LifecycleChange(customer_id=customer.id, from_stage=None,
-                                to_stage=customer.lifecycle_stage, changed_by=principal.user_id,
-                                reason="created"))
+    session.add(
+        LifecycleChange(
+            customer_id=customer.id,
+            from_stage=None,
+            to_stage=customer.lifecycle_stage,
+            changed_by=principal.user_id,
+            reason="created",
+        )
+    )
     custom_keys = custom_fields.set_values(session, principal, customer, data.custom, creating=True)
     session.flush()
-    audit.record(session, principal, "create", RESOURCE, customer.id,
-                 [*sent.keys(), *(f"custom.{k}" for k in custom_keys)])
-    emit(session, "customer.created", "customer", customer.id,
-         {"lifecycle_stage": customer.lifecycle_stage, "owner_id": customer.owner_id},
-         principal.user_id)
+    audit.record(
+        session,
+        principal,
+        "create",
+        RESOURCE,
+        customer.id,
+        [*sent.keys(), *(f"custom.{k}" for k in custom_keys)],
+    )
+    emit(
+        session,
+        "customer.created",
+        "customer",
+        customer.id,
+        {"lifecycle_stage": customer.lifecycle_stage, "owner_id": customer.owner_id},
+        principal.user_id,
+    )
     return customer
 
 
-def update_customer(session: Session, principal: Principal, customer: Customer,
-                    data: CustomerUpdate) -> Customer:
+def update_customer(
+    session: Session, principal: Principal, customer: Customer, data: CustomerUpdate
+) -> Customer:
     if not in_scope(principal, customer, "update"):
         raise Forbidden("your role may not update this customer")
     sent = data.model_dump(exclude_unset=True)
@@ -296,21 +362,43 @@ def update_customer(session: Session, principal: Principal, customer: Customer,
             _set_names(customer)
         changed += _replace_contact_points(customer, data)
         if data.custom is not None:
-            changed += [f"custom.{k}" for k in custom_fields.set_values(
-                session, principal, customer, data.custom, creating=False)]
+            changed += [
+                f"custom.{k}"
+                for k in custom_fields.set_values(
+                    session, principal, customer, data.custom, creating=False
+                )
+            ]
         if not changed:
             return customer
         customer.updated_at = utcnow()  # a change to contact points alone still bumps the version
     session.flush()
     if customer.lifecycle_stage != old_stage:
-        session.add(LifecycleChange(customer_id=customer.id, from_stage=old_stage,
-                                    to_stage=customer.lifecycle_stage, changed_by=principal.user_id,
-                                    reason=data.stage_reason))
-        emit(session, "customer.stage_changed", "customer", customer.id,
-             {"from": old_stage, "to": customer.lifecycle_stage}, principal.user_id)
+        session.add(
+            LifecycleChange(
+                customer_id=customer.id,
+                from_stage=old_stage,
+                to_stage=customer.lifecycle_stage,
+                changed_by=principal.user_id,
+                reason=data.stage_reason,
+            )
+        )
+        emit(
+            session,
+            "customer.stage_changed",
+            "customer",
+            customer.id,
+            {"from": old_stage, "to": customer.lifecycle_stage},
+            principal.user_id,
+        )
     audit.record(session, principal, "update", RESOURCE, customer.id, changed)
-    emit(session, "customer.updated", "customer", customer.id, {"fields": sorted(changed)},
-         principal.user_id)
+    emit(
+        session,
+        "customer.updated",
+        "customer",
+        customer.id,
+        {"fields": sorted(changed)},
+        principal.user_id,
+    )
     return customer
 
 
@@ -343,19 +431,35 @@ def delete_customer(session: Session, principal: Principal, customer: Customer) 
     session.flush()
 
 
-def to_out(customer: Customer, principal: Principal, custom: dict[str, Any] | None = None,
-           *, with_contact_points: bool = True) -> CustomerOut:
+def to_out(
+    customer: Customer,
+    principal: Principal,
+    custom: dict[str, Any] | None = None,
+    *,
+    with_contact_points: bool = True,
+) -> CustomerOut:
     masked = sorted(hidden(principal))
     data = {
-        "id": customer.id, "version": customer.version, "title": customer.title,
-        "first_name": customer.first_name, "last_name": customer.last_name,
-        "display_name": customer.display_name, "gender": customer.gender,
-        "lifecycle_stage": customer.lifecycle_stage, "value_tier": customer.value_tier,
-        "lifetime_value": customer.lifetime_value, "preferred_channel": customer.preferred_channel,
-        "preferred_language": customer.preferred_language, "country": customer.country,
-        "account_id": customer.account_id, "owner_id": customer.owner_id,
-        "team_id": customer.team_id, "created_at": customer.created_at,
-        "updated_at": customer.updated_at, "custom": custom or {}, "masked_fields": masked,
+        "id": customer.id,
+        "version": customer.version,
+        "title": customer.title,
+        "first_name": customer.first_name,
+        "last_name": customer.last_name,
+        "display_name": customer.display_name,
+        "gender": customer.gender,
+        "lifecycle_stage": customer.lifecycle_stage,
+        "value_tier": customer.value_tier,
+        "lifetime_value": customer.lifetime_value,
+        "preferred_channel": customer.preferred_channel,
+        "preferred_language": customer.preferred_language,
+        "country": customer.country,
+        "account_id": customer.account_id,
+        "owner_id": customer.owner_id,
+        "team_id": customer.team_id,
+        "created_at": customer.created_at,
+        "updated_at": customer.updated_at,
+        "custom": custom or {},
+        "masked_fields": masked,
     }
     for name in SENSITIVE:
         if name not in masked:
@@ -373,13 +477,18 @@ def read_fields(principal: Principal) -> list[str]:
 
 
 def lifecycle_history(session: Session, customer_id: int) -> list[LifecycleChange]:
-    return list(session.execute(
-        select(LifecycleChange).where(LifecycleChange.customer_id == customer_id)
-        .order_by(LifecycleChange.changed_at, LifecycleChange.id)).scalars())
+    return list(
+        session.execute(
+            select(LifecycleChange)
+            .where(LifecycleChange.customer_id == customer_id)
+            .order_by(LifecycleChange.changed_at, LifecycleChange.id)
+        ).scalars()
+    )
 
 
-def view_360(session: Session, principal: Principal, customer_id: int,
-             timeline_limit: int = 50) -> dict[str, Any]:
+def view_360(
+    session: Session, principal: Principal, customer_id: int, timeline_limit: int = 50
+) -> dict[str, Any]:
     """Everything one employee may see about one customer, in one read."""
     from accord.commerce import service as commerce
     from accord.interactions import service as interactions
@@ -402,8 +511,14 @@ def view_360(session: Session, principal: Principal, customer_id: int,
         "account": {"id": account.id, "name": account.name} if account else None,
         "owner": {"id": owner.id, "full_name": owner.full_name} if owner else None,
         "lifecycle_history": [
-            {"from_stage": h.from_stage, "to_stage": h.to_stage, "changed_at": h.changed_at,
-             "reason": h.reason} for h in lifecycle_history(session, customer.id)],
+            {
+                "from_stage": h.from_stage,
+                "to_stage": h.to_stage,
+                "changed_at": h.changed_at,
+                "reason": h.reason,
+            }
+            for h in lifecycle_history(session, customer.id)
+        ],
         "custom_fields": [{"key": d.key, "label": d.label, "type": d.type} for d in definitions],
         "purchase_summary": summary,
         "timeline": timeline[:timeline_limit],
@@ -418,18 +533,25 @@ def customers_by_ids(session: Session, principal: Principal, ids: list[int]) -> 
     return {c.id: c for c in session.execute(stmt).scalars()}
 
 
-def readable_clause(principal: Principal, customer_id_col: Any, action: str = "read") -> ColumnElement[bool]:
-    """SQL for 'the parent customer is in the caller's scope' (child lists: interactions, orders)."""
+def readable_clause(
+    principal: Principal, customer_id_col: Any, action: str = "read"
+) -> ColumnElement[bool]:
+    """SQL for 'the parent customer is in the caller's scope' (child lists: interactions...)."""
     scope = scope_for(principal, RESOURCE, "read" if action == "read" else "update")
     if scope is None:
         raise Forbidden("your role may not read customers")
     if scope == "all":
         return and_(True)  # type: ignore[arg-type]
-    return customer_id_col.in_(select(Customer.id).where(
-        scope_clause(principal, scope, Customer.owner_id, Customer.team_id)))
+    return customer_id_col.in_(
+        select(Customer.id).where(
+            scope_clause(principal, scope, Customer.owner_id, Customer.team_id)
+        )
+    )
 
 
-def child_visible_clause(principal: Principal, resource: str, customer_id_col: Any) -> ColumnElement[bool]:
+def child_visible_clause(
+    principal: Principal, resource: str, customer_id_col: Any
+) -> ColumnElement[bool]:
     """SQL for 'the caller may read this child record' (interactions, orders): the customer is
     readable, and the child resource's own grant (if narrower) covers that customer too."""
     scope = scope_for(principal, resource, "read")
@@ -438,22 +560,31 @@ def child_visible_clause(principal: Principal, resource: str, customer_id_col: A
     clause = readable_clause(principal, customer_id_col)
     customer_scope = scope_for(principal, RESOURCE, "read")
     if customer_scope is not None and SCOPE_RANK[scope] < SCOPE_RANK[customer_scope]:
-        clause = and_(clause, customer_id_col.in_(select(Customer.id).where(
-            scope_clause(principal, scope, Customer.owner_id, Customer.team_id))))
+        clause = and_(
+            clause,
+            customer_id_col.in_(
+                select(Customer.id).where(
+                    scope_clause(principal, scope, Customer.owner_id, Customer.team_id)
+                )
+            ),
+        )
     return clause
 
 
-def customer_for_child(session: Session, principal: Principal, resource: str, customer_id: int,
-                       action: str = "read") -> Customer:
+def customer_for_child(
+    session: Session, principal: Principal, resource: str, customer_id: int, action: str = "read"
+) -> Customer:
     """The customer a child record hangs off: 404 out of read scope, 403 when it may not act."""
     require(principal, resource, "read")
     if action != "read":
         require(principal, resource, action)
     customer = get_customer(session, principal, customer_id)
-    if not record_in_scope(principal, scope_for(principal, resource, "read"),
-                           customer.owner_id, customer.team_id):
+    if not record_in_scope(
+        principal, scope_for(principal, resource, "read"), customer.owner_id, customer.team_id
+    ):
         raise NotFound(f"customer {customer_id} does not exist")
-    if action != "read" and not record_in_scope(principal, scope_for(principal, resource, action),
-                                                customer.owner_id, customer.team_id):
+    if action != "read" and not record_in_scope(
+        principal, scope_for(principal, resource, action), customer.owner_id, customer.team_id
+    ):
         raise Forbidden(f"your role may not {action} {resource} of this customer")
     return customer

@@ -39,14 +39,17 @@ class Order(IdMixin, TimestampMixin, VersionedMixin, Base):
     ordered_at: Mapped[datetime] = mapped_column()
     channel: Mapped[str | None] = mapped_column(String(16))
     lines: Mapped[list[OrderLine]] = relationship(
-        back_populates="order", cascade="all, delete-orphan", order_by="OrderLine.id")
+        back_populates="order", cascade="all, delete-orphan", order_by="OrderLine.id"
+    )
 
 
 class OrderLine(IdMixin, Base):
     __tablename__ = "order_lines"
 
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
-    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id", ondelete="SET NULL"), index=True)
+    product_id: Mapped[int | None] = mapped_column(
+        ForeignKey("products.id", ondelete="SET NULL"), index=True
+    )
     description: Mapped[str] = mapped_column(String(200))
     quantity: Mapped[int] = mapped_column()
     unit_price: Mapped[Decimal] = mapped_column(Numeric(18, 2))

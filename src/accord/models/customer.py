@@ -12,7 +12,15 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from accord.core.clock import utcnow
 from accord.models.base import Base, IdMixin, TimestampMixin, VersionedMixin
 
-LIFECYCLE_STAGES = ("awareness", "discovery", "evaluation", "intent", "purchase", "loyalty", "churned")
+LIFECYCLE_STAGES = (
+    "awareness",
+    "discovery",
+    "evaluation",
+    "intent",
+    "purchase",
+    "loyalty",
+    "churned",
+)
 VALUE_TIERS = ("bronze", "silver", "gold", "platinum")
 CHANNELS = ("email", "chat", "phone", "sms", "social", "web", "app", "store")
 CUSTOM_FIELD_TYPES = ("text", "number", "date", "choice")
@@ -33,8 +41,12 @@ class Account(IdMixin, TimestampMixin, VersionedMixin, Base):
     annual_revenue_currency: Mapped[str | None] = mapped_column(String(3))
     country: Mapped[str | None] = mapped_column(String(2), index=True)
     value_tier: Mapped[str | None] = mapped_column(String(16))
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
-    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"), index=True)
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="SET NULL"), index=True
+    )
 
 
 class Customer(IdMixin, TimestampMixin, VersionedMixin, Base):
@@ -65,22 +77,29 @@ class Customer(IdMixin, TimestampMixin, VersionedMixin, Base):
     preferred_channel: Mapped[str | None] = mapped_column(String(16))
     preferred_language: Mapped[str | None] = mapped_column(String(20))
     country: Mapped[str | None] = mapped_column(String(2), index=True)
-    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), index=True
+    )
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
 
     emails: Mapped[list[CustomerEmail]] = relationship(
-        back_populates="customer", cascade="all, delete-orphan", order_by="CustomerEmail.id")
+        back_populates="customer", cascade="all, delete-orphan", order_by="CustomerEmail.id"
+    )
     phones: Mapped[list[CustomerPhone]] = relationship(
-        back_populates="customer", cascade="all, delete-orphan", order_by="CustomerPhone.id")
+        back_populates="customer", cascade="all, delete-orphan", order_by="CustomerPhone.id"
+    )
     addresses: Mapped[list[CustomerAddress]] = relationship(
-        back_populates="customer", cascade="all, delete-orphan", order_by="CustomerAddress.id")
+        back_populates="customer", cascade="all, delete-orphan", order_by="CustomerAddress.id"
+    )
 
 
 class CustomerEmail(IdMixin, Base):
     __tablename__ = "customer_emails"
 
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
     email: Mapped[str] = mapped_column(String(254))
     email_normalized: Mapped[str] = mapped_column(String(254), index=True)
     kind: Mapped[str] = mapped_column(String(20), default="personal")
@@ -92,7 +111,9 @@ class CustomerEmail(IdMixin, Base):
 class CustomerPhone(IdMixin, Base):
     __tablename__ = "customer_phones"
 
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
     phone: Mapped[str] = mapped_column(String(40))
     e164: Mapped[str] = mapped_column(String(20), index=True)
     kind: Mapped[str] = mapped_column(String(20), default="mobile")
@@ -103,7 +124,9 @@ class CustomerPhone(IdMixin, Base):
 class CustomerAddress(IdMixin, Base):
     __tablename__ = "customer_addresses"
 
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
     kind: Mapped[str] = mapped_column(String(20), default="home")
     line1: Mapped[str] = mapped_column(String(200))
     line2: Mapped[str | None] = mapped_column(String(200))
@@ -118,7 +141,9 @@ class CustomerAddress(IdMixin, Base):
 class LifecycleChange(IdMixin, Base):
     __tablename__ = "lifecycle_changes"
 
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
     from_stage: Mapped[str | None] = mapped_column(String(16))
     to_stage: Mapped[str] = mapped_column(String(16))
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -131,8 +156,12 @@ class Contact(IdMixin, TimestampMixin, VersionedMixin, Base):
 
     __tablename__ = "contacts"
 
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
-    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), index=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
     first_name: Mapped[str] = mapped_column(String(100), default="")
     last_name: Mapped[str] = mapped_column(String(100), default="")
     job_title: Mapped[str | None] = mapped_column(String(120))
@@ -167,7 +196,9 @@ class CustomFieldValue(IdMixin, Base):
         Index("ix_cfv_record", "record_id"),
     )
 
-    field_id: Mapped[int] = mapped_column(ForeignKey("custom_field_definitions.id", ondelete="CASCADE"))
+    field_id: Mapped[int] = mapped_column(
+        ForeignKey("custom_field_definitions.id", ondelete="CASCADE")
+    )
     record_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     value_text: Mapped[str | None] = mapped_column(String(500))
     value_number: Mapped[Decimal | None] = mapped_column(Numeric(24, 6))

@@ -38,14 +38,25 @@ def _sign(nonce: str) -> str:
     return hmac.new(key, b"login-csrf:" + nonce.encode(), hashlib.sha256).hexdigest()
 
 
-def _login_form(request: Request, *, next_path: str, email: str = "", error: str = "",
-                status_code: int = 200) -> Response:
+def _login_form(
+    request: Request, *, next_path: str, email: str = "", error: str = "", status_code: int = 200
+) -> Response:
     nonce = new_secret(24)
-    response = render(request, "login.html", {
-        "next": next_path, "email": email, "error": error, "login_token": _sign(nonce)},
-        status_code=status_code)
-    response.set_cookie(LOGIN_NONCE_COOKIE, nonce, max_age=3600, path="/login", httponly=True,
-                        samesite="lax", secure=get_settings().cookie_secure)
+    response = render(
+        request,
+        "login.html",
+        {"next": next_path, "email": email, "error": error, "login_token": _sign(nonce)},
+        status_code=status_code,
+    )
+    response.set_cookie(
+        LOGIN_NONCE_COOKIE,
+        nonce,
+        max_age=3600,
+        path="/login",
+        httponly=True,
+        samesite="lax",
+        secure=get_settings().cookie_secure,
+    )
     return response
 
 
@@ -58,30 +69,45 @@ def _has_session(request: Request) -> bool:
 
 
 @router.get("/login")
-def login_page(request: Request,
-               next: Annotated[str | None, Query(max_length=2000)] = None) -> Response:
+def login_page(
+    request: Request, next: Annotated[str | None, Query(max_length=2000)] = None
+) -> Response:
     if _has_session(request):
         return RedirectResponse(safe_next(next), status_code=303)
     return _login_form(request, next_path=safe_next(next))
 
 
 @router.post("/login")
-def login(request: Request,
-          email: Annotated[str, Form(max_length=254)] = "",
-          password: Annotated[str, Form(max_length=200)] = "",
-          login_token: Annotated[str, Form(max_length=200)] = "",
-          next: Annotated[str, Form(max_length=2000)] = "") -> Response:
+def login(
+    request: Request,
+    email: Annotated[str, Form(max_length=254)] = "",
+    password: Annotated[str, Form(max_length=200)] = "",
+    login_token: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
     target = safe_next(next)
     nonce = request.cookies.get(LOGIN_NONCE_COOKIE, "")
     if not nonce or not hmac.compare_digest(_sign(nonce).encode(), login_token.encode()):
-        return _login_form(request, next_path=target, email=email, status_code=403,
-                           error="The login form expired. Please sign in again.")
+        return _login_form(
+            request,
+            next_path=target,
+            email=email,
+            status_code=403,
+            error="The login form expired. Please sign in again.",
+        )
     account_key = email.strip().lower()
     client_key = request.client.host if request.client else "unknown"
-    wait = FAILURES_PER_ACCOUNT.retry_after(account_key) or FAILURES_PER_CLIENT.retry_after(client_key)
+    wait = FAILURES_PER_ACCOUNT.retry_after(account_key) or FAILURES_PER_CLIENT.retry_after(
+        client_key
+    )
     if wait:
-        response = _login_form(request, next_path=target, email=email, status_code=429,
-                               error=f"Too many failed sign-ins. Try again in {wait // 60 + 1} minutes.")
+        response = _login_form(
+            request,
+            next_path=target,
+            email=email,
+            status_code=429,
+            error=f"Too many failed sign-ins. Try again in {wait // 60 + 1} minutes.",
+        )
         response.headers["Retry-After"] = str(wait)
         return response
     settings = get_settings()
@@ -91,8 +117,9 @@ def login(request: Request,
             session.rollback()
             FAILURES_PER_ACCOUNT.hit(account_key)
             FAILURES_PER_CLIENT.hit(client_key)
-            return _login_form(request, next_path=target, email=email, error=GENERIC_FAILURE,
-                               status_code=401)
+            return _login_form(
+                request, next_path=target, email=email, error=GENERIC_FAILURE, status_code=401
+            )
         FAILURES_PER_ACCOUNT.reset(account_key)
         old = request.cookies.get(SESSION_COOKIE)
         if old:  # never keep a session id that existed before the login (fixation)
@@ -100,8 +127,15 @@ def login(request: Request,
         cookie, _csrf = access.start_session(session, user, settings.session_hours)
         session.commit()
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(SESSION_COOKIE, cookie, max_age=settings.session_hours * 3600, path="/",
-                        httponly=True, samesite="lax", secure=settings.cookie_secure)
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=settings.session_hours * 3600,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+    )
     response.delete_cookie(LOGIN_NONCE_COOKIE, path="/login")
     return response
 
@@ -118,6 +152,7 @@ def logout(request: Request, csrf_token: Annotated[str, Form(max_length=200)] = 
                 access.end_session(session, cookie)
                 session.commit()
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
-                           secure=get_settings().cookie_secure)
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=get_settings().cookie_secure
+    )
     return response

@@ -154,7 +154,7 @@ def _with_current(options: tuple[tuple[str, str], ...], current: str) -> list[tu
 
 
 def _sensitive_shown(ctx: WebCtx) -> list[str]:
-    """The sensitive fields this role may see, and so edit; the others are never read from a form."""
+    """Sensitive fields this role may see and so edit; the others are never read from a form."""
     hidden = hidden_fields(ctx.principal, "customers")
     return [name for name in SENSITIVE_LABELS if name not in hidden]
 
@@ -174,7 +174,8 @@ def _custom_text(defn: CustomFieldDefinition, value: Any) -> str:
     return value.isoformat() if isinstance(value, date) else str(value)
 
 
-def _values_of(ctx: WebCtx, customer: Customer, defs: list[CustomFieldDefinition]) -> dict[str, str]:
+def _values_of(ctx: WebCtx, customer: Customer,
+               defs: list[CustomFieldDefinition]) -> dict[str, str]:
     """The stored customer as form values (only what the role may see)."""
     email, phone = _primary(list(customer.emails)), _primary(list(customer.phones))
     values = {name: getattr(customer, name) or "" for name in SCALAR_FIELDS}
@@ -326,7 +327,7 @@ def _form_page(request: Request, ctx: WebCtx, *, customer: Customer | None, vers
     return render(request, "customers/form.html", {
         "customer": ({"id": customer.id, "display_name": customer.display_name}
                      if customer is not None else None),
-        "version": version, "values": values, "errors": errors or {}, "alert": alert,
+        "record_version": version, "values": values, "errors": errors or {}, "alert": alert,
         "stale": stale,
         "countries": _with_current(_countries(locale), values.get("country", "")),
         "languages": _with_current(_languages(locale), values.get("preferred_language", "")),
