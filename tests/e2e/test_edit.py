@@ -27,7 +27,6 @@ def tab(browser: Any, live_server: Any) -> Iterator[Tab]:
 def test_admin_creates_edits_and_logs_an_interaction(tab: Tab, live_server: Any) -> None:
     tab.login(live_server.seeded.emails["admin"])
     page = tab.page
-    page.screenshot(path="/tmp/tmp-list.png")
     page.get_by_role("link", name="New customer").click()
     page.wait_for_url(live_server.url + "/customers/new")
     page.get_by_label("First name").fill("Dorothy")
@@ -49,10 +48,6 @@ def test_admin_creates_edits_and_logs_an_interaction(tab: Tab, live_server: Any)
 
     page.get_by_role("link", name="Edit").click()
     page.wait_for_url(customer_url + "/edit")
-    page.get_by_label("Primary e-mail").fill("broken")
-    page.get_by_role("button", name="Save changes").click()
-    page.screenshot(path="/tmp/tmp-error.png")
-    page.goto(customer_url + "/edit")
     expect(page.get_by_label("Primary e-mail")).to_have_value("dorothy@example.com")
     page.get_by_label("Lifecycle stage").select_option("purchase")
     page.get_by_label("Reason for a stage change").fill("signed the first order")
@@ -70,11 +65,9 @@ def test_admin_creates_edits_and_logs_an_interaction(tab: Tab, live_server: Any)
     page.locator(".log-interaction > summary").click()
     page.get_by_label("Channel", exact=True).select_option("phone")
     page.get_by_label("Subject").fill("Welcome call")
-    page.screenshot(path="/tmp/tmp-log-open.png", full_page=True)
     page.locator(".log-form").get_by_role("button", name="Log interaction").click()
     expect(page.locator(".timeline .tl-title").first).to_have_text("Welcome call")
     expect(page.locator("#activity")).to_contain_text("Interaction logged.")
     assert page.evaluate("window.accordMarker") == "same page"
     page.screenshot(path=DETAIL_SCREENSHOT, full_page=True)
-    print("ERRORS", *tab.errors, sep="\n")
     assert tab.errors == [], tab.errors  # CSP violations are reported as console errors

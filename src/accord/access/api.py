@@ -21,7 +21,7 @@ from accord.access.schemas import (
     UserOut,
     UserUpdate,
 )
-from accord.core.concurrency import etag, require_if_match
+from accord.core.concurrency import etag
 from accord.models import AuditEntry
 
 router = APIRouter()
@@ -64,12 +64,13 @@ def update_user(
 ) -> Any:
     service.require(ctx.principal, "users", "update")
     user = service.get_user(ctx.session, ctx.principal, user_id)
-    require_if_match(if_match, user.version)
-    service.update_user(ctx.session, ctx.principal, user, body)
-    out = UserOut.model_validate(user)
-    ctx.commit()
-    response.headers["ETag"] = etag(user.version)
-    return out
+    return ctx.updated(
+        user,
+        if_match,
+        response,
+        lambda: service.update_user(ctx.session, ctx.principal, user, body),
+        lambda: UserOut.model_validate(user),
+    )
 
 
 @router.delete("/users/{user_id}", status_code=204, tags=["users"])
@@ -112,12 +113,13 @@ def update_team(
 ) -> Any:
     team = service.get_team(ctx.session, ctx.principal, team_id)
     service.require(ctx.principal, "teams", "update")
-    require_if_match(if_match, team.version)
-    service.update_team(ctx.session, ctx.principal, team, body)
-    out = TeamOut.model_validate(team)
-    ctx.commit()
-    response.headers["ETag"] = etag(team.version)
-    return out
+    return ctx.updated(
+        team,
+        if_match,
+        response,
+        lambda: service.update_team(ctx.session, ctx.principal, team, body),
+        lambda: TeamOut.model_validate(team),
+    )
 
 
 @router.delete("/teams/{team_id}", status_code=204, tags=["teams"])
@@ -126,10 +128,9 @@ def delete_team(
 ) -> Response:
     team = service.get_team(ctx.session, ctx.principal, team_id)
     service.require(ctx.principal, "teams", "delete")
-    require_if_match(if_match, team.version)
-    service.delete_team(ctx.session, ctx.principal, team)
-    ctx.commit()
-    return Response(status_code=204)
+    return ctx.deleted(
+        team, if_match, lambda: service.delete_team(ctx.session, ctx.principal, team)
+    )
 
 
 @router.get("/tokens", response_model=list[TokenOut], tags=["tokens"])

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from accord.access import audit, service
 from accord.access.policy import Principal
 from accord.core import idempotency
+from accord.core.concurrency import etag, require_if_match
 from accord.core.db import session_factory, session_scope
 from accord.core.errors import Forbidden, Unauthorized
 
@@ -80,6 +81,29 @@ class Ctx:
             )
         self.commit()
         return JSONResponse(body_out, status_code=status_code, headers=extra)
+
+    def updated(
+        self,
+        record: Any,
+        if_match: str | None,
+        response: Response,
+        apply: Callable[[], Any],
+        out: Callable[[], Any],
+    ) -> Any:
+        """PATCH: check `If-Match` against the record, apply, serialise, commit, set the ETag."""
+        require_if_match(if_match, record.version)
+        apply()
+        result = out()
+        self.commit()
+        response.headers["ETag"] = etag(record.version)
+        return result
+
+    def deleted(self, record: Any, if_match: str | None, apply: Callable[[], Any]) -> Response:
+        """DELETE: check `If-Match`, apply, commit, answer 204."""
+        require_if_match(if_match, record.version)
+        apply()
+        self.commit()
+        return Response(status_code=204)
 
 
 def _resolve(request: Request, session: Session) -> tuple[Principal, str | None]:

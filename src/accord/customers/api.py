@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 
 from accord.access import audit
 from accord.access.deps import Ctx, api_ctx
-from accord.core.concurrency import etag, require_if_match
+from accord.core.concurrency import etag
 from accord.core.query import parse_list_params
 from accord.core.settings import get_settings
 from accord.customers import custom_fields, service
@@ -115,13 +115,16 @@ def update_customer(
     ctx: Ctx = Depends(api_ctx),
 ) -> CustomerOut:
     customer = service.get_customer(ctx.session, ctx.principal, customer_id, "update")
-    require_if_match(if_match, customer.version)
-    service.update_customer(ctx.session, ctx.principal, customer, body)
+    return ctx.updated(
+        customer, if_match, response,
+        lambda: service.update_customer(ctx.session, ctx.principal, customer, body),
+        lambda: _out(ctx, customer),
+    )
+
+
+def _out(ctx: Ctx, customer: Any) -> CustomerOut:
     custom = custom_fields.values_for(ctx.session, ctx.principal, [customer.id])[customer.id]
-    out = service.to_out(customer, ctx.principal, custom)
-    ctx.commit()
-    response.headers["ETag"] = etag(customer.version)
-    return out
+    return service.to_out(customer, ctx.principal, custom)
 
 
 @router.post("/customers/{customer_id}/assign", response_model=CustomerOut)
@@ -133,12 +136,13 @@ def assign_customer(
     ctx: Ctx = Depends(api_ctx),
 ) -> CustomerOut:
     customer = service.get_customer(ctx.session, ctx.principal, customer_id, "update")
-    require_if_match(if_match, customer.version)
-    service.assign(ctx.session, ctx.principal, customer, body)
-    out = service.to_out(customer, ctx.principal)
-    ctx.commit()
-    response.headers["ETag"] = etag(customer.version)
-    return out
+    return ctx.updated(
+        customer,
+        if_match,
+        response,
+        lambda: service.assign(ctx.session, ctx.principal, customer, body),
+        lambda: service.to_out(customer, ctx.principal),
+    )
 
 
 @router.delete("/customers/{customer_id}", status_code=204)
@@ -146,10 +150,9 @@ def delete_customer(
     customer_id: int, if_match: str | None = Header(default=None), ctx: Ctx = Depends(api_ctx)
 ) -> Response:
     customer = service.get_customer(ctx.session, ctx.principal, customer_id, "delete")
-    require_if_match(if_match, customer.version)
-    service.delete_customer(ctx.session, ctx.principal, customer)
-    ctx.commit()
-    return Response(status_code=204)
+    return ctx.deleted(
+        customer, if_match, lambda: service.delete_customer(ctx.session, ctx.principal, customer)
+    )
 
 
 @router.get("/custom-fields", response_model=list[CustomFieldOut], tags=["custom fields"])
@@ -186,12 +189,13 @@ def update_custom_field(
     ctx: Ctx = Depends(api_ctx),
 ) -> Any:
     field = custom_fields.get_field(ctx.session, ctx.principal, field_id)
-    require_if_match(if_match, field.version)
-    custom_fields.update_field(ctx.session, ctx.principal, field, body)
-    out = CustomFieldOut.model_validate(field)
-    ctx.commit()
-    response.headers["ETag"] = etag(field.version)
-    return out
+    return ctx.updated(
+        field,
+        if_match,
+        response,
+        lambda: custom_fields.update_field(ctx.session, ctx.principal, field, body),
+        lambda: CustomFieldOut.model_validate(field),
+    )
 
 
 @router.delete("/custom-fields/{field_id}", status_code=204, tags=["custom fields"])
@@ -199,7 +203,6 @@ def delete_custom_field(
     field_id: int, if_match: str | None = Header(default=None), ctx: Ctx = Depends(api_ctx)
 ) -> Response:
     field = custom_fields.get_field(ctx.session, ctx.principal, field_id)
-    require_if_match(if_match, field.version)
-    custom_fields.delete_field(ctx.session, ctx.principal, field)
-    ctx.commit()
-    return Response(status_code=204)
+    return ctx.deleted(
+        field, if_match, lambda: custom_fields.delete_field(ctx.session, ctx.principal, field)
+    )

@@ -25,6 +25,21 @@
     }
   }, true);
 
+  // A form sent back with errors puts the cursor in the first field to correct, on a full page
+  // load and after an HTMX swap (e.g. "Log interaction" on the 360 page).
+  function focusFirstInvalid(root) {
+    var field = root.querySelector('form [aria-invalid="true"]');
+    if (field) {
+      var details = field.closest("details");
+      if (details) { details.open = true; }
+      field.focus();
+    }
+  }
+  document.addEventListener("DOMContentLoaded", function () { focusFirstInvalid(document); });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (event.detail.elt instanceof Element) { focusFirstInvalid(event.detail.elt); }
+  });
+
   // A failed HTMX request (network or server error) says so instead of doing nothing.
   document.addEventListener("htmx:responseError", function (event) {
     var target = event.detail.target;
