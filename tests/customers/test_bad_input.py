@@ -316,3 +316,23 @@ def test_custom_numbers_beyond_storage_are_refused_on_both_engines(db, client, a
         headers=admin.headers,
     )
     assert r.status_code == 201 and r.json()["custom"] == {"size": 999999999999.123456}
+
+
+def test_blanking_both_names_and_non_numeric_custom_values_are_refused(client, admin) -> None:
+    field = client.post("/api/v1/custom-fields", headers=admin.headers,
+                        json={"key": "shoe_size", "label": "Shoe size", "type": "number"})
+    assert field.status_code == 201, field.text
+    created = client.post("/api/v1/customers", headers=admin.headers,
+                          json={"first_name": "Ada", "last_name": "Byron"})
+    cid, etag = created.json()["id"], created.headers["ETag"]
+    headers = {**admin.headers, "If-Match": etag}
+    r = client.patch(f"/api/v1/customers/{cid}", headers=headers,
+                     json={"first_name": "", "last_name": ""})
+    assert r.status_code == 422 and r.json()["field"] == "first_name"
+    r = client.patch(f"/api/v1/customers/{cid}", headers=headers,
+                     json={"custom": {"shoe_size": "forty"}})
+    assert r.status_code == 422
+    assert r.json()["field"] == "custom.shoe_size"
+    assert "must be a number" in r.json()["detail"]
+    after = client.get(f"/api/v1/customers/{cid}", headers=admin.headers).json()
+    assert after["first_name"] == "Ada" and after["version"] == created.json()["version"]

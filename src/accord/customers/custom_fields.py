@@ -145,7 +145,9 @@ def coerce(defn: CustomFieldDefinition, raw: Any, where: str) -> Any:
             return value
         if defn.type == "date":
             return raw if isinstance(raw, date) else date.fromisoformat(str(raw))
-    except (ValueError, InvalidOperation, TypeError) as exc:
+    except InvalidOperation:
+        raise ValidationProblem(f"{where}: must be a number", field=where) from None
+    except (ValueError, TypeError) as exc:
         raise ValidationProblem(f"{where}: {exc}", field=where) from None
     raise AssertionError(defn.type)
 

@@ -358,6 +358,8 @@ def update_customer(
             if getattr(customer, key) != value:
                 setattr(customer, key, value)
                 changed.append(key)
+        if not (customer.first_name or customer.last_name):
+            raise ValidationProblem("a customer needs a first or last name", field="first_name")
         if {"first_name", "last_name"} & set(changed):
             _set_names(customer)
         changed += _replace_contact_points(customer, data)
