@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from accord.access import audit
@@ -169,10 +169,6 @@ def order_list_spec() -> ListSpec:
     )
 
 
-def visible_clause(principal: Principal) -> ColumnElement[bool]:
-    return customers.child_visible_clause(principal, ORDERS, Order.customer_id)
-
-
 def customer_for(session: Session, principal: Principal, customer_id: int,
                  action: str = "read") -> Customer:
     return customers.customer_for_child(session, principal, ORDERS, customer_id, action)
@@ -180,28 +176,14 @@ def customer_for(session: Session, principal: Principal, customer_id: int,
 
 def get_order(session: Session, principal: Principal, order_id: int, action: str = "read") -> Order:
     """404 when missing or out of read scope (no existence oracle), 403 when readable only."""
-    require(principal, ORDERS, "read")
-    if action != "read":
-        require(principal, ORDERS, action)
-    order = session.get(Order, order_id, options=[selectinload(Order.lines)])
-    if order is None:
-        raise NotFound(f"order {order_id} does not exist")
-    try:
-        customer_for(session, principal, order.customer_id, action)
-    except NotFound:
-        raise NotFound(f"order {order_id} does not exist") from None
-    return order
+    return customers.get_child(session, principal, ORDERS, Order, order_id, action,
+                               (selectinload(Order.lines),))
 
 
 def list_orders(session: Session, principal: Principal, params: ListParams,
                 customer_id: int | None = None) -> tuple[list[Order], str | None]:
     spec = order_list_spec()
-    stmt = select(Order)
-    if customer_id is not None:
-        customer_for(session, principal, customer_id)
-        stmt = stmt.where(Order.customer_id == customer_id)
-    else:
-        stmt = stmt.where(visible_clause(principal))
+    stmt = customers.child_list_query(session, principal, ORDERS, Order, customer_id)
     rows = list(session.execute(paginate(stmt, spec, params)).scalars())
     return page_of(rows, spec, params)
 

@@ -590,3 +590,38 @@ def customer_for_child(
     ):
         raise Forbidden(f"your role may not {action} {resource} of this customer")
     return customer
+
+
+def get_child(
+    session: Session,
+    principal: Principal,
+    resource: str,
+    model: Any,
+    record_id: int,
+    action: str = "read",
+    options: tuple[Any, ...] = (),
+) -> Any:
+    """A record hanging off a customer (interaction, order): 404 when missing or out of read
+    scope (no existence oracle), 403 when readable but the action is not allowed."""
+    require(principal, resource, "read")
+    if action != "read":
+        require(principal, resource, action)
+    row = session.get(model, record_id, options=list(options))
+    label = resource.rstrip("s")
+    if row is None:
+        raise NotFound(f"{label} {record_id} does not exist")
+    try:
+        customer_for_child(session, principal, resource, row.customer_id, action)
+    except NotFound:
+        raise NotFound(f"{label} {record_id} does not exist") from None
+    return row
+
+
+def child_list_query(
+    session: Session, principal: Principal, resource: str, model: Any, customer_id: int | None
+) -> Select[Any]:
+    """One customer's child records (checked), or those of every customer the caller may read."""
+    if customer_id is not None:
+        customer_for_child(session, principal, resource, customer_id)
+        return select(model).where(model.customer_id == customer_id)
+    return select(model).where(child_visible_clause(principal, resource, model.customer_id))

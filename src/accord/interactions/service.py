@@ -10,16 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from accord.access import audit
 from accord.access.policy import (
     Principal,
 )
-from accord.access.service import require
 from accord.core.clock import as_utc, utcnow
-from accord.core.errors import NotFound
 from accord.core.events import emit
 from accord.core.query import Filter, ListParams, ListSpec, Sort, page_of, paginate
 from accord.customers import service as customers
@@ -59,10 +57,6 @@ def list_spec() -> ListSpec:
 
 # --- scope -------------------------------------------------------------------------------------
 
-def visible_clause(principal: Principal) -> ColumnElement[bool]:
-    return customers.child_visible_clause(principal, RESOURCE, Interaction.customer_id)
-
-
 def customer_for(session: Session, principal: Principal, customer_id: int,
                  action: str = "read") -> Customer:
     return customers.customer_for_child(session, principal, RESOURCE, customer_id, action)
@@ -71,17 +65,7 @@ def customer_for(session: Session, principal: Principal, customer_id: int,
 def get_interaction(session: Session, principal: Principal, interaction_id: int,
                     action: str = "read") -> Interaction:
     """404 when missing or out of read scope (no existence oracle), 403 when readable only."""
-    require(principal, RESOURCE, "read")
-    if action != "read":
-        require(principal, RESOURCE, action)
-    row = session.get(Interaction, interaction_id)
-    if row is None:
-        raise NotFound(f"interaction {interaction_id} does not exist")
-    try:
-        customer_for(session, principal, row.customer_id, action)
-    except NotFound:
-        raise NotFound(f"interaction {interaction_id} does not exist") from None
-    return row
+    return customers.get_child(session, principal, RESOURCE, Interaction, interaction_id, action)
 
 
 # --- reads -------------------------------------------------------------------------------------
@@ -90,12 +74,7 @@ def list_interactions(session: Session, principal: Principal, params: ListParams
                       customer_id: int | None = None) -> tuple[list[Interaction], str | None]:
     """Across every customer the caller may read, or one customer's timeline."""
     spec = list_spec()
-    stmt = select(Interaction)
-    if customer_id is not None:
-        customer_for(session, principal, customer_id)
-        stmt = stmt.where(Interaction.customer_id == customer_id)
-    else:
-        stmt = stmt.where(visible_clause(principal))
+    stmt = customers.child_list_query(session, principal, RESOURCE, Interaction, customer_id)
     rows = list(session.execute(paginate(stmt, spec, params)).scalars())
     return page_of(rows, spec, params)
 
