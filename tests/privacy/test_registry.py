@@ -9,7 +9,7 @@ from accord.privacy.registry import BY_TABLE, PERSONAL_HINTS, REGISTRY
 NOT_PERSONAL = {
     ("products", "name"), ("teams", "name"), ("custom_field_definitions", "help_text"),
     ("custom_field_definitions", "label"), ("accounts", "name"), ("accounts", "name_key"),
-    ("order_lines", "description"),
+    ("order_lines", "description"), ("sources", "name"), ("import_runs", "file_name"),
 }
 
 

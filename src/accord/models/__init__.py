@@ -14,10 +14,32 @@ from accord.models.customer import (
     CustomFieldValue,
     LifecycleChange,
 )
+from accord.models.integration import (
+    GoldenLineage,
+    IdentityAlias,
+    IdentityChange,
+    ImportRejection,
+    ImportRun,
+    MatchModel,
+    MatchReview,
+    Source,
+    SourceProfile,
+    SourceRecord,
+)
 from accord.models.interaction import Interaction
 from accord.models.system import IdempotencyKey, Job, OutboxEvent
 
 __all__ = [
+    "SourceRecord",
+    "SourceProfile",
+    "Source",
+    "MatchReview",
+    "MatchModel",
+    "ImportRun",
+    "ImportRejection",
+    "IdentityChange",
+    "IdentityAlias",
+    "GoldenLineage",
     "Account",
     "ApiToken",
     "AuditEntry",

@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import ForeignKey, Index, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from accord.models.base import Base, IdMixin, TimestampMixin, VersionedMixin
+from accord.models.base import Base, BigId, IdMixin, TimestampMixin, VersionedMixin
 
 ORDER_STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled", "refunded")
 
@@ -38,6 +38,8 @@ class Order(IdMixin, TimestampMixin, VersionedMixin, Base):
     total: Mapped[Decimal] = mapped_column(Numeric(18, 2))
     ordered_at: Mapped[datetime] = mapped_column()
     channel: Mapped[str | None] = mapped_column(String(16))
+    # the raw source record it was built from, so it follows the right person on unmerge
+    source_record_id: Mapped[int | None] = mapped_column(BigId, index=True)
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order", cascade="all, delete-orphan", order_by="OrderLine.id"
     )

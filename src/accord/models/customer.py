@@ -82,6 +82,10 @@ class Customer(IdMixin, TimestampMixin, VersionedMixin, Base):
     )
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    # set when this profile was merged into another; kept (hidden) so an unmerge can restore it
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
 
     emails: Mapped[list[CustomerEmail]] = relationship(
         back_populates="customer", cascade="all, delete-orphan", order_by="CustomerEmail.id"

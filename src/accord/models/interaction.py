@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from accord.models.base import Base, IdMixin, TimestampMixin, VersionedMixin
+from accord.models.base import Base, BigId, IdMixin, TimestampMixin, VersionedMixin
 
 DIRECTIONS = ("inbound", "outbound")
 DEPARTMENTS = ("sales", "marketing", "support", "billing", "service", "other")
@@ -30,4 +30,6 @@ class Interaction(IdMixin, TimestampMixin, VersionedMixin, Base):
     body: Mapped[str] = mapped_column(Text, default="")
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     source: Mapped[str | None] = mapped_column(String(80))
+    # the raw source record it was built from, so it follows the right person on unmerge
+    source_record_id: Mapped[int | None] = mapped_column(BigId, index=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
