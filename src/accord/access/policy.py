@@ -28,6 +28,9 @@ RESOURCES = (
     "teams",
     "custom_fields",
     "audit",
+    "sources",
+    "imports",
+    "identity",
 )
 SCOPE_RANK = {"own": 0, "team": 1, "all": 2}
 
@@ -54,6 +57,10 @@ GRANTS: dict[str, dict[str, dict[str, Scope]]] = {
     "manager": _merge(
         _grant(_CUSTOMER_DATA, ("read", "create", "update", "delete", "export"), "team"),
         _grant(("products", "users", "teams", "custom_fields"), ("read",), "all"),
+        # data stewardship: review queue decisions, merge and unmerge, imports
+        _grant(("sources",), ("read",), "all"),
+        _grant(("imports",), ("read", "create"), "all"),
+        _grant(("identity",), ("read", "update"), "all"),
     ),
     "sales": _merge(
         _grant(_CUSTOMER_DATA, ("read",), "team"),
@@ -71,9 +78,12 @@ GRANTS: dict[str, dict[str, dict[str, Scope]]] = {
         _grant(("interactions",), ("create",), "all"),
         _grant(("products", "custom_fields"), ("read",), "all"),
         _grant(("products",), ("create", "update"), "all"),
+        _grant(("sources",), ("read",), "all"),
+        _grant(("imports",), ("read", "create"), "all"),
     ),
     "analyst": _merge(
         _grant((*_CUSTOMER_DATA, "products", "custom_fields", "teams"), ("read",), "all"),
+        _grant(("sources", "imports", "identity"), ("read",), "all"),
     ),
     "privacy_officer": _merge(
         _grant((*_CUSTOMER_DATA, "products", "custom_fields", "teams", "users"), ("read",), "all"),

@@ -16,7 +16,7 @@ from sqlalchemy import Date, Float, ForeignKey, Index, String, Text, UniqueConst
 from sqlalchemy.orm import Mapped, mapped_column
 
 from accord.core.clock import utcnow
-from accord.models.base import Base, BigId, IdMixin, TimestampMixin, VersionedMixin
+from accord.models.base import Base, BigId, IdMixin, JSONType, TimestampMixin, VersionedMixin
 
 SOURCE_KINDS = ("crm", "billing", "webshop", "support", "marketing", "tracking", "file", "manual")
 RECORD_KINDS = ("profile", "order", "interaction", "event")
@@ -105,6 +105,8 @@ class SourceRecord(Base):
     external_id: Mapped[str] = mapped_column(String(200))
     content_hash: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column()
+    # canonical fields mapped from the payload at arrival, for records applied later (pending)
+    fields: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     import_id: Mapped[int | None] = mapped_column(
         ForeignKey("import_runs.id", ondelete="SET NULL")
@@ -209,21 +211,24 @@ class MatchReview(IdMixin, VersionedMixin, Base):
 
 
 class GoldenLineage(IdMixin, Base):
-    """Where a golden value came from: the source profile(s) and the survivorship rule."""
+    """Which golden values a source profile supplied, and by which survivorship rule.
+
+    One row per (customer, source profile): `fields` maps each golden field that profile's
+    values won (or tied for) to the rule that chose it, e.g. {"first_name": "most_trusted"}.
+    """
 
     __tablename__ = "golden_lineage"
     __table_args__ = (
-        UniqueConstraint("customer_id", "field", "source_profile_id"),
+        UniqueConstraint("customer_id", "source_profile_id"),
         Index("ix_golden_lineage_profile", "source_profile_id"),
     )
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
-    field: Mapped[str] = mapped_column(String(60))
     source_profile_id: Mapped[int] = mapped_column(
         ForeignKey("source_profiles.id", ondelete="CASCADE")
     )
     source_record_id: Mapped[int] = mapped_column(BigId)
-    rule: Mapped[str] = mapped_column(String(20))
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

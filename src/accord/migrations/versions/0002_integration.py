@@ -1,8 +1,8 @@
-"""integration: sources, raw records, identity resolution
+"""integration: sources, raw source records, source profiles, identity resolution, lineage
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-23 16:24:38.715884
+Create Date: 2026-11-23 16:28:56.832394
 """
 
 from __future__ import annotations
@@ -128,6 +128,7 @@ def upgrade() -> None:
     sa.Column('external_id', sa.String(length=200), nullable=False),
     sa.Column('content_hash', sa.String(length=64), nullable=False),
     sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql').with_variant(sqlite.JSON(), 'sqlite'), nullable=False),
+    sa.Column('fields', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql').with_variant(sqlite.JSON(), 'sqlite'), nullable=True),
     sa.Column('received_at', accord.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('import_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('line_no', sa.Integer(), nullable=True),
@@ -191,16 +192,15 @@ def upgrade() -> None:
 
     op.create_table('golden_lineage',
     sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('field', sa.String(length=60), nullable=False),
     sa.Column('source_profile_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('source_record_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('rule', sa.String(length=20), nullable=False),
+    sa.Column('fields', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql').with_variant(sqlite.JSON(), 'sqlite'), nullable=False),
     sa.Column('updated_at', accord.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_golden_lineage_customer_id_customers'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['source_profile_id'], ['source_profiles.id'], name=op.f('fk_golden_lineage_source_profile_id_source_profiles'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_golden_lineage')),
-    sa.UniqueConstraint('customer_id', 'field', 'source_profile_id', name=op.f('uq_golden_lineage_customer_id_field_source_profile_id'))
+    sa.UniqueConstraint('customer_id', 'source_profile_id', name=op.f('uq_golden_lineage_customer_id_source_profile_id'))
     )
     with op.batch_alter_table('golden_lineage', schema=None) as batch_op:
         batch_op.create_index('ix_golden_lineage_profile', ['source_profile_id'], unique=False)

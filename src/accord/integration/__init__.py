@@ -1,0 +1,1 @@
+"""Single source of truth: sources, ingestion, standardisation, identity resolution."""

@@ -1,0 +1,543 @@
+"""The one write path for everything a source sends: raw first, then standardised, then applied.
+
+File imports, the collection API and signed webhooks all hand their records to `ingest_batch`.
+In one transaction per batch it
+1. keeps every record verbatim as an immutable `SourceRecord` (a replay of the same content is
+   `unchanged` and writes nothing),
+2. standardises profiles into the `SourceProfile` of their (source, external id), flagging the
+   values that fail instead of dropping them,
+3. applies orders, interactions and tracked events to the golden customer their subject resolved
+   to, or leaves them `pending` until that person is known (`apply_pending`),
+4. enqueues incremental identity resolution for the new and changed profiles.
+A row that cannot be used is `rejected` with its line number, field and reason; it never stops
+the other rows of the batch. Inserts are executemany statements: a batch costs a handful of
+round trips whatever its size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from accord.access import audit
+from accord.access.policy import Principal
+from accord.core import jobs
+from accord.core.clock import as_utc, utcnow
+from accord.core.contact import InvalidValue, fold, normalize_currency
+from accord.integration.standardise import standardise_profile
+from accord.models import (
+    IdentityAlias,
+    Interaction,
+    Order,
+    Source,
+    SourceProfile,
+    SourceRecord,
+)
+from accord.models.commerce import ORDER_STATUSES
+from accord.models.customer import CHANNELS
+from accord.models.integration import RECORD_KINDS
+from accord.models.interaction import DEPARTMENTS, DIRECTIONS
+
+MATCH_JOB = "integration.match"
+# Canonical profile fields that are SourceProfile columns; anything else lands in `extra`.
+PROFILE_COLUMNS = (
+    "title",
+    "first_name",
+    "last_name",
+    "gender",
+    "date_of_birth",
+    "email",
+    "phone",
+    "address_line1",
+    "address_line2",
+    "city",
+    "region",
+    "postcode",
+    "country",
+    "national_id",
+    "company",
+    "job_title",
+    "language",
+)
+IDENTIFYING = ("first_name", "last_name", "email", "phone", "national_id")
+_COLUMN_LIMITS = {
+    c.name: c.type.length
+    for c in SourceProfile.__table__.columns
+    if getattr(c.type, "length", None) and c.name in PROFILE_COLUMNS
+}
+_DEPARTMENT_BY_KIND = {
+    "billing": "billing",
+    "webshop": "sales",
+    "crm": "sales",
+    "support": "support",
+    "marketing": "marketing",
+    "tracking": "marketing",
+}
+MONEY_LIMIT = Decimal("1e13")
+_CHUNK = 500
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One record from a source, before anything is decided about it.
+
+    `payload` is kept verbatim; `fields` are its canonical fields, mapped from the payload by the
+    caller (profile fields, `cf.<key>`, `order.*`, `interaction.*`). `subject_key` names the
+    person an order, interaction or event is about (their external id in the source).
+    """
+
+    kind: str
+    payload: dict[str, Any]
+    fields: dict[str, Any]
+    external_id: str | None = None
+    line_no: int | None = None
+    subject_key: str | None = None
+    received_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    status: str  # accepted | updated | unchanged | rejected
+    line_no: int | None = None
+    external_id: str | None = None
+    record_id: int | None = None
+    profile_id: int | None = None
+    field: str | None = None
+    reason: str | None = None
+    flags: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+
+def content_hash(kind: str, payload: dict[str, Any]) -> str:
+    """Stable over key order and whitespace, so a re-sent record hashes the same."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+    return hashlib.sha256(f"{kind}\n{text}".encode()).hexdigest()
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(values, default=str))
+
+
+def parse_datetime(value: Any) -> datetime:
+    """ISO 8601 (with or without offset, `Z` included) or a date; naive means UTC."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time())
+    else:
+        text = str(value).strip()
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise InvalidValue(f"{text!r} is not an ISO 8601 date-time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return as_utc(moment)
+
+
+def _money(value: Any) -> Decimal:
+    try:
+        amount = Decimal(str(value).strip().replace(",", "")) if value is not None else None
+    except InvalidOperation:
+        amount = None
+    if amount is None or not amount.is_finite():
+        raise InvalidValue(f"{value!r} is not an amount")
+    if abs(amount) >= MONEY_LIMIT:
+        raise InvalidValue("the amount is too large")
+    return amount.quantize(Decimal("0.01"))
+
+
+def _text(fields: dict[str, Any], key: str, limit: int, default: str = "") -> str:
+    value = fields.get(key)
+    text = "" if value is None else str(value).strip()
+    if len(text) > limit:
+        raise Rejected(f"longer than {limit} characters", key)
+    return text or default
+
+
+# --- preparing rows (pure, per record) -------------------------------------------------------
+
+
+def _profile_row(source: Source, item: Incoming) -> tuple[dict[str, Any], dict[str, str]]:
+    std = standardise_profile(item.fields, default_country=source.default_country)
+    values = dict(std.values)
+    flags = dict(std.flags)
+    row: dict[str, Any] = {}
+    for column in PROFILE_COLUMNS:
+        value = values.pop(column, None)
+        limit = _COLUMN_LIMITS.get(column)
+        if isinstance(value, str) and limit and len(value) > limit:
+            flags[column] = f"longer than {limit} characters"
+            value = None
+        row[column] = value
+    values.pop("full_name", None)
+    values.pop("currency", None)
+    if not any(row[k] for k in IDENTIFYING):
+        why = "; ".join(f"{k}: {v}" for k, v in flags.items())
+        raise Rejected(
+            "no usable name, e-mail, phone or national id" + (f" ({why})" if why else ""),
+            next(iter(flags), None),
+        )
+    row["last_name_key"] = fold(row["last_name"]) if row["last_name"] else None
+    row["extra"] = {k: v if isinstance(v, (str, int, float, bool)) else str(v)
+                    for k, v in values.items()}
+    row["flags"] = flags
+    return row, flags
+
+
+def _order_row(item: Incoming) -> dict[str, Any]:
+    f = item.fields
+    number = _text(f, "order.number", 40) or (item.external_id or "")
+    if not number:
+        raise Rejected("an order needs a number", "order.number")
+    try:
+        total = _money(f.get("order.total"))
+    except InvalidValue as exc:
+        raise Rejected(str(exc), "order.total") from None
+    try:
+        currency = normalize_currency(str(f.get("order.currency") or ""))
+    except InvalidValue as exc:
+        raise Rejected(str(exc), "order.currency") from None
+    status = _text(f, "order.status", 16, "paid").lower()
+    if status not in ORDER_STATUSES:
+        raise Rejected(f"unknown status {status!r}", "order.status")
+    try:
+        ordered_at = parse_datetime(f["order.ordered_at"]) if f.get("order.ordered_at") else None
+    except InvalidValue as exc:
+        raise Rejected(str(exc), "order.ordered_at") from None
+    channel = _text(f, "order.channel", 16) or None
+    return {"number": number[:40], "total": total, "currency": currency, "status": status,
+            "ordered_at": ordered_at or item.received_at or utcnow(), "channel": channel}
+
+
+def _interaction_row(source: Source, item: Incoming) -> dict[str, Any]:
+    f = item.fields
+    channel = _text(f, "interaction.channel", 16, "web").lower()
+    if channel not in CHANNELS:
+        raise Rejected(f"unknown channel {channel!r}", "interaction.channel")
+    direction = _text(f, "interaction.direction", 16, "inbound").lower()
+    if direction not in DIRECTIONS:
+        raise Rejected(f"unknown direction {direction!r}", "interaction.direction")
+    department = _text(f, "interaction.department", 20,
+                       _DEPARTMENT_BY_KIND.get(source.kind, "other")).lower()
+    if department not in DEPARTMENTS:
+        raise Rejected(f"unknown department {department!r}", "interaction.department")
+    try:
+        occurred = (parse_datetime(f["interaction.occurred_at"])
+                    if f.get("interaction.occurred_at") else None)
+    except InvalidValue as exc:
+        raise Rejected(str(exc), "interaction.occurred_at") from None
+    meta = f.get("interaction.metadata") or {}
+    if not isinstance(meta, dict):
+        raise Rejected("metadata must be an object", "interaction.metadata")
+    return {"channel": channel, "direction": direction, "department": department,
+            "occurred_at": occurred or item.received_at or utcnow(),
+            "subject": _text(f, "interaction.subject", 300), "body": _text(f, "interaction.body",
+                                                                           20000),
+            "meta": meta, "source": source.name[:80]}
+
+
+# --- the batch ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Prepared:
+    index: int
+    item: Incoming
+    external_id: str
+    digest: str
+    row: dict[str, Any]
+    flags: dict[str, str]
+
+
+def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(seq), size):
+        yield seq[start:start + size]
+
+
+def ingest_batch(
+    session: Session,
+    principal: Principal,
+    source: Source,
+    items: Sequence[Incoming],
+    *,
+    import_id: int | None = None,
+) -> list[Outcome]:
+    """Land one batch in the caller's transaction; one outcome per item, in order."""
+    now = utcnow()
+    outcomes: list[Outcome | None] = [None] * len(items)
+    prepared: list[_Prepared] = []
+    for index, item in enumerate(items):
+        try:
+            if item.kind not in RECORD_KINDS:
+                raise Rejected(f"unknown record kind {item.kind!r}", "kind")
+            external_id = (item.external_id or "").strip()
+            if len(external_id) > 200:
+                raise Rejected("external id longer than 200 characters", "external_id")
+            digest = content_hash(item.kind, item.payload)
+            external_id = external_id or f"sha256:{digest[:56]}"
+            flags: dict[str, str] = {}
+            if item.kind == "profile":
+                row, flags = _profile_row(source, item)
+            elif item.kind == "order":
+                row = _order_row(item)
+            else:
+                row = _interaction_row(source, item)
+            if item.kind != "profile" and item.subject_key is None:
+                raise Rejected("no customer reference", "customer")
+        except Rejected as exc:
+            outcomes[index] = Outcome("rejected", item.line_no, item.external_id,
+                                      field=exc.field, reason=exc.reason)
+            continue
+        prepared.append(_Prepared(index, item, external_id, digest, row, flags))
+
+    fresh = _drop_known(session, source, prepared, outcomes)
+    if fresh:
+        _insert_records(session, source, fresh, import_id, now)
+        profiles = [p for p in fresh if p.item.kind == "profile"]
+        changed = _upsert_profiles(session, source, profiles, now, outcomes) if profiles else []
+        others = [p for p in fresh if p.item.kind != "profile"]
+        if others:
+            _apply(session, source, others, outcomes)
+        if changed:
+            jobs.enqueue(session, MATCH_JOB, {"profile_ids": changed})
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        assert outcome is not None
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    if fresh:
+        audit.record(session, principal, "ingest", "source_records", None, (),
+                     {"source": source.name, "import_id": import_id, **counts})
+    return [o for o in outcomes if o is not None]
+
+
+def _drop_known(session: Session, source: Source, prepared: list[_Prepared],
+                outcomes: list[Outcome | None]) -> list[_Prepared]:
+    """Mark replays (same kind, external id and content) unchanged; keep the rest."""
+    known: set[tuple[str, str, str]] = set()
+    for chunk in _chunks(sorted({p.external_id for p in prepared})):
+        known.update(session.execute(
+            select(SourceRecord.kind, SourceRecord.external_id, SourceRecord.content_hash)
+            .where(SourceRecord.source_id == source.id, SourceRecord.external_id.in_(chunk))
+        ).tuples())
+    fresh = []
+    for p in prepared:
+        key = (p.item.kind, p.external_id, p.digest)
+        if key in known:
+            outcomes[p.index] = Outcome("unchanged", p.item.line_no, p.external_id)
+            continue
+        known.add(key)  # a second copy inside the same batch is a replay too
+        fresh.append(p)
+    return fresh
+
+
+def _insert_records(session: Session, source: Source, fresh: list[_Prepared],
+                    import_id: int | None, now: datetime) -> None:
+    rows = [
+        {"source_id": source.id, "kind": p.item.kind, "external_id": p.external_id,
+         "content_hash": p.digest, "payload": p.item.payload,
+         "received_at": p.item.received_at or now, "import_id": import_id,
+         "line_no": p.item.line_no, "subject_key": p.item.subject_key,
+         "fields": None if p.item.kind == "profile" else _jsonable(p.item.fields),
+         "status": "applied" if p.item.kind == "profile" else "pending"}
+        for p in fresh
+    ]
+    ids = session.scalars(
+        insert(SourceRecord).returning(SourceRecord.id, sort_by_parameter_order=True), rows
+    ).all()
+    for p, record_id in zip(fresh, ids, strict=True):
+        p.row["record_id"] = record_id
+
+
+def _upsert_profiles(session: Session, source: Source, profiles: list[_Prepared], now: datetime,
+                     outcomes: list[Outcome | None]) -> list[int]:
+    # the last version of an external id within the batch wins; earlier ones stay in raw
+    latest: dict[str, _Prepared] = {}
+    for p in profiles:
+        latest[p.external_id] = p
+    existing: dict[str, tuple[int, int]] = {}
+    for chunk in _chunks(sorted(latest)):
+        existing.update({ext: (pid, ver) for pid, ext, ver in session.execute(
+            select(SourceProfile.id, SourceProfile.external_id, SourceProfile.version)
+            .where(SourceProfile.source_id == source.id, SourceProfile.external_id.in_(chunk))
+        ).tuples()})
+    new_rows, new_preps, updates = [], [], []
+    for ext, p in latest.items():
+        row = {**p.row, "observed_at": p.item.received_at or now}
+        if ext in existing:
+            pid, version = existing[ext]
+            updates.append({**row, "id": pid, "version": version + 1})
+        else:
+            new_rows.append({**row, "source_id": source.id, "external_id": ext, "version": 1,
+                             "link_evidence": {}})
+            new_preps.append(p)
+    ids: dict[str, int] = {ext: pid for ext, (pid, _) in existing.items()}
+    if new_rows:
+        new_ids = session.scalars(
+            insert(SourceProfile).returning(SourceProfile.id, sort_by_parameter_order=True),
+            new_rows,
+        ).all()
+        ids.update({p.external_id: pid for p, pid in zip(new_preps, new_ids, strict=True)})
+    if updates:
+        session.execute(update(SourceProfile), updates)
+    for p in profiles:
+        status = "updated" if p.external_id in existing else "accepted"
+        outcomes[p.index] = Outcome(status, p.item.line_no, p.external_id, p.row["record_id"],
+                                    ids[p.external_id], flags=p.flags)
+    return sorted(ids[ext] for ext in latest)
+
+
+# --- applying orders, interactions and events -----------------------------------------------
+
+
+def resolve_subjects(session: Session, source_id: int, keys: Iterable[str]) -> dict[str, int]:
+    """Subject keys (user ids or aliases in the source) -> golden customer ids, where known."""
+    keys = sorted(set(keys))
+    users: dict[str, str] = {k: k for k in keys}
+    for chunk in _chunks(keys):
+        for alias, user_id in session.execute(
+            select(IdentityAlias.alias, IdentityAlias.user_id)
+            .where(IdentityAlias.source_id == source_id, IdentityAlias.alias.in_(chunk))
+        ).tuples():
+            users[alias] = user_id
+    found: dict[str, int] = {}
+    user_ids = sorted(set(users.values()))
+    for chunk in _chunks(user_ids):
+        for ext, customer_id in session.execute(
+            select(SourceProfile.external_id, SourceProfile.customer_id)
+            .where(SourceProfile.source_id == source_id, SourceProfile.external_id.in_(chunk),
+                   SourceProfile.customer_id.is_not(None))
+        ).tuples():
+            found[ext] = customer_id
+    return {k: found[u] for k, u in users.items() if u in found}
+
+
+def _apply(session: Session, source: Source, items: list[_Prepared],
+           outcomes: list[Outcome | None]) -> None:
+    customers = resolve_subjects(session, source.id, (p.item.subject_key or "" for p in items))
+    ready = []
+    for p in items:
+        status = "updated" if _is_update(session, source, p) else "accepted"
+        outcomes[p.index] = Outcome(status, p.item.line_no, p.external_id, p.row["record_id"])
+        if p.item.subject_key in customers:
+            ready.append((p.item.kind, p.row, customers[p.item.subject_key]))
+    if ready:
+        rejected = apply_rows(session, source, ready)
+        for p in items:
+            reason = rejected.get(p.row["record_id"])
+            if reason:
+                outcomes[p.index] = Outcome("rejected", p.item.line_no, p.external_id,
+                                            p.row["record_id"], field=reason[0], reason=reason[1])
+
+
+def _is_update(session: Session, source: Source, p: _Prepared) -> bool:
+    return session.execute(
+        select(SourceRecord.id).where(
+            SourceRecord.source_id == source.id, SourceRecord.kind == p.item.kind,
+            SourceRecord.external_id == p.external_id, SourceRecord.id != p.row["record_id"],
+        ).limit(1)
+    ).first() is not None
+
+
+def apply_rows(session: Session, source: Source,
+               ready: list[tuple[str, dict[str, Any], int]]) -> dict[int, tuple[str, str]]:
+    """Create or update the orders and interactions of known customers; mark records applied.
+
+    Returns the records that could not be applied (record id -> (field, reason)): an order number
+    already used by another source is refused rather than silently taken over.
+    """
+    rejected: dict[int, tuple[str, str]] = {}
+    interactions = []
+    applied: list[int] = []
+    for kind, row, customer_id in ready:
+        record_id = row["record_id"]
+        if kind == "order":
+            problem = _upsert_order(session, source, row, customer_id)
+            if problem:
+                rejected[record_id] = problem
+                continue
+        else:
+            fields = {k: v for k, v in row.items() if k != "record_id"}
+            interactions.append({**fields, "customer_id": customer_id,
+                                 "source_record_id": record_id, "version": 1,
+                                 "created_at": utcnow(), "updated_at": utcnow()})
+        applied.append(record_id)
+    if interactions:
+        session.execute(insert(Interaction), interactions)
+    for chunk in _chunks(applied):
+        session.execute(update(SourceRecord).where(SourceRecord.id.in_(chunk))
+                        .values(status="applied"))
+    for chunk in _chunks(sorted(rejected)):
+        session.execute(update(SourceRecord).where(SourceRecord.id.in_(chunk))
+                        .values(status="rejected"))
+    return rejected
+
+
+def _upsert_order(session: Session, source: Source, row: dict[str, Any],
+                  customer_id: int) -> tuple[str, str] | None:
+    found = session.execute(
+        select(Order, SourceRecord.source_id)
+        .outerjoin(SourceRecord, SourceRecord.id == Order.source_record_id)
+        .where(Order.number == row["number"])
+    ).first()
+    values = {k: row[k] for k in ("status", "currency", "total", "ordered_at", "channel")}
+    if found is None:
+        session.add(Order(customer_id=customer_id, number=row["number"],
+                          source_record_id=row["record_id"], **values))
+        session.flush()
+        return None
+    order, owner = found
+    if owner != source.id:
+        return ("order.number", f"order number {row['number']!r} belongs to another record")
+    for key, value in values.items():
+        setattr(order, key, value)
+    order.source_record_id = row["record_id"]
+    order.customer_id = customer_id
+    return None
+
+
+def apply_pending(session: Session, source_id: int, subject_keys: Iterable[str]) -> int:
+    """Apply a source's pending orders and events whose subject has become known."""
+    source = session.get(Source, source_id)
+    if source is None:
+        return 0
+    customers = resolve_subjects(session, source_id, subject_keys)
+    if not customers:
+        return 0
+    ready = []
+    for chunk in _chunks(sorted(customers)):
+        for record in session.scalars(
+            select(SourceRecord).where(SourceRecord.source_id == source_id,
+                                       SourceRecord.subject_key.in_(chunk),
+                                       SourceRecord.status == "pending")
+            .order_by(SourceRecord.id)
+        ):
+            item = Incoming(record.kind, record.payload, record.fields or {},
+                            record.external_id, record.line_no, record.subject_key,
+                            record.received_at)
+            try:
+                row = (_order_row(item) if record.kind == "order"
+                       else _interaction_row(source, item))
+            except Rejected:
+                continue
+            row["record_id"] = record.id
+            ready.append((record.kind, row, customers[record.subject_key or ""]))
+    if ready:
+        apply_rows(session, source, ready)
+    return len(ready)
