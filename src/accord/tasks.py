@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 
-DOMAIN_TASKS: tuple[str, ...] = ()  # modules like "accord.automation.tasks" register on import
+DOMAIN_TASKS: tuple[str, ...] = (
+    "accord.integration.resolution",  # integration.match: incremental identity resolution
+)  # each module registers its job handlers on import
 
 
 def register_all() -> None:

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     pool_size: int = Field(default=10, ge=1)
+    # identity resolution: above `upper` link automatically, between the two ask a data steward
+    match_upper_threshold: float = Field(default=0.95, gt=0, lt=1)
+    match_lower_threshold: float = Field(default=0.60, gt=0, lt=1)
+    # golden field -> survivorship rule (most_trusted, most_recent, most_complete, most_frequent)
+    survivorship: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -42,6 +47,8 @@ class Settings(BaseSettings):
             )
         if self.environment == "production" and len(self.secret_key) < 32:
             raise ValueError("ACCORD_SECRET_KEY must be at least 32 characters in production")
+        if self.match_lower_threshold > self.match_upper_threshold:
+            raise ValueError("ACCORD_MATCH_LOWER_THRESHOLD must not exceed the upper threshold")
         return self
 
     @property

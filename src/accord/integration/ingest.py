@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from accord.access import audit
@@ -332,10 +332,10 @@ def _drop_known(session: Session, source: Source, prepared: list[_Prepared],
     """Mark replays (same kind, external id and content) unchanged; keep the rest."""
     known: set[tuple[str, str, str]] = set()
     for chunk in _chunks(sorted({p.external_id for p in prepared})):
-        known.update(session.execute(
+        known.update(tuple(row) for row in session.execute(
             select(SourceRecord.kind, SourceRecord.external_id, SourceRecord.content_hash)
             .where(SourceRecord.source_id == source.id, SourceRecord.external_id.in_(chunk))
-        ).tuples())
+        ))
     fresh = []
     for p in prepared:
         key = (p.item.kind, p.external_id, p.digest)
@@ -376,7 +376,7 @@ def _upsert_profiles(session: Session, source: Source, profiles: list[_Prepared]
         existing.update({ext: (pid, ver) for pid, ext, ver in session.execute(
             select(SourceProfile.id, SourceProfile.external_id, SourceProfile.version)
             .where(SourceProfile.source_id == source.id, SourceProfile.external_id.in_(chunk))
-        ).tuples()})
+        )})
     new_rows, new_preps, updates = [], [], []
     for ext, p in latest.items():
         row = {**p.row, "observed_at": p.item.received_at or now}
@@ -395,7 +395,14 @@ def _upsert_profiles(session: Session, source: Source, profiles: list[_Prepared]
         ).all()
         ids.update({p.external_id: pid for p, pid in zip(new_preps, new_ids, strict=True)})
     if updates:
-        session.execute(update(SourceProfile), updates)
+        # Core, not ORM bulk: the ORM would check `version` against the value being written
+        table = SourceProfile.__table__
+        columns = [k for k in updates[0] if k != "id"]
+        session.execute(
+            table.update().where(table.c.id == bindparam("_id"))
+            .values({c: bindparam(c) for c in columns}),
+            [{**{c: u[c] for c in columns}, "_id": u["id"]} for u in updates],
+        )
     for p in profiles:
         status = "updated" if p.external_id in existing else "accepted"
         outcomes[p.index] = Outcome(status, p.item.line_no, p.external_id, p.row["record_id"],
@@ -414,7 +421,7 @@ def resolve_subjects(session: Session, source_id: int, keys: Iterable[str]) -> d
         for alias, user_id in session.execute(
             select(IdentityAlias.alias, IdentityAlias.user_id)
             .where(IdentityAlias.source_id == source_id, IdentityAlias.alias.in_(chunk))
-        ).tuples():
+        ):
             users[alias] = user_id
     found: dict[str, int] = {}
     user_ids = sorted(set(users.values()))
@@ -423,7 +430,7 @@ def resolve_subjects(session: Session, source_id: int, keys: Iterable[str]) -> d
             select(SourceProfile.external_id, SourceProfile.customer_id)
             .where(SourceProfile.source_id == source_id, SourceProfile.external_id.in_(chunk),
                    SourceProfile.customer_id.is_not(None))
-        ).tuples():
+        ):
             found[ext] = customer_id
     return {k: found[u] for k, u in users.items() if u in found}
 

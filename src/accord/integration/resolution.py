@@ -1,0 +1,515 @@
+"""Identity resolution: linking source profiles to golden customers.
+
+Two paths share one decision step (`_decide`):
+- **incremental** (`resolve_pending`, the `integration.match` job): new or changed profiles are
+  compared only with candidates the database finds by indexed keys (e-mail, phone, national id,
+  surname with date of birth, surname with postcode), so a thousand new records cost the same
+  against a thousand or a million resolved ones;
+- **batch** (`resolve_all`, `accord resolve`): the active model (trained here when there is none)
+  scores every profile against every other within the blocking rules.
+Scores come from the probabilistic model (Splink) when one is trained, and from deterministic
+rules otherwise; the rules (same national id; same e-mail with the same surname) also apply on
+top of the model. Pairs above the upper threshold link automatically, pairs between the
+thresholds go to the review queue, and an automatic link never joins two existing golden
+customers: that is a merge, proposed for review instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
+
+from accord.access.policy import SYSTEM, Principal
+from accord.core import jobs
+from accord.core.clock import utcnow
+from accord.core.contact import fold
+from accord.core.events import emit
+from accord.core.settings import get_settings
+from accord.integration import golden
+from accord.integration.ingest import MATCH_JOB, apply_pending
+from accord.integration.sources import manual_source
+from accord.models import (
+    Customer,
+    CustomerAddress,
+    CustomerEmail,
+    CustomerPhone,
+    IdentityAlias,
+    MatchModel,
+    MatchReview,
+    SourceProfile,
+    SourceRecord,
+)
+
+log = logging.getLogger("accord.resolution")
+
+MATCH_COLUMNS = ("first_name", "last_name", "date_of_birth", "email", "phone", "address_line1",
+                 "postcode", "city", "country", "national_id")
+_CHUNK = 500
+
+
+@dataclass
+class ResolveResult:
+    profiles: int = 0
+    new_customers: int = 0
+    auto_links: int = 0
+    reviews: int = 0
+    applied: int = 0
+
+
+@dataclass(frozen=True)
+class Pair:
+    left: int
+    right: int
+    probability: float
+    weight: float | None
+    method: str  # "model" or "rule"
+    evidence: dict[str, Any]
+
+
+def thresholds() -> tuple[float, float]:
+    s = get_settings()
+    return s.match_upper_threshold, s.match_lower_threshold
+
+
+def active_model(session: Session) -> MatchModel | None:
+    return session.scalar(
+        select(MatchModel).where(MatchModel.active.is_(True)).order_by(MatchModel.version.desc())
+    )
+
+
+def _records(profiles: Iterable[SourceProfile]) -> list[dict[str, Any]]:
+    return [
+        {"unique_id": p.id, "source": str(p.source_id),
+         **{c: (getattr(p, c).isoformat() if c == "date_of_birth" and getattr(p, c) else
+                getattr(p, c)) for c in MATCH_COLUMNS}}
+        for p in profiles
+    ]
+
+
+# --- deterministic rules ---------------------------------------------------------------------
+
+
+def rule_pair(a: SourceProfile, b: SourceProfile) -> Pair | None:
+    """The deterministic rules; they hold whatever the model says."""
+    left, right = sorted((a.id, b.id))
+    if a.national_id and a.national_id == b.national_id:
+        return Pair(left, right, 1.0, None, "rule", {"rule": "same national id"})
+    same_last = bool(a.last_name_key) and a.last_name_key == b.last_name_key
+    if a.email and a.email == b.email and same_last:
+        return Pair(left, right, 0.99, None, "rule", {"rule": "same e-mail and surname"})
+    return None
+
+
+def fallback_pair(a: SourceProfile, b: SourceProfile) -> Pair | None:
+    """Without a trained model: conservative scores a steward can confirm."""
+    hit = rule_pair(a, b)
+    if hit:
+        return hit
+    left, right = sorted((a.id, b.id))
+    same_last = bool(a.last_name_key) and a.last_name_key == b.last_name_key
+    same_first = bool(a.first_name) and fold(a.first_name or "") == fold(b.first_name or "")
+    if a.phone and a.phone == b.phone and same_last:
+        return Pair(left, right, 0.97, None, "rule", {"rule": "same phone and surname"})
+    if same_last and same_first and a.date_of_birth and a.date_of_birth == b.date_of_birth:
+        return Pair(left, right, 0.97, None, "rule", {"rule": "same name and date of birth"})
+    if a.email and a.email == b.email:
+        return Pair(left, right, 0.8, None, "rule", {"rule": "same e-mail, different surname"})
+    if a.phone and a.phone == b.phone:
+        return Pair(left, right, 0.7, None, "rule", {"rule": "same phone, different surname"})
+    if same_last and a.date_of_birth and a.date_of_birth == b.date_of_birth:
+        return Pair(left, right, 0.7, None, "rule", {"rule": "same surname and date of birth"})
+    return None
+
+
+# --- candidates ------------------------------------------------------------------------------
+
+
+def _ensure_manual_profiles(session: Session, customer_ids: set[int]) -> None:
+    """Customers entered by hand become matchable: a profile of the `accord` source each."""
+    if not customer_ids:
+        return
+    have = set()
+    for chunk in _chunks(sorted(customer_ids)):
+        have.update(session.scalars(select(SourceProfile.customer_id)
+                                    .where(SourceProfile.customer_id.in_(chunk))))
+    missing = sorted(customer_ids - have)
+    if not missing:
+        return
+    source = manual_source(session)
+    for customer in session.scalars(select(Customer).where(Customer.id.in_(missing))):
+        record_manual_profile(session, customer, source_id=source.id)
+
+
+def record_manual_profile(session: Session, customer: Customer, *,
+                          source_id: int | None = None) -> SourceProfile:
+    """Capture a customer's hand-entered values as the `accord` source's profile of it."""
+    source_id = source_id or manual_source(session).id
+    email = next((e.email_normalized for e in customer.emails if e.is_primary), None)
+    phone = next((p.e164 for p in customer.phones if p.is_primary), None)
+    address = next((a for a in customer.addresses if a.is_primary), None)
+    values = {
+        "title": customer.title, "first_name": customer.first_name or None,
+        "last_name": customer.last_name or None,
+        "last_name_key": fold(customer.last_name) if customer.last_name else None,
+        "gender": customer.gender, "date_of_birth": customer.date_of_birth,
+        "national_id": customer.national_id, "country": customer.country,
+        "language": customer.preferred_language, "email": email, "phone": phone,
+        "address_line1": address.line1 if address else None,
+        "address_line2": address.line2 if address else None,
+        "city": address.city if address else None, "region": address.region if address else None,
+        "postcode": address.postcode if address else None,
+    }
+    payload = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in values.items()}
+    from accord.integration.ingest import content_hash
+
+    digest = content_hash("profile", payload)
+    external_id = str(customer.id)
+    record_id = session.scalar(select(SourceRecord.id).where(
+        SourceRecord.source_id == source_id, SourceRecord.kind == "profile",
+        SourceRecord.external_id == external_id, SourceRecord.content_hash == digest))
+    if record_id is None:
+        record = SourceRecord(source_id=source_id, kind="profile", external_id=external_id,
+                              content_hash=digest, payload=payload, status="applied")
+        session.add(record)
+        session.flush()
+        record_id = record.id
+    profile = session.scalar(select(SourceProfile).where(
+        SourceProfile.source_id == source_id, SourceProfile.external_id == external_id))
+    if profile is None:
+        profile = SourceProfile(source_id=source_id, external_id=external_id, record_id=record_id,
+                                customer_id=customer.id, link_method="manual",
+                                match_probability=1.0, linked_at=utcnow(), flags={}, extra={},
+                                link_evidence={"rule": "entered in Accord"})
+        session.add(profile)
+    profile.record_id = record_id
+    profile.observed_at = utcnow()
+    for key, value in values.items():
+        setattr(profile, key, value)
+    session.flush()
+    return profile
+
+
+def find_candidates(session: Session, profiles: Sequence[SourceProfile]) -> list[SourceProfile]:
+    """Linked profiles sharing an indexed key with any of `profiles` (and hand-entered
+    customers sharing one, given a profile first)."""
+    emails = sorted({p.email for p in profiles if p.email})
+    phones = sorted({p.phone for p in profiles if p.phone})
+    nids = sorted({p.national_id for p in profiles if p.national_id})
+    last_dob = sorted({(p.last_name_key, p.date_of_birth) for p in profiles
+                       if p.last_name_key and p.date_of_birth})
+    post_last = sorted({(p.postcode, p.last_name_key) for p in profiles
+                        if p.postcode and p.last_name_key})
+    customer_ids: set[int] = set()
+    for chunk in _chunks(emails):
+        customer_ids.update(session.scalars(select(CustomerEmail.customer_id)
+                                            .where(CustomerEmail.email_normalized.in_(chunk))))
+    for chunk in _chunks(phones):
+        customer_ids.update(session.scalars(select(CustomerPhone.customer_id)
+                                            .where(CustomerPhone.e164.in_(chunk))))
+    wanted_dob = {(k, d) for k, d in last_dob}
+    for chunk in _chunks(sorted({d for _, d in last_dob})):
+        for cid, name_key, dob in session.execute(
+                select(Customer.id, Customer.name_key, Customer.date_of_birth)
+                .where(Customer.date_of_birth.in_(chunk))):
+            if (name_key.split(" ", 1)[0], dob) in wanted_dob:
+                customer_ids.add(cid)
+    wanted_post = set(post_last)
+    for chunk in _chunks(sorted({pc for pc, _ in post_last})):
+        for cid, name_key, postcode in session.execute(
+                select(CustomerAddress.customer_id, Customer.name_key, CustomerAddress.postcode)
+                .join(Customer, Customer.id == CustomerAddress.customer_id)
+                .where(CustomerAddress.postcode.in_(chunk))):
+            if (postcode, name_key.split(" ", 1)[0]) in wanted_post:
+                customer_ids.add(cid)
+    _ensure_manual_profiles(session, _live(session, customer_ids))
+
+    conditions = []
+    if emails:
+        conditions.append(SourceProfile.email.in_(emails))
+    if phones:
+        conditions.append(SourceProfile.phone.in_(phones))
+    if nids:
+        conditions.append(SourceProfile.national_id.in_(nids))
+    if last_dob:
+        conditions.append(tuple_(SourceProfile.last_name_key, SourceProfile.date_of_birth)
+                          .in_(last_dob))
+    if post_last:
+        conditions.append(tuple_(SourceProfile.postcode, SourceProfile.last_name_key)
+                          .in_(post_last))
+    if not conditions:
+        return []
+    found: dict[int, SourceProfile] = {}
+    # one OR per key kind keeps each lookup on its index; chunk to bound the statement size
+    for condition in conditions:
+        for row in session.scalars(select(SourceProfile).where(
+                condition, SourceProfile.customer_id.is_not(None))):
+            found[row.id] = row
+    own = {p.id for p in profiles}
+    return [p for pid, p in found.items() if pid not in own]
+
+
+def _live(session: Session, customer_ids: set[int]) -> set[int]:
+    live: set[int] = set()
+    for chunk in _chunks(sorted(customer_ids)):
+        live.update(session.scalars(select(Customer.id).where(
+            Customer.id.in_(chunk), Customer.merged_into_id.is_(None))))
+    return live
+
+
+# --- scoring ---------------------------------------------------------------------------------
+
+
+def score(session: Session, new: Sequence[SourceProfile], candidates: Sequence[SourceProfile],
+          model: MatchModel | None) -> list[Pair]:
+    """Pairs among `new` and between `new` and `candidates`, at or above the lower threshold."""
+    _, lower = thresholds()
+    everyone = {p.id: p for p in (*new, *candidates)}
+    pairs: dict[tuple[int, int], Pair] = {}
+    if model is not None:
+        from accord.integration import matching
+
+        frame = matching.match_new(model.model, _records(new), _records(candidates),
+                                   threshold=lower)
+        for row in _rows(frame):
+            left, right = sorted((int(row["unique_id_l"]), int(row["unique_id_r"])))
+            a, b = everyone[left], everyone[right]
+            evidence = {"model_version": model.version,
+                        "fields": matching.explain(model.model, _records([a])[0],
+                                                   _records([b])[0])}
+            pairs[(left, right)] = Pair(left, right, float(row["match_probability"]),
+                                        float(row["match_weight"]), "model", evidence)
+        for a, b in _blocked_pairs(new, candidates):
+            hit = rule_pair(a, b)
+            known = pairs.get((hit.left, hit.right)) if hit else None
+            if hit and (known is None or known.probability < hit.probability):
+                pairs[(hit.left, hit.right)] = hit
+    else:
+        for a, b in _blocked_pairs(new, candidates):
+            hit = fallback_pair(a, b)
+            if hit and hit.probability >= lower:
+                pairs[(hit.left, hit.right)] = hit
+    return [p for p in pairs.values() if p.probability >= lower]
+
+
+def _rows(frame: Any) -> list[dict[str, Any]]:
+    if hasattr(frame, "to_dict"):
+        return frame.to_dict("records")
+    return list(frame)
+
+
+def _blocked_pairs(new: Sequence[SourceProfile],
+                   candidates: Sequence[SourceProfile]) -> Iterable[tuple[SourceProfile,
+                                                                         SourceProfile]]:
+    """Pairs sharing a blocking key, each once."""
+    index: dict[tuple[Any, ...], list[SourceProfile]] = {}
+    for p in (*new, *candidates):
+        for key in _keys(p):
+            index.setdefault(key, []).append(p)
+    new_ids = {p.id for p in new}
+    seen: set[tuple[int, int]] = set()
+    for group in index.values():
+        for i, a in enumerate(group):
+            for b in group[i + 1:]:
+                if a.id == b.id or (a.id not in new_ids and b.id not in new_ids):
+                    continue
+                key = (min(a.id, b.id), max(a.id, b.id))
+                if key not in seen:
+                    seen.add(key)
+                    yield a, b
+
+
+def _keys(p: SourceProfile) -> list[tuple[Any, ...]]:
+    keys: list[tuple[Any, ...]] = []
+    if p.email:
+        keys.append(("e", p.email))
+    if p.phone:
+        keys.append(("p", p.phone))
+    if p.national_id:
+        keys.append(("n", p.national_id))
+    if p.last_name_key and p.date_of_birth:
+        keys.append(("ld", p.last_name_key, p.date_of_birth))
+    if p.postcode and p.last_name_key:
+        keys.append(("pl", p.postcode, p.last_name_key))
+    return keys
+
+
+# --- deciding --------------------------------------------------------------------------------
+
+
+class _Union:
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+
+    def find(self, x: int) -> int:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile],
+            candidates: Sequence[SourceProfile], pairs: Sequence[Pair],
+            result: ResolveResult) -> set[int]:
+    """Link every profile in `new`; returns the customers whose golden values must be rebuilt."""
+    upper, _ = thresholds()
+    everyone = {p.id: p for p in (*new, *candidates)}
+    new_ids = {p.id for p in new}
+    union = _Union()
+    best: dict[int, Pair] = {}  # profile -> its best automatic pair
+    review: list[Pair] = []
+    for pair in sorted(pairs, key=lambda p: -p.probability):
+        if pair.probability < upper:
+            review.append(pair)
+            continue
+        a, b = everyone[pair.left], everyone[pair.right]
+        for pid in (pair.left, pair.right):
+            if pid in new_ids and pid not in best:
+                best[pid] = pair
+        # join clusters unless that would join two different existing customers
+        ca, cb = _cluster_customer(union, everyone, a), _cluster_customer(union, everyone, b)
+        if ca and cb and ca != cb:
+            review.append(pair)
+            continue
+        union.union(a.id, b.id)
+    clusters: dict[int, list[SourceProfile]] = {}
+    for p in new:
+        clusters.setdefault(union.find(p.id), []).append(p)
+    touched: set[int] = set()
+    now = utcnow()
+    for members in clusters.values():
+        target = _cluster_customer(union, everyone, members[0])
+        customer: Customer | None = session.get(Customer, target) if target else None
+        if customer is None:
+            customer = Customer(display_name="", name_key="", name_key_alt="", first_name="",
+                                last_name="")
+            session.add(customer)
+            session.flush()
+            result.new_customers += 1
+            emit(session, "customer.created", "customer", customer.id,
+                 {"via": "identity resolution"}, principal.user_id)
+        for p in members:
+            pair = best.get(p.id)
+            p.customer_id = customer.id
+            p.linked_at = now
+            if pair is None:
+                p.link_method, p.match_probability, p.link_evidence = "new", None, {}
+            else:
+                p.link_method = "auto" if pair.method == "model" else "rule"
+                p.match_probability = pair.probability
+                p.link_evidence = {"other_profile_id": pair.right if pair.left == p.id
+                                   else pair.left, "probability": pair.probability,
+                                   "match_weight": pair.weight, **pair.evidence}
+                result.auto_links += 1
+        touched.add(customer.id)
+    result.reviews += _queue_reviews(session, review, everyone)
+    result.profiles += len(new)
+    return touched
+
+
+def _cluster_customer(union: _Union, everyone: dict[int, SourceProfile],
+                      profile: SourceProfile) -> int | None:
+    root = union.find(profile.id)
+    linked = sorted({p.customer_id for p in everyone.values()
+                     if p.customer_id and union.find(p.id) == root})
+    return linked[0] if linked else None
+
+
+def _queue_reviews(session: Session, pairs: Sequence[Pair],
+                   everyone: dict[int, SourceProfile]) -> int:
+    created = 0
+    for pair in pairs:
+        a, b = everyone[pair.left], everyone[pair.right]
+        if a.customer_id and a.customer_id == b.customer_id:
+            continue  # already the same person
+        exists = session.scalar(select(MatchReview.id).where(
+            MatchReview.left_id == pair.left, MatchReview.right_id == pair.right))
+        if exists:
+            continue
+        fields = pair.evidence.get("fields") or side_by_side(a, b)
+        session.add(MatchReview(left_id=pair.left, right_id=pair.right,
+                                match_probability=pair.probability,
+                                match_weight=pair.weight if pair.weight is not None else 0.0,
+                                fields=fields, model_version=pair.evidence.get("model_version")))
+        created += 1
+    session.flush()
+    return created
+
+
+def side_by_side(a: SourceProfile, b: SourceProfile) -> list[dict[str, Any]]:
+    return [{"field": c, "left": _plain(getattr(a, c)), "right": _plain(getattr(b, c)),
+             "match_weight": None} for c in MATCH_COLUMNS]
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+# --- the two entry points --------------------------------------------------------------------
+
+
+def resolve_pending(session: Session, principal: Principal = SYSTEM,
+                    profile_ids: Sequence[int] | None = None) -> ResolveResult:
+    """Link unlinked profiles (or the given ones, if still unlinked) incrementally."""
+    result = ResolveResult()
+    query = select(SourceProfile).where(SourceProfile.customer_id.is_(None))
+    if profile_ids is not None:
+        ids = sorted(set(profile_ids))
+        chunks = [ids[i:i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
+    else:
+        chunks = [None]
+    model = active_model(session)
+    for chunk in chunks:
+        q = query.where(SourceProfile.id.in_(chunk)) if chunk is not None else query
+        new = list(session.scalars(q.order_by(SourceProfile.id)))
+        if not new:
+            continue
+        candidates = find_candidates(session, new)
+        pairs = score(session, new, candidates, model)
+        touched = _decide(session, principal, new, candidates, pairs, result)
+        rebuild(session, touched)
+        result.applied += _apply_pending_for(session, new)
+    return result
+
+
+def rebuild(session: Session, customer_ids: Iterable[int]) -> None:
+    ids = sorted(set(customer_ids))
+    views = golden.profile_views(session, ids)
+    for customer in session.scalars(select(Customer).where(Customer.id.in_(ids))):
+        golden.apply(session, customer, views.get(customer.id, []))
+    session.flush()
+
+
+def _apply_pending_for(session: Session, profiles: Sequence[SourceProfile]) -> int:
+    by_source: dict[int, set[str]] = {}
+    for p in profiles:
+        by_source.setdefault(p.source_id, set()).add(p.external_id)
+    applied = 0
+    for source_id, externals in by_source.items():
+        keys = set(externals)
+        for chunk in _chunks(sorted(externals)):
+            keys.update(session.scalars(select(IdentityAlias.alias).where(
+                IdentityAlias.source_id == source_id, IdentityAlias.user_id.in_(chunk))))
+        applied += apply_pending(session, source_id, keys)
+    return applied
+
+
+def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(seq), size):
+        yield seq[start:start + size]
+
+
+@jobs.handler(MATCH_JOB)
+def _match_job(session: Session, payload: dict[str, Any]) -> None:
+    resolve_pending(session, SYSTEM, payload.get("profile_ids"))
+
