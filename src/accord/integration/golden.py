@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from accord.core.clock import utcnow
 from accord.core.contact import fold, name_keys
@@ -167,8 +167,9 @@ def profile_views(session: Session, customer_ids: Sequence[int]) -> dict[int, li
 
 
 def apply(session: Session, customer: Customer, views: Sequence[ProfileView],
-          field_rules: dict[str, str] | None = None) -> Golden:
-    """Rebuild one customer's golden values and lineage from its linked profiles."""
+          field_rules: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Set one customer's golden values from its linked profiles; returns its lineage rows
+    (the caller replaces the lineage of many customers in one statement)."""
     golden = build(views, field_rules)
     for name in SCALAR_FIELDS:
         value = golden.values.get(name)
@@ -181,13 +182,30 @@ def apply(session: Session, customer: Customer, views: Sequence[ProfileView],
     customer.display_name = f"{first} {last}".strip() or customer.display_name or "?"
     customer.name_key, customer.name_key_alt = name_keys(first, last)
     _merge_contact_points(session, customer, golden)
-    session.execute(delete(GoldenLineage).where(GoldenLineage.customer_id == customer.id))
-    rows = [{"customer_id": customer.id, "source_profile_id": view.id,
+    now = utcnow()
+    return [{"customer_id": customer.id, "source_profile_id": view.id,
              "source_record_id": view.record_id, "fields": golden.lineage[view.id],
-             "updated_at": utcnow()} for view in views if view.id in golden.lineage]
-    if rows:
-        session.execute(insert(GoldenLineage), rows)
-    return golden
+             "updated_at": now} for view in views if view.id in golden.lineage]
+
+
+def rebuild(session: Session, customer_ids: Iterable[int], chunk: int = 500) -> None:
+    """Recompute golden values and lineage of these customers from their linked profiles."""
+    ids = sorted(set(customer_ids))
+    for start in range(0, len(ids), chunk):
+        part = ids[start:start + chunk]
+        views = profile_views(session, part)
+        lineage_rows: list[dict[str, Any]] = []
+        with session.no_autoflush:
+            for customer in session.scalars(
+                select(Customer).where(Customer.id.in_(part)).options(
+                    selectinload(Customer.emails), selectinload(Customer.phones),
+                    selectinload(Customer.addresses))
+            ):
+                lineage_rows += apply(session, customer, views.get(customer.id, []))
+        session.execute(delete(GoldenLineage).where(GoldenLineage.customer_id.in_(part)))
+        if lineage_rows:
+            session.execute(insert(GoldenLineage), lineage_rows)
+        session.flush()
 
 
 def _merge_contact_points(session: Session, customer: Customer, golden: Golden) -> None:

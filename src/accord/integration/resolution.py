@@ -21,9 +21,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from accord.access import audit
 from accord.access.policy import SYSTEM, Principal
 from accord.core import jobs
 from accord.core.clock import utcnow
@@ -41,6 +42,7 @@ from accord.models import (
     IdentityAlias,
     MatchModel,
     MatchReview,
+    Source,
     SourceProfile,
     SourceRecord,
 )
@@ -268,21 +270,14 @@ def score(session: Session, new: Sequence[SourceProfile], candidates: Sequence[S
           model: MatchModel | None) -> list[Pair]:
     """Pairs among `new` and between `new` and `candidates`, at or above the lower threshold."""
     _, lower = thresholds()
-    everyone = {p.id: p for p in (*new, *candidates)}
     pairs: dict[tuple[int, int], Pair] = {}
     if model is not None:
         from accord.integration import matching
 
         frame = matching.match_new(model.model, _records(new), _records(candidates),
                                    threshold=lower)
-        for row in _rows(frame):
-            left, right = sorted((int(row["unique_id_l"]), int(row["unique_id_r"])))
-            a, b = everyone[left], everyone[right]
-            evidence = {"model_version": model.version,
-                        "fields": matching.explain(model.model, _records([a])[0],
-                                                   _records([b])[0])}
-            pairs[(left, right)] = Pair(left, right, float(row["match_probability"]),
-                                        float(row["match_weight"]), "model", evidence)
+        for pair in model_pairs(model, frame):
+            pairs[(pair.left, pair.right)] = pair
         for a, b in _blocked_pairs(new, candidates):
             hit = rule_pair(a, b)
             known = pairs.get((hit.left, hit.right)) if hit else None
@@ -296,10 +291,30 @@ def score(session: Session, new: Sequence[SourceProfile], candidates: Sequence[S
     return [p for p in pairs.values() if p.probability >= lower]
 
 
-def _rows(frame: Any) -> list[dict[str, Any]]:
-    if hasattr(frame, "to_dict"):
-        return frame.to_dict("records")
-    return list(frame)
+def model_pairs(model: MatchModel, frame: Any) -> list[Pair]:
+    """Scored pairs with their per-field evidence, read off the scoring frame itself."""
+    from accord.integration import matching
+
+    comparisons = matching.splink_model(model.model)["comparisons"]
+    labels = {c["output_column_name"]: matching._level_labels(c) for c in comparisons}
+    out = []
+    for row in frame.to_dict("records"):
+        left, right = sorted((int(row["unique_id_l"]), int(row["unique_id_r"])))
+        swap = left != int(row["unique_id_l"])
+        fields = []
+        for name, levels in labels.items():
+            gamma = int(row.get(f"gamma_{name}", -1))
+            tf = row.get(f"mw_tf_adj_{name}")
+            tf = 0.0 if tf is None or tf != tf else float(tf)
+            a, b = row.get(f"{name}_l"), row.get(f"{name}_r")
+            fields.append({"field": name, "left": _plain(b if swap else a),
+                           "right": _plain(a if swap else b), "level": levels.get(gamma),
+                           "gamma": gamma,
+                           "match_weight": float(row.get(f"mw_{name}", 0.0)) + tf})
+        out.append(Pair(left, right, float(row["match_probability"]),
+                        float(row["match_weight"]), "model",
+                        {"model_version": model.version, "fields": fields}))
+    return out
 
 
 def _blocked_pairs(new: Sequence[SourceProfile],
@@ -385,10 +400,15 @@ def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile]
     clusters: dict[int, list[SourceProfile]] = {}
     for p in new:
         clusters.setdefault(union.find(p.id), []).append(p)
+    owner: dict[int, int] = {}  # cluster root -> the lowest existing customer in it
+    for p in everyone.values():
+        if p.customer_id:
+            root = union.find(p.id)
+            owner[root] = min(owner.get(root, p.customer_id), p.customer_id)
     touched: set[int] = set()
     now = utcnow()
-    for members in clusters.values():
-        target = _cluster_customer(union, everyone, members[0])
+    for root, members in clusters.items():
+        target = owner.get(root)
         customer: Customer | None = session.get(Customer, target) if target else None
         if customer is None:
             customer = Customer(display_name="", name_key="", name_key_alt="", first_name="",
@@ -398,6 +418,13 @@ def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile]
             result.new_customers += 1
             emit(session, "customer.created", "customer", customer.id,
                  {"via": "identity resolution"}, principal.user_id)
+        # --- stewardship (helper edit): what an existing customer had before this link, so an
+        # unlink can take away exactly what these profiles brought
+        else:
+            from accord.integration.stewardship import record_link
+
+            record_link(session, principal, customer, [p.id for p in members])
+        # --- end stewardship
         for p in members:
             pair = best.get(p.id)
             p.customer_id = customer.id
@@ -452,6 +479,8 @@ def side_by_side(a: SourceProfile, b: SourceProfile) -> list[dict[str, Any]]:
 
 
 def _plain(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and value != value):
+        return None  # NaN: missing in a data frame
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
@@ -482,12 +511,107 @@ def resolve_pending(session: Session, principal: Principal = SYSTEM,
     return result
 
 
-def rebuild(session: Session, customer_ids: Iterable[int]) -> None:
-    ids = sorted(set(customer_ids))
-    views = golden.profile_views(session, ids)
-    for customer in session.scalars(select(Customer).where(Customer.id.in_(ids))):
-        golden.apply(session, customer, views.get(customer.id, []))
+MIN_TRAINING_RECORDS = 50
+
+
+def all_records(session: Session) -> list[dict[str, Any]]:
+    """Every source profile as a matcher record (Core rows: no ORM objects at scale)."""
+    columns = [getattr(SourceProfile, c) for c in MATCH_COLUMNS]
+    out = []
+    for row in session.execute(select(SourceProfile.id, SourceProfile.source_id, *columns)
+                               .order_by(SourceProfile.id)):
+        record = {"unique_id": row[0], "source": str(row[1])}
+        for name, value in zip(MATCH_COLUMNS, row[2:], strict=True):
+            record[name] = value.isoformat() if name == "date_of_birth" and value else value
+        out.append(record)
+    return out
+
+
+def train_model(session: Session, principal: Principal = SYSTEM, *,
+                engine: str | None = None,
+                records: list[dict[str, Any]] | None = None) -> MatchModel:
+    """Estimate a new model version from the profiles (no labels) and make it the active one."""
+    from accord.integration import matching
+
+    records = records if records is not None else all_records(session)
+    engine = engine or matching.engine_name()
+    model_json = matching.train(records, engine=engine)
+    upper, lower = thresholds()
+    version = (session.scalar(select(func.max(MatchModel.version))) or 0) + 1
+    session.execute(update(MatchModel).values(active=False))
+    model = MatchModel(version=version, engine=engine, model=model_json, upper_threshold=upper,
+                       lower_threshold=lower, trained_on=len(records), active=True,
+                       created_by=principal.user_id)
+    session.add(model)
     session.flush()
+    audit.record(session, principal, "train", "identity", model.id, (),
+                 {"version": version, "engine": engine, "records": len(records)})
+    return model
+
+
+def resolve_all(session: Session, principal: Principal = SYSTEM, *, retrain: bool = False,
+                engine: str | None = None) -> ResolveResult:
+    """The batch run (`accord resolve`): score every profile within the blocking rules.
+
+    Trains a model first when there is none (or when asked). Profiles already linked keep
+    their customer: a pair joining two existing customers is proposed for review, never
+    merged automatically.
+    """
+    from accord.integration import matching
+
+    records = all_records(session)
+    model = None if retrain else active_model(session)
+    if model is None and len(records) >= MIN_TRAINING_RECORDS:
+        model = train_model(session, principal, engine=engine, records=records)
+    unlinked = set(session.scalars(
+        select(SourceProfile.id).where(SourceProfile.customer_id.is_(None))))
+    if model is None:
+        return resolve_pending(session, principal)
+    _, lower = thresholds()
+    frame = matching.predict(model.model, records, threshold=lower, engine=engine)
+    pairs = model_pairs(model, frame)
+    new_ids = unlinked
+    pairs = [p for p in pairs if p.left in new_ids or p.right in new_ids]
+    involved = {i for p in pairs for i in (p.left, p.right)} | new_ids
+    profiles: dict[int, SourceProfile] = {}
+    ids = sorted(involved)
+    for start in range(0, len(ids), _CHUNK):
+        for p in session.scalars(select(SourceProfile)
+                                 .where(SourceProfile.id.in_(ids[start:start + _CHUNK]))):
+            profiles[p.id] = p
+    new = [profiles[i] for i in sorted(new_ids)]
+    candidates = [p for i, p in profiles.items() if i not in new_ids]
+    # the deterministic rules hold on top of the model
+    merged = {(p.left, p.right): p for p in pairs}
+    for a, b in _blocked_pairs(new, candidates):
+        hit = rule_pair(a, b)
+        known = merged.get((hit.left, hit.right)) if hit else None
+        if hit and (known is None or known.probability < hit.probability):
+            merged[(hit.left, hit.right)] = hit
+    result = ResolveResult()
+    touched = _decide(session, principal, new, candidates, list(merged.values()), result)
+    rebuild(session, touched)
+    result.applied += _apply_pending_for(session, new)
+    audit.record(session, principal, "resolve", "identity", None, (),
+                 {"model_version": model.version, "profiles": result.profiles,
+                  "new_customers": result.new_customers, "reviews": result.reviews})
+    return result
+
+
+def export_golden(session: Session) -> Iterable[dict[str, Any]]:
+    """One row per source record's profile: its golden id, probability, source and external id."""
+    query = (select(SourceProfile.customer_id, SourceProfile.match_probability,
+                    SourceProfile.link_method, Source.name, SourceProfile.external_id,
+                    SourceProfile.record_id)
+             .join(Source, Source.id == SourceProfile.source_id)
+             .order_by(SourceProfile.customer_id, SourceProfile.id))
+    for row in session.execute(query).yield_per(5000):
+        yield {"golden_id": row[0], "match_probability": row[1], "link_method": row[2],
+               "source": row[3], "external_id": row[4], "source_record_id": row[5]}
+
+
+def rebuild(session: Session, customer_ids: Iterable[int]) -> None:
+    golden.rebuild(session, customer_ids)
 
 
 def _apply_pending_for(session: Session, profiles: Sequence[SourceProfile]) -> int:

@@ -1,0 +1,117 @@
+"""Batch resolution (`accord resolve`): a model trained without labels finds the duplicates."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import random
+
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from accord.access.policy import SYSTEM
+from accord.cli import app as cli
+from accord.core.db import session_scope
+from accord.demo.extracts import typo
+from accord.integration.ingest import Incoming, ingest_batch
+from accord.integration.resolution import active_model, resolve_all
+from accord.integration.sources import create_source
+from accord.models import Customer, MatchModel, SourceProfile
+
+FIRST = ["Anna", "Ben", "Clara", "David", "Eva", "Felix", "Greta", "Hugo", "Ines", "Jan",
+         "Karla", "Lukas", "Mara", "Nils", "Olga", "Paul", "Rita", "Sven", "Tina", "Ugo"]
+LAST = ["Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker",
+        "Hoffmann", "Koch", "Richter", "Klein", "Wolf", "Neumann", "Schwarz", "Zimmermann",
+        "Krüger", "Hartmann", "Lange", "Werner", "Krause", "Lehmann", "Köhler", "Maier"]
+CITIES = [("10115", "Berlin"), ("20095", "Hamburg"), ("80331", "München"), ("50667", "Köln"),
+          ("60311", "Frankfurt am Main"), ("70173", "Stuttgart")]
+
+
+def people(n: int, rnd: random.Random) -> list[dict[str, str]]:
+    out = []
+    for i in range(n):
+        first, last = rnd.choice(FIRST), rnd.choice(LAST)
+        postcode, city = rnd.choice(CITIES)
+        out.append({
+            "first_name": first, "last_name": last,
+            "date_of_birth": f"{rnd.randint(1940, 2004)}-{rnd.randint(1, 12):02d}-"
+                             f"{rnd.randint(1, 28):02d}",
+            "email": f"{first}.{last}{i}@example.de".lower().replace("ü", "ue")
+                     .replace("ö", "oe"),
+            "phone": f"+4917{rnd.randint(10_000_000, 99_999_999)}",
+            "address_line1": f"{rnd.choice(['Haupt', 'Linden', 'Garten'])}str. {i % 90 + 1}",
+            "postcode": postcode, "city": city, "country": "DE",
+        })
+    return out
+
+
+def noisy(person: dict[str, str], rnd: random.Random) -> dict[str, str]:
+    copy = dict(person)
+    roll = rnd.random()
+    if roll < 0.3:
+        copy["first_name"] = typo(copy["first_name"], rnd)
+    elif roll < 0.5:
+        copy["email"] = ""
+    elif roll < 0.7:
+        copy["phone"] = ""
+    elif roll < 0.8:
+        copy["last_name"] = copy["last_name"].upper()
+    return copy
+
+
+def test_resolve_all_trains_a_model_and_clusters_duplicates(db) -> None:
+    rnd = random.Random(7)
+    crowd = people(220, rnd)
+    truth: dict[tuple[str, str], int] = {}
+    with session_scope(db) as s:
+        crm = create_source(s, SYSTEM, name="crm", kind="crm", trust_rank=10)
+        shop = create_source(s, SYSTEM, name="shop", kind="webshop", trust_rank=20)
+        crm_items, shop_items = [], []
+        for i, person in enumerate(crowd):
+            crm_items.append(Incoming("profile", person, dict(person), f"C{i}"))
+            truth[("crm", f"C{i}")] = i
+            if i % 3:  # two thirds of the people are in both sources
+                record = noisy(person, rnd)
+                shop_items.append(Incoming("profile", record, dict(record), f"S{i}"))
+                truth[("shop", f"S{i}")] = i
+        ingest_batch(s, SYSTEM, crm, crm_items)
+        ingest_batch(s, SYSTEM, shop, shop_items)
+    with session_scope(db) as s:
+        result = resolve_all(s)
+    assert result.profiles == len(truth)
+
+    runner = CliRunner()
+    out = runner.invoke(cli, ["export", "golden", "--format", "csv"])
+    assert out.exit_code == 0, out.output
+    rows = list(csv.DictReader(io.StringIO(out.output)))
+    assert len(rows) == len(truth)
+    golden = {(r["source"], r["external_id"]): r["golden_id"] for r in rows}
+    assert all(golden.values())
+
+    def pairs(assignment: dict[tuple[str, str], object]) -> set[frozenset[tuple[str, str]]]:
+        groups: dict[object, list[tuple[str, str]]] = {}
+        for key, group in assignment.items():
+            groups.setdefault(group, []).append(key)
+        return {frozenset(p) for members in groups.values()
+                for p in itertools.combinations(members, 2)}
+
+    found, true = pairs(golden), pairs(truth)
+    precision = len(found & true) / len(found)
+    recall = len(found & true) / len(true)
+    assert precision >= 0.97 and recall >= 0.9, (precision, recall)
+
+    with session_scope(db, write=False) as s:
+        model = active_model(s)
+        assert model is not None and model.version == 1 and model.trained_on == len(truth)
+        linked = s.scalars(select(SourceProfile.link_method)
+                           .where(SourceProfile.link_method == "auto")).all()
+        assert linked  # the model, not only the rules, linked profiles
+        customers = s.scalar(select(func.count()).select_from(Customer))
+        assert customers == len(set(golden.values()))
+
+    # a second run changes nothing: everyone is linked, the model is reused
+    with session_scope(db) as s:
+        again = resolve_all(s)
+        assert again.profiles == 0 and again.new_customers == 0
+        assert s.scalar(select(func.count()).select_from(MatchModel)) == 1
