@@ -218,3 +218,31 @@ def test_the_match_job_resolves_what_an_ingest_enqueued(db, session, sources) ->
     assert _count(session, Customer) == 1
     assert session.scalar(select(SourceProfile.customer_id)) is not None
     assert _count(session, GoldenLineage) == 1
+
+
+def test_deterministic_rules_are_configurable(session, sources, monkeypatch) -> None:
+    from accord.core.settings import reset_settings
+
+    billing, shop = sources
+    ingest_batch(session, SYSTEM, billing, [profile("B1", first_name="Kai", last_name="Vogel",
+                                                    national_id="DE-77", email="kai@example.de")])
+    ingest_batch(session, SYSTEM, shop, [profile("S1", first_name="Kai", last_name="Vogt",
+                                                 national_id="DE-77", email="kv@example.de")])
+    session.commit()
+    monkeypatch.setenv("ACCORD_MATCH_RULES", '[["email", "last_name"]]')
+    reset_settings()
+    try:
+        resolve_pending(session)
+        session.flush()
+        # without the national-id rule the two stay apart (and wait for a steward)
+        assert _count(session, Customer) == 2
+    finally:
+        monkeypatch.delenv("ACCORD_MATCH_RULES")
+        reset_settings()
+    session.rollback()
+    resolve_pending(session)
+    session.commit()
+    assert _count(session, Customer) == 1  # default rules: same national id links
+    evidence = session.scalar(select(SourceProfile.link_evidence)
+                              .where(SourceProfile.external_id == "S1"))
+    assert evidence["rule"] == "same national id"

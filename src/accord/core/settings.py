@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     match_lower_threshold: float = Field(default=0.60, gt=0, lt=1)
     # golden field -> survivorship rule (most_trusted, most_recent, most_complete, most_frequent)
     survivorship: dict[str, str] = Field(default_factory=dict)
+    # deterministic rules applied on top of the model: all listed columns present and equal
+    match_rules: list[list[str]] = Field(
+        default_factory=lambda: [["national_id"], ["email", "last_name"]]
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -188,6 +188,7 @@ def _profile_row(source: Source, item: Incoming) -> tuple[dict[str, Any], dict[s
         row[column] = value
     values.pop("full_name", None)
     values.pop("currency", None)
+    values.pop("address", None)  # split into address_line1, postcode, city by the standardiser
     if not any(row[k] for k in IDENTIFYING):
         why = "; ".join(f"{k}: {v}" for k, v in flags.items())
         raise Rejected(

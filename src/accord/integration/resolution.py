@@ -96,14 +96,34 @@ def _records(profiles: Iterable[SourceProfile]) -> list[dict[str, Any]]:
 # --- deterministic rules ---------------------------------------------------------------------
 
 
+# Columns a deterministic rule may require to be equal (surname compared folded).
+RULE_COLUMNS = {"national_id": "national_id", "email": "email", "phone": "phone",
+                "last_name": "last_name_key", "first_name": "first_name",
+                "date_of_birth": "date_of_birth", "postcode": "postcode"}
+
+RULE_LABELS = {"national_id": "national id", "email": "e-mail", "last_name": "surname",
+               "first_name": "first name", "date_of_birth": "date of birth"}
+
+
+def match_rules() -> list[tuple[str, ...]]:
+    """`ACCORD_MATCH_RULES`: each rule a list of columns that must all be present and equal."""
+    rules = [tuple(rule) for rule in get_settings().match_rules]
+    for rule in rules:
+        unknown = [c for c in rule if c not in RULE_COLUMNS]
+        if not rule or unknown:
+            raise ValueError(f"ACCORD_MATCH_RULES: unknown column(s) {unknown} in {list(rule)}")
+    return rules
+
+
 def rule_pair(a: SourceProfile, b: SourceProfile) -> Pair | None:
     """The deterministic rules; they hold whatever the model says."""
     left, right = sorted((a.id, b.id))
-    if a.national_id and a.national_id == b.national_id:
-        return Pair(left, right, 1.0, None, "rule", {"rule": "same national id"})
-    same_last = bool(a.last_name_key) and a.last_name_key == b.last_name_key
-    if a.email and a.email == b.email and same_last:
-        return Pair(left, right, 0.99, None, "rule", {"rule": "same e-mail and surname"})
+    for rule in match_rules():
+        values = [(getattr(a, RULE_COLUMNS[c]), getattr(b, RULE_COLUMNS[c])) for c in rule]
+        if all(x is not None and x != "" and (fold(x) if isinstance(x, str) else x) ==
+               (fold(y) if isinstance(y, str) else y) for x, y in values):
+            return Pair(left, right, 1.0, None, "rule",
+                        {"rule": "same " + " and ".join(RULE_LABELS.get(c, c) for c in rule)})
     return None
 
 

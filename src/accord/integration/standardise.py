@@ -20,7 +20,7 @@ import math
 import numbers
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -235,14 +235,7 @@ def _check_name(text: str) -> None:
             raise InvalidValue(f"{ch!r} does not belong in a name")
 
 
-@lru_cache(maxsize=65536)
-def standardise_name(value: str) -> str:
-    """Case and whitespace: "o'NEILL" -> "O'Neill", "mcdonald" -> "McDonald", "JEAN-PIERRE" ->
-    "Jean-Pierre". Particles are lower-case inside a name ("Hans von Müller"); a leading one
-    keeps its capital if it was written with one ("Van Enschot", but "VAN ENSCHOT" ->
-    "van Enschot"). Digits and symbols other than - ' . , make the value invalid."""
-    text = _clean(value)
-    _check_name(text)
+def _name_case(text: str) -> str:
     words = text.split(" ")
     last = len(words) - 1
     out = []
@@ -252,10 +245,35 @@ def standardise_name(value: str) -> str:
             out.append(word if i == 0 and word == low.capitalize() else low)
         else:
             out.append(_case_word(word))
-    result = " ".join(out)
-    return result if result.isascii() else unicodedata.normalize("NFC", result)
+    return " ".join(out)
 
 
+def _settled(case: Callable[[str], str], text: str) -> str:
+    """`case` applied until it no longer changes anything: a few letters change their form when
+    their case does ("ŉ" upper-cases to "ʼN"), so one pass is not always a fixed point."""
+    result = case(text)
+    if result.isascii():
+        return result
+    for _ in range(3):
+        again = case(_clean(result))
+        if again == result:
+            break
+        result = again
+    return unicodedata.normalize("NFC", result)
+
+
+@lru_cache(maxsize=65536)
+def standardise_name(value: str) -> str:
+    """Case and whitespace: "o'NEILL" -> "O'Neill", "mcdonald" -> "McDonald", "JEAN-PIERRE" ->
+    "Jean-Pierre". Particles are lower-case inside a name ("Hans von Müller"); a leading one
+    keeps its capital if it was written with one ("Van Enschot", but "VAN ENSCHOT" ->
+    "van Enschot"). Digits and symbols other than - ' . , make the value invalid."""
+    text = _clean(value)
+    _check_name(text)
+    return _settled(_name_case, text)
+
+
+@lru_cache(maxsize=65536)
 def split_title(value: str) -> tuple[str | None, str]:
     """Leading salutations and academic titles, canonically spelled, and the rest of the name:
     "Dr. Hans Müller" -> ("Dr", "Hans Müller"); "Prof. Dr. Anna Berg" -> ("Prof Dr", ...)."""
@@ -295,6 +313,8 @@ def _split_name(value: str) -> tuple[str | None, str, str]:
         rest = rest.replace(",", " ")
     words = rest.split()
     if not words:
+        if title is None:
+            raise InvalidValue(f"{value!r} has no letters: not a name")
         return title, "", ""
     if len(words) == 1:
         return title, "", standardise_name(words[0])
@@ -371,7 +391,6 @@ def standardise_email(value: str) -> str:
 
 _PHONE_TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager",
                 "uan", "voicemail", "fixed_line", "mobile")
-_PHONE_PUNCTUATION = str.maketrans("", "", " -.()")
 _Desc = tuple[frozenset[int], re.Pattern[str]]
 
 
@@ -380,11 +399,18 @@ class _Plan(NamedTuple):
 
     cc: str
     general: _Desc
-    types: tuple[_Desc, ...]
+    # by number length, one pattern matching the numbers of every type that has that length
+    typed: dict[int, re.Pattern[str]]
     leading: re.Pattern[str] | None
     prefix: re.Pattern[str] | None  # national prefix for parsing
     idd: re.Pattern[str] | None
     transforms: bool  # national prefix transform rules: left to phonenumbers
+
+
+def _phone_digits(text: str) -> str:
+    """Without the punctuation people write numbers with (replace() beats translate() here)."""
+    return (text.replace(" ", "").replace("-", "").replace(".", "").replace("(", "")
+            .replace(")", ""))
 
 
 def _desc(desc: Any) -> _Desc | None:
@@ -407,9 +433,18 @@ def _plan(region: str) -> _Plan | None:
     general = _desc(meta.general_desc)
     if general is None:
         return None
-    types = tuple(d for d in (_desc(getattr(meta, a, None)) for a in _PHONE_TYPES) if d)
+    by_length: dict[int, list[str]] = {}
+    for attr in _PHONE_TYPES:
+        desc = getattr(meta, attr, None)
+        if desc is None or not desc.national_number_pattern:
+            continue
+        lengths = [n for n in desc.possible_length if n > 0] or list(general[0]) or range(2, 18)
+        for n in lengths:
+            by_length.setdefault(n, []).append(desc.national_number_pattern)
+    typed = {n: re.compile("|".join(f"(?:{p})" for p in patterns))
+             for n, patterns in by_length.items()}
     return _Plan(
-        str(meta.country_code), general, types,
+        str(meta.country_code), general, typed,
         re.compile(meta.leading_digits) if meta.leading_digits else None,
         re.compile(meta.national_prefix_for_parsing) if meta.national_prefix_for_parsing else None,
         re.compile(meta.international_prefix) if meta.international_prefix else None,
@@ -425,7 +460,9 @@ def _plans_for_code(cc: int) -> tuple[_Plan, ...]:
 
 
 def _valid_in(plan: _Plan, nsn: str) -> bool:
-    return _matches(nsn, plan.general) and any(_matches(nsn, d) for d in plan.types)
+    """phonenumbers' number type is not UNKNOWN: the general pattern and some type's match."""
+    typed = plan.typed.get(len(nsn))
+    return typed is not None and _matches(nsn, plan.general) and typed.fullmatch(nsn) is not None
 
 
 def _valid_for_code(plans: tuple[_Plan, ...], nsn: str) -> bool:
@@ -448,7 +485,7 @@ def _fast_e164(text: str, region: str | None) -> str | None:
     if not text or not text.isascii():
         return None
     international = text[0] == "+"
-    digits = (text[1:] if international else text).translate(_PHONE_PUNCTUATION)
+    digits = _phone_digits(text[1:] if international else text)
     if not digits.isdigit() or len(digits) > 17:
         return None
     if international:
@@ -501,7 +538,7 @@ def standardise_phone(value: str, country: str | None) -> str:
     try:
         return normalize_phone(text, region)
     except InvalidValue:
-        digits = text.translate(_PHONE_PUNCTUATION)
+        digits = _phone_digits(text)
         if digits.isdigit() and digits.isascii() and len(digits) >= 11 and digits[0] != "0":
             try:
                 return normalize_phone("+" + digits, None)
@@ -593,7 +630,7 @@ def _territory_locale(country: str) -> Locale | None:
 @lru_cache(maxsize=1)
 def _language_names() -> dict[str, str]:
     entries = []
-    for locale in _NAME_LOCALES:
+    for locale in _NAME_LOCALES[:8]:
         entries += [(name, code) for code, name in Locale(locale).languages.items()
                     if "_" not in code and localedata.exists(code)]
     for code in _NAME_LOCALES:  # autonyms: "Deutsch", "français", "svenska"
@@ -714,7 +751,7 @@ def standardise_currency(value: str, *, country: str | None = None) -> str:
 # Postcodes made of digits only: how many, how they are written and what is valid. Digits a
 # spreadsheet dropped from the front ("1067" for Dresden's 01067) are restored.
 _DIGIT_POSTCODES: dict[str, tuple[int, str, str]] = {
-    "DE": (5, "#####", r"(?!00)\d{5}"), "FR": (5, "#####", r"(?!00)\d{5}"),
+    "DE": (5, "#####", r"\d{5}"), "FR": (5, "#####", r"\d{5}"),
     "ES": (5, "#####", r"(?:0[1-9]|[1-4]\d|5[0-2])\d{3}"), "IT": (5, "#####", r"\d{5}"),
     "FI": (5, "#####", r"\d{5}"), "MX": (5, "#####", r"\d{5}"), "TR": (5, "#####", r"\d{5}"),
     "SE": (5, "### ##", r"[1-9]\d{4}"), "CZ": (5, "### ##", r"[1-7]\d{4}"),
@@ -969,42 +1006,44 @@ _ORDINAL = re.compile(r"\d+(?:st|nd|rd|th|er|ème|bis|ter)", re.IGNORECASE)
 _COMMA_SPACING = re.compile(r"\s*,\s*")
 
 
+_DIGIT = re.compile(r"\d")
+
+
+@lru_cache(maxsize=65536)
+def _address_word(word: str, first: bool) -> str:
+    if _DIGIT.search(word):
+        return word.lower() if _ORDINAL.fullmatch(word) else word.upper()
+    upper, lower = word.upper(), word.lower()
+    if upper in _ADDRESS_UPPER and (word == upper or len(word) > 2):
+        return upper
+    if (not first and lower in _ADDRESS_SMALL) or lower == "c/o":
+        return lower
+    return _case_word(word, _ADDRESS_SMALL)
+
+
 def _smart_case(text: str) -> str:
     """Title case for text typed all in capitals or all in lower case; anything else already
     carries someone's deliberate casing and is kept."""
     if text.upper() != text and text.lower() != text:
         return text
-    out = []
-    for i, word in enumerate(text.split(" ")):
-        if any(ch.isdigit() for ch in word):
-            out.append(word.lower() if _ORDINAL.fullmatch(word) else word.upper())
-        elif word.upper() in _ADDRESS_UPPER and (word.isupper() or len(word) > 2):
-            out.append(word.upper())
-        elif i and word.lower() in _ADDRESS_SMALL:
-            out.append(word.lower())
-        elif word.lower() == "c/o":
-            out.append("c/o")
-        else:
-            out.append(_case_word(word, _ADDRESS_SMALL))
-    return " ".join(out)
+    words = text.split(" ")
+    return " ".join([_address_word(w, i == 0) for i, w in enumerate(words)])
 
 
 def _clean_line(value: str) -> str:
-    text = _COMMA_SPACING.sub(", ", _clean(value)).strip(", ")
+    text = _clean(value)
+    if "," in text:
+        text = _COMMA_SPACING.sub(", ", text).strip(", ")
     if not any(ch.isalnum() for ch in text):
         raise InvalidValue(f"{value!r} has no letters or digits")
     return text
 
 
+@lru_cache(maxsize=65536)
 def standardise_address_line(value: str) -> str:
     """Whitespace, comma spacing and the case of shouted or all-lower-case lines
     ("12B BAKER STREET" -> "12B Baker Street"); house numbers and their letters are kept."""
-    result = _smart_case(_clean_line(value))
-    return result if result.isascii() else unicodedata.normalize("NFC", result)
-
-
-def _standardise_place(value: str) -> str:
-    return standardise_address_line(value)
+    return _settled(_smart_case, _clean_line(value))
 
 
 _REGION_CODE = re.compile(r"[A-Z]{2,3}")
@@ -1095,25 +1134,29 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def _is_empty(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    return isinstance(value, float) and math.isnan(value)
+def _currency_in(text: str, region: str | None) -> str:
+    return standardise_currency(text, country=region)
 
 
-_SIMPLE_FIELDS = {
+# Fields standardised from their text alone, and those read in the record's country.
+_TEXT_FIELDS: dict[str, Callable[[str], Any]] = {
+    "title": _standardise_title,
+    "last_name": standardise_name,
     "gender": standardise_gender,
     "email": standardise_email,
     "address_line1": standardise_address_line,
     "address_line2": standardise_address_line,
-    "city": _standardise_place,
-    "region": _standardise_place,
+    "city": standardise_address_line,
+    "region": standardise_address_line,
     "national_id": _standardise_national_id,
     "company": _standardise_text,
     "job_title": _standardise_text,
     "language": standardise_language,
+}
+_REGIONAL_FIELDS: dict[str, Callable[[str, str | None], Any]] = {
+    "phone": standardise_phone,
+    "postcode": standardise_postcode,
+    "currency": _currency_in,
 }
 
 
@@ -1126,18 +1169,25 @@ def standardise_profile(raw: Mapping[str, Any], *, default_country: str | None =
     read in; `default_country` is not written into the values. A full name fills first and last
     name when those are missing, and titles found in names fill `title`. Keys that are not
     profile fields (custom "cf.*" fields...) pass through trimmed. A value that cannot be
-    standardised goes to `flags` with the reason, never into `values`.
+    standardised goes to `flags` with the reason, never into `values`. An unknown
+    `default_country` or `date_order` is a configuration error and raises InvalidValue.
     """
     values: dict[str, Any] = {}
     flags: dict[str, str] = {}
     data: dict[str, Any] = {}
     for key, value in raw.items():
-        if _is_empty(value):
+        if value is None:
+            continue
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                continue
+        elif isinstance(value, float) and math.isnan(value):
             continue
         if key in _PROFILE_SET:
             data[key] = value
         else:
-            values[key] = value.strip() if isinstance(value, str) else value
+            values[key] = value
 
     region = None
     if "country" in data:
@@ -1148,37 +1198,28 @@ def standardise_profile(raw: Mapping[str, Any], *, default_country: str | None =
     if region is None and default_country:
         region = standardise_country(default_country)
 
-    titles: list[str] = []
+    titles: list[tuple[str, str]] = []  # (the field it was found in, title)
     for key, value in data.items():
-        if key in ("country", "full_name"):
-            continue
         try:
-            if key in _SIMPLE_FIELDS:
-                values[key] = _SIMPLE_FIELDS[key](_as_text(value))
-            elif key == "first_name" or key == "last_name":
-                title, name = split_title(_as_text(value)) if key == "first_name" else (
-                    None, _as_text(value))
-                if title:
-                    titles.append(title)
-                if name:
-                    values[key] = standardise_name(name)
-            elif key == "title":
-                values[key] = _standardise_title(_as_text(value))
-            elif key == "phone":
-                values[key] = standardise_phone(_as_text(value), region)
-            elif key == "postcode":
-                values[key] = standardise_postcode(_as_text(value), region)
+            if key in _TEXT_FIELDS:
+                values[key] = _TEXT_FIELDS[key](_as_text(value))
+            elif key in _REGIONAL_FIELDS:
+                values[key] = _REGIONAL_FIELDS[key](_as_text(value), region)
             elif key == "date_of_birth":
                 values[key] = standardise_birth_date(value, country=region, date_order=date_order)
-            elif key == "currency":
-                values[key] = standardise_currency(_as_text(value), country=region)
+            elif key == "first_name":
+                title, name = split_title(_as_text(value))
+                if title:
+                    titles.append((key, title))
+                if name:
+                    values[key] = standardise_name(name)
             elif key == "address":
                 line = values[key] = standardise_address_line(_as_text(value))
                 for part, text in _split_address(line, region).items():
                     if part not in data:
                         values[part] = text
         except InvalidValue as exc:
-            flags[key] = str(exc) or f"{key} is not valid"
+            flags[key] = str(exc) or f"not a valid {key}"
 
     if "full_name" in data:
         try:
@@ -1187,19 +1228,22 @@ def standardise_profile(raw: Mapping[str, Any], *, default_country: str | None =
             flags["full_name"] = str(exc)
         else:
             if title:
-                titles.append(title)
+                titles.append(("full_name", title))
             full = " ".join(p for p in (first, last) if p)
             if full:
                 values["full_name"] = full
             for key, part in (("first_name", first), ("last_name", last)):
                 if part and key not in values and key not in flags:
                     values[key] = part
-    if titles and "title" not in values and "title" not in flags:
-        values["title"] = titles[0]
+    for key, title in titles:
+        if "title" not in values and "title" not in flags:
+            values["title"] = title
+        elif key not in values and key not in flags:  # a name that was only a title
+            values[key] = title
 
-    for key, limit in _MAX_LENGTH.items():
-        value = values.get(key)
-        if isinstance(value, str) and len(value) > limit:
-            del values[key]
-            flags[key] = f"longer than {limit} characters"
+    for key, value in values.items():
+        if isinstance(value, str) and len(value) > _MAX_LENGTH.get(key, 1 << 30):
+            flags[key] = f"longer than {_MAX_LENGTH[key]} characters"
+    for key in flags:
+        values.pop(key, None)
     return Standardised(values, flags)
