@@ -246,3 +246,38 @@ def test_deterministic_rules_are_configurable(session, sources, monkeypatch) -> 
     evidence = session.scalar(select(SourceProfile.link_evidence)
                               .where(SourceProfile.external_id == "S1"))
     assert evidence["rule"] == "same national id"
+
+
+def test_a_rejected_pair_is_never_linked_automatically(session, sources) -> None:
+    billing, shop = sources
+    ingest_batch(session, SYSTEM, billing, [profile("B1", first_name="Rosa", last_name="Hahn",
+                                                    email="hahn@example.de")])
+    resolve_pending(session)
+    out = ingest_batch(session, SYSTEM, shop, [profile("S1", first_name="Rosa", last_name="Hahn",
+                                                       email="hahn@example.de")])
+    left = session.scalar(select(SourceProfile.id).where(SourceProfile.external_id == "B1"))
+    session.add(MatchReview(left_id=left, right_id=out[0].profile_id, match_probability=0.99,
+                            match_weight=9.0, fields=[], status="rejected"))
+    session.commit()
+    resolve_pending(session)
+    session.commit()
+    assert _count(session, Customer) == 2  # the rule would link them; the steward said no
+    assert _count(session, MatchReview) == 1
+
+
+def test_a_changed_source_record_updates_the_golden_profile(session, sources) -> None:
+    billing, _ = sources
+    ingest_batch(session, SYSTEM, billing, [profile("B1", first_name="Nina", last_name="Berg",
+                                                    email="nina@example.de")])
+    resolve_pending(session)
+    session.commit()
+    ingest_batch(session, SYSTEM, billing, [profile("B1", first_name="Nina", last_name="Berg",
+                                                    email="nina@example.de",
+                                                    date_of_birth="02.03.1990")])
+    session.commit()
+    job_ids = session.scalars(select(SourceProfile.id)).all()
+    resolve_pending(session, SYSTEM, job_ids)
+    session.commit()
+    nina = session.scalar(select(Customer))
+    assert nina.date_of_birth == date(1990, 3, 2)
+    assert _count(session, Customer) == 1

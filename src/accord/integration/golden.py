@@ -224,18 +224,20 @@ def _merge_contact_points(session: Session, customer: Customer, golden: Golden) 
     _set_primary(list(phones.values()), next((v for v, p in golden.phones if p), None),
                  key=lambda p: p.e164)
     addresses = {_address_key(a): a for a in customer.addresses}
-    for value, _ in golden.addresses:
+    primary_key = None
+    for value, is_primary in golden.addresses:
+        line1, line2, city, region, postcode, country = value
+        # an address without a country is in the customer's country ("ZZ": unknown region)
+        value = (line1, line2, city, region, postcode, country or customer.country or "ZZ")
         key = tuple(fold(str(part or "")) for part in value)
+        if is_primary:
+            primary_key = key
         if key not in addresses:
-            line1, line2, city, region, postcode, country = value
             addresses[key] = CustomerAddress(
                 line1=line1[:200], line2=(line2 or None), city=city[:120], region=region,
-                postcode=postcode, country=country or customer.country or "ZZ", is_primary=False)
+                postcode=postcode, country=value[5], is_primary=False)
             customer.addresses.append(addresses[key])
-    primary = next((v for v, p in golden.addresses if p), None)
-    _set_primary(list(addresses.values()),
-                 tuple(fold(str(part or "")) for part in primary) if primary else None,
-                 key=_address_key)
+    _set_primary(list(addresses.values()), primary_key, key=_address_key)
 
 
 def _address_key(a: CustomerAddress) -> tuple[str, ...]:

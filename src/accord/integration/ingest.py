@@ -195,6 +195,8 @@ def _profile_row(source: Source, item: Incoming) -> tuple[dict[str, Any], dict[s
             "no usable name, e-mail, phone or national id" + (f" ({why})" if why else ""),
             next(iter(flags), None),
         )
+    if row["country"] is None and source.default_country:
+        row["country"] = source.default_country  # the source's records are from its country
     row["last_name_key"] = fold(row["last_name"]) if row["last_name"] else None
     row["extra"] = {k: v if isinstance(v, (str, int, float, bool)) else str(v)
                     for k, v in values.items()}

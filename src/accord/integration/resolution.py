@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from accord.access import audit
@@ -233,20 +233,24 @@ def find_candidates(session: Session, profiles: Sequence[SourceProfile]) -> list
     for chunk in _chunks(phones):
         customer_ids.update(session.scalars(select(CustomerPhone.customer_id)
                                             .where(CustomerPhone.e164.in_(chunk))))
-    wanted_dob = {(k, d) for k, d in last_dob}
-    for chunk in _chunks(sorted({d for _, d in last_dob})):
+    by_dob: dict[Any, set[str]] = {}
+    for key, dob in last_dob:
+        by_dob.setdefault(dob, set()).add(key)
+    for chunk in _chunks(sorted(by_dob)):
         for cid, name_key, dob in session.execute(
                 select(Customer.id, Customer.name_key, Customer.date_of_birth)
                 .where(Customer.date_of_birth.in_(chunk))):
-            if (name_key.split(" ", 1)[0], dob) in wanted_dob:
+            if _surname_in(name_key, by_dob[dob]):
                 customer_ids.add(cid)
-    wanted_post = set(post_last)
-    for chunk in _chunks(sorted({pc for pc, _ in post_last})):
+    by_postcode: dict[str, set[str]] = {}
+    for postcode, key in post_last:
+        by_postcode.setdefault(postcode, set()).add(key)
+    for chunk in _chunks(sorted(by_postcode)):
         for cid, name_key, postcode in session.execute(
                 select(CustomerAddress.customer_id, Customer.name_key, CustomerAddress.postcode)
                 .join(Customer, Customer.id == CustomerAddress.customer_id)
                 .where(CustomerAddress.postcode.in_(chunk))):
-            if (postcode, name_key.split(" ", 1)[0]) in wanted_post:
+            if _surname_in(name_key, by_postcode[postcode]):
                 customer_ids.add(cid)
     _ensure_manual_profiles(session, _live(session, customer_ids))
 
@@ -273,6 +277,11 @@ def find_candidates(session: Session, profiles: Sequence[SourceProfile]) -> list
             found[row.id] = row
     own = {p.id for p in profiles}
     return [p for pid, p in found.items() if pid not in own]
+
+
+def _surname_in(name_key: str, surnames: set[str]) -> bool:
+    """Customer.name_key is "last first" folded; surnames may have several words."""
+    return any(name_key == k or name_key.startswith(k + " ") for k in surnames)
 
 
 def _live(session: Session, customer_ids: set[int]) -> set[int]:
@@ -377,8 +386,11 @@ def _keys(p: SourceProfile) -> list[tuple[Any, ...]]:
 
 
 class _Union:
-    def __init__(self) -> None:
+    """Union-find that knows the existing customer of each cluster and refuses to join two."""
+
+    def __init__(self, owners: dict[int, int]) -> None:
         self.parent: dict[int, int] = {}
+        self.owner: dict[int, int] = dict(owners)  # root -> existing customer id
 
     def find(self, x: int) -> int:
         self.parent.setdefault(x, x)
@@ -387,10 +399,34 @@ class _Union:
             x = self.parent[x]
         return x
 
-    def union(self, a: int, b: int) -> None:
+    def union(self, a: int, b: int) -> bool:
         ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
+        if ra == rb:
+            return True
+        oa, ob = self.owner.get(ra), self.owner.get(rb)
+        if oa and ob and oa != ob:
+            return False  # that would merge two golden customers: a steward decides
+        root, child = min(ra, rb), max(ra, rb)
+        self.parent[child] = root
+        owner = oa or ob
+        if owner:
+            self.owner[root] = owner
+        self.owner.pop(child, None)
+        return True
+
+
+def _decided_pairs(session: Session, pairs: Sequence[Pair]) -> dict[tuple[int, int], str]:
+    """Review status of the pairs that already have one (rejected pairs are never linked)."""
+    out: dict[tuple[int, int], str] = {}
+    lefts = sorted({p.left for p in pairs})
+    wanted = {(p.left, p.right) for p in pairs}
+    for chunk in _chunks(lefts):
+        for left, right, status in session.execute(
+                select(MatchReview.left_id, MatchReview.right_id, MatchReview.status)
+                .where(MatchReview.left_id.in_(chunk))):
+            if (left, right) in wanted:
+                out[(left, right)] = status
+    return out
 
 
 def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile],
@@ -400,35 +436,26 @@ def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile]
     upper, _ = thresholds()
     everyone = {p.id: p for p in (*new, *candidates)}
     new_ids = {p.id for p in new}
-    union = _Union()
-    best: dict[int, Pair] = {}  # profile -> its best automatic pair
+    union = _Union({p.id: p.customer_id for p in everyone.values() if p.customer_id})
+    decided = _decided_pairs(session, pairs)
+    best: dict[int, Pair] = {}  # profile -> the automatic pair that linked it
     review: list[Pair] = []
     for pair in sorted(pairs, key=lambda p: -p.probability):
-        if pair.probability < upper:
+        if decided.get((pair.left, pair.right)) == "rejected":
+            continue  # a steward said these are different people
+        if pair.probability < upper or not union.union(pair.left, pair.right):
             review.append(pair)
             continue
-        a, b = everyone[pair.left], everyone[pair.right]
         for pid in (pair.left, pair.right):
             if pid in new_ids and pid not in best:
                 best[pid] = pair
-        # join clusters unless that would join two different existing customers
-        ca, cb = _cluster_customer(union, everyone, a), _cluster_customer(union, everyone, b)
-        if ca and cb and ca != cb:
-            review.append(pair)
-            continue
-        union.union(a.id, b.id)
     clusters: dict[int, list[SourceProfile]] = {}
     for p in new:
         clusters.setdefault(union.find(p.id), []).append(p)
-    owner: dict[int, int] = {}  # cluster root -> the lowest existing customer in it
-    for p in everyone.values():
-        if p.customer_id:
-            root = union.find(p.id)
-            owner[root] = min(owner.get(root, p.customer_id), p.customer_id)
     touched: set[int] = set()
     now = utcnow()
     for root, members in clusters.items():
-        target = owner.get(root)
+        target = union.owner.get(root)
         customer: Customer | None = session.get(Customer, target) if target else None
         if customer is None:
             customer = Customer(display_name="", name_key="", name_key_alt="", first_name="",
@@ -438,13 +465,11 @@ def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile]
             result.new_customers += 1
             emit(session, "customer.created", "customer", customer.id,
                  {"via": "identity resolution"}, principal.user_id)
-        # --- stewardship (helper edit): what an existing customer had before this link, so an
-        # unlink can take away exactly what these profiles brought
         else:
+            # what the customer had before, so an unlink takes away exactly what these brought
             from accord.integration.stewardship import record_link
 
             record_link(session, principal, customer, [p.id for p in members])
-        # --- end stewardship
         for p in members:
             pair = best.get(p.id)
             p.customer_id = customer.id
@@ -459,38 +484,30 @@ def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile]
                                    "match_weight": pair.weight, **pair.evidence}
                 result.auto_links += 1
         touched.add(customer.id)
-    result.reviews += _queue_reviews(session, review, everyone)
+    result.reviews += _queue_reviews(session, review, everyone, decided)
     result.profiles += len(new)
     return touched
 
 
-def _cluster_customer(union: _Union, everyone: dict[int, SourceProfile],
-                      profile: SourceProfile) -> int | None:
-    root = union.find(profile.id)
-    linked = sorted({p.customer_id for p in everyone.values()
-                     if p.customer_id and union.find(p.id) == root})
-    return linked[0] if linked else None
-
-
-def _queue_reviews(session: Session, pairs: Sequence[Pair],
-                   everyone: dict[int, SourceProfile]) -> int:
-    created = 0
+def _queue_reviews(session: Session, pairs: Sequence[Pair], everyone: dict[int, SourceProfile],
+                   decided: dict[tuple[int, int], str]) -> int:
+    rows = []
     for pair in pairs:
         a, b = everyone[pair.left], everyone[pair.right]
         if a.customer_id and a.customer_id == b.customer_id:
             continue  # already the same person
-        exists = session.scalar(select(MatchReview.id).where(
-            MatchReview.left_id == pair.left, MatchReview.right_id == pair.right))
-        if exists:
+        if (pair.left, pair.right) in decided:
             continue
-        fields = pair.evidence.get("fields") or side_by_side(a, b)
-        session.add(MatchReview(left_id=pair.left, right_id=pair.right,
-                                match_probability=pair.probability,
-                                match_weight=pair.weight if pair.weight is not None else 0.0,
-                                fields=fields, model_version=pair.evidence.get("model_version")))
-        created += 1
-    session.flush()
-    return created
+        decided[(pair.left, pair.right)] = "pending"
+        rows.append({"left_id": pair.left, "right_id": pair.right,
+                     "match_probability": pair.probability,
+                     "match_weight": pair.weight if pair.weight is not None else 0.0,
+                     "fields": pair.evidence.get("fields") or side_by_side(a, b),
+                     "model_version": pair.evidence.get("model_version"),
+                     "status": "pending", "version": 1, "created_at": utcnow()})
+    if rows:
+        session.execute(insert(MatchReview), rows)
+    return len(rows)
 
 
 def side_by_side(a: SourceProfile, b: SourceProfile) -> list[dict[str, Any]]:
@@ -509,7 +526,8 @@ def _plain(value: Any) -> Any:
 
 def resolve_pending(session: Session, principal: Principal = SYSTEM,
                     profile_ids: Sequence[int] | None = None) -> ResolveResult:
-    """Link unlinked profiles (or the given ones, if still unlinked) incrementally."""
+    """Link unlinked profiles (all, or those among `profile_ids`) incrementally; given ids
+    that are already linked (a source sent a change) get their customer's golden values rebuilt."""
     result = ResolveResult()
     query = select(SourceProfile).where(SourceProfile.customer_id.is_(None))
     if profile_ids is not None:
@@ -521,13 +539,18 @@ def resolve_pending(session: Session, principal: Principal = SYSTEM,
     for chunk in chunks:
         q = query.where(SourceProfile.id.in_(chunk)) if chunk is not None else query
         new = list(session.scalars(q.order_by(SourceProfile.id)))
-        if not new:
-            continue
-        candidates = find_candidates(session, new)
-        pairs = score(session, new, candidates, model)
-        touched = _decide(session, principal, new, candidates, pairs, result)
+        touched: set[int] = set()
+        if chunk is not None:
+            # changed profiles that are already linked: their customers' golden values follow
+            touched.update(session.scalars(select(SourceProfile.customer_id).where(
+                SourceProfile.id.in_(chunk), SourceProfile.customer_id.is_not(None))))
+        if new:
+            candidates = find_candidates(session, new)
+            pairs = score(session, new, candidates, model)
+            touched |= _decide(session, principal, new, candidates, pairs, result)
         rebuild(session, touched)
-        result.applied += _apply_pending_for(session, new)
+        if new:
+            result.applied += _apply_pending_for(session, new)
     return result
 
 
