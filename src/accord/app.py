@@ -29,10 +29,14 @@ def api_router() -> APIRouter:
     from accord.commerce.api import router as commerce
     from accord.customers.accounts_api import router as accounts
     from accord.customers.api import router as customers
+    from accord.integration.imports_api import router as imports
+    from accord.integration.sources_api import router as sources
+    from accord.integration.stewardship_api import router as stewardship
     from accord.interactions.api import router as interactions
 
     api = APIRouter(prefix="/api/v1")
-    for router in (access, customers, accounts, interactions, commerce):
+    for router in (access, customers, accounts, interactions, commerce, sources, imports,
+                   stewardship):
         api.include_router(router)
     return api
 
@@ -66,6 +70,12 @@ def create_app(*, start_worker: bool = False) -> FastAPI:
     from accord.web.pages import router as web_router
 
     app.include_router(web_router)
+    # what sources send: the Segment-compatible collection API and signed webhooks
+    from accord.integration.collection_api import router as collection_router
+    from accord.integration.webhooks_api import router as webhooks_router
+
+    app.include_router(collection_router)
+    app.include_router(webhooks_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/health/live", tags=["health"])

@@ -205,10 +205,85 @@ def demo(
     typer.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")
     for email, role in logins:
         typer.echo(f"  {email:<34} {role}")
+    from accord.demo.generator import demo_write_key
+
+    write_key = demo_write_key()
+    typer.echo(f"Collection API (Segment-compatible) write key of source 'web': {write_key}")
+    typer.echo(f"  curl -u {write_key}: http://{host}:{port}/v1/track -H 'Content-Type: "
+               """application/json' -d '{"userId": "42", "event": "Signed Up"}'""")
     typer.echo("")
     sys.stdout.flush()
     if not no_serve:
         serve(host=host, port=port, worker=True, workers=1)
+
+
+@app.command("import")
+def import_file(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                help="CSV (any delimiter/encoding), JSON Lines or .xlsx file"),
+    source: str = typer.Option(..., help="the source the file comes from (created when new)"),
+    mapping: Path | None = typer.Option(None, exists=True, dir_okay=False,
+                                        help="YAML/JSON mapping (detected when omitted)"),
+    kind: str | None = typer.Option(None, help="profile, order or interaction rows"),
+    batch_size: int = typer.Option(2000, min=1, max=50_000, help="rows per transaction"),
+    report_csv: Path | None = typer.Option(None, help="write the import report (CSV) here"),
+) -> None:
+    """Import a file; running it again resumes an interrupted import and changes nothing after."""
+    from accord.integration.imports import cli_import
+
+    _upgrade_quietly()
+    code = cli_import(file, source, mapping, kind, batch_size, report_csv, echo=typer.echo)
+    if code:
+        raise typer.Exit(code)
+
+
+export_app = typer.Typer(help="Exports.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@app.command()
+def resolve(
+    retrain: bool = typer.Option(False, help="estimate a new model version first"),
+    engine: str | None = typer.Option(None, help="duckdb or spark (default: the setting)"),
+) -> None:
+    """Cluster all source profiles into golden customers (batch identity resolution)."""
+    from accord.core.db import session_scope
+    from accord.integration.resolution import resolve_all
+
+    if engine not in (None, "duckdb", "spark"):
+        raise typer.BadParameter("duckdb or spark", param_hint="--engine")
+    _upgrade_quietly()
+    with session_scope() as session:
+        result = resolve_all(session, retrain=retrain, engine=engine)
+    typer.echo(f"Resolved {result.profiles} profiles: {result.new_customers} new golden "
+               f"customers, {result.auto_links} automatic links, {result.reviews} pairs sent "
+               f"to review, {result.applied} pending records applied.")
+
+
+@export_app.command("golden")
+def export_golden(
+    format: str = typer.Option("csv", "--format", help="csv"),
+    output: Path | None = typer.Option(None, help="file to write (default: standard output)"),
+) -> None:
+    """One row per source record: golden id, match probability, source and external id."""
+    import csv
+
+    from accord.core.db import session_scope
+    from accord.integration.resolution import export_golden as rows
+
+    if format != "csv":
+        raise typer.BadParameter("only csv is supported", param_hint="--format")
+    fields = ["golden_id", "match_probability", "link_method", "source", "external_id",
+              "source_record_id"]
+    handle = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
+    try:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        with session_scope(write=False) as session:
+            writer.writerows(rows(session))
+    finally:
+        if output:
+            handle.close()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import importlib
 
 DOMAIN_TASKS: tuple[str, ...] = (
     "accord.integration.resolution",  # integration.match: incremental identity resolution
+    "accord.integration.imports",  # integration.import: large uploaded files
 )  # each module registers its job handlers on import
 
 

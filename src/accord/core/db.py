@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -31,6 +33,22 @@ def _sqlite_pragmas(synchronous: str):
     return on_connect
 
 
+class JSONText(str):
+    """JSON already serialised by the caller: written as is instead of being encoded again.
+
+    The ingestion path hashes each payload's canonical JSON anyway; handing that text to the
+    database spares a second encoding of every record.
+    """
+
+    __slots__ = ()
+
+
+def _json_serializer(value: Any) -> str:
+    if isinstance(value, JSONText):
+        return str.__str__(value)
+    return json.dumps(value)
+
+
 def build_engine(url: str, settings: Settings | None = None) -> Engine:
     settings = settings or get_settings()
     parsed = make_url(url)
@@ -45,6 +63,7 @@ def build_engine(url: str, settings: Settings | None = None) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 10},
             pool_size=settings.pool_size,
             max_overflow=20,
+            json_serializer=_json_serializer,
         )
         event.listen(engine, "connect", _sqlite_pragmas(settings.sqlite_synchronous))
 
@@ -61,7 +80,8 @@ def build_engine(url: str, settings: Settings | None = None) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_size=settings.pool_size, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, pool_size=settings.pool_size, max_overflow=20, pool_pre_ping=True,
+                         json_serializer=_json_serializer)
 
 
 def get_engine(url: str | None = None) -> Engine:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, text
@@ -869,6 +870,42 @@ def generate(customers: int, seed: int, *, url: str | None = None, now: datetime
                      {"customers": customers, "seed": seed, "rows": writer.rows})
     progress("indexes and statistics", 1, 1)
     return Stats(rows=dict(writer.rows), seconds=time.perf_counter() - started)
+
+
+DEMO_SOURCE = "web"
+DEMO_KEY_FILE = "demo-web-write-key"
+
+
+def demo_write_key(url: str | None = None, key_file: Path | None = None) -> str:
+    """The demo's tracking source `web` and its write key, the same on every `accord demo`.
+
+    The database keeps only the key's hash, so the plaintext is kept beside the demo data (in
+    the data directory, readable by its owner only) to be printed again. After `--fresh` the
+    source is registered anew with the kept key; a key rotated since (through the API or admin
+    page) cannot be printed, so a new one is minted and kept instead.
+    """
+    from accord.integration.sources import create_source, hash_key, mint_write_key
+    from accord.models import Source
+
+    key_file = key_file or get_settings().data_dir / DEMO_KEY_FILE
+    kept = key_file.read_text().strip() if key_file.is_file() else ""
+    with session_scope(url) as session:
+        source = session.scalar(select(Source).where(Source.name == DEMO_SOURCE))
+        if source is None:
+            source = create_source(session, SYSTEM, name=DEMO_SOURCE, kind="tracking",
+                                   trust_rank=60, description="The demo web site "
+                                   "(Segment-compatible collection API)")
+        if kept.startswith("wk_") and source.write_key_hash in (None, hash_key(kept)):
+            if source.write_key_hash is None:
+                source.write_key_hash, source.write_key_prefix = hash_key(kept), kept[:10]
+                audit.record(session, SYSTEM, "rotate_key", "sources", source.id,
+                             ("write_key",), {"via": "demo"})
+            return kept
+        key = mint_write_key(session, SYSTEM, source)
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.touch(mode=0o600)
+        key_file.write_text(key + "\n")
+    return key
 
 
 def ensure_demo(customers: int = DEFAULT_CUSTOMERS, seed: int = 42, fresh: bool = False, *,

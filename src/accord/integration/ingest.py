@@ -33,6 +33,7 @@ from accord.access.policy import Principal
 from accord.core import jobs
 from accord.core.clock import as_utc, utcnow
 from accord.core.contact import InvalidValue, fold, normalize_currency
+from accord.core.db import JSONText
 from accord.integration.standardise import standardise_profile
 from accord.models import (
     IdentityAlias,
@@ -123,15 +124,15 @@ class Rejected(Exception):
         self.field = field
 
 
-def content_hash(kind: str, payload: dict[str, Any]) -> str:
-    """Stable over key order and whitespace, so a re-sent record hashes the same."""
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+def canonical_json(payload: dict[str, Any]) -> str:
+    """Stable over key order and whitespace, so a re-sent record hashes (and reads) the same."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       default=str)
+
+
+def content_hash(kind: str, payload: dict[str, Any] | str) -> str:
+    text = payload if isinstance(payload, str) else canonical_json(payload)
     return hashlib.sha256(f"{kind}\n{text}".encode()).hexdigest()
-
-
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(values, default=str))
 
 
 def parse_datetime(value: Any) -> datetime:
@@ -267,6 +268,8 @@ class _Prepared:
     digest: str
     row: dict[str, Any]
     flags: dict[str, str]
+    payload: JSONText  # the canonical JSON the digest was computed over, stored as is
+    existed: bool = False  # an earlier version of this kind + external id is already kept
 
 
 def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -293,7 +296,8 @@ def ingest_batch(
             external_id = (item.external_id or "").strip()
             if len(external_id) > 200:
                 raise Rejected("external id longer than 200 characters", "external_id")
-            digest = content_hash(item.kind, item.payload)
+            text = canonical_json(item.payload)
+            digest = content_hash(item.kind, text)
             external_id = external_id or f"sha256:{digest[:56]}"
             flags: dict[str, str] = {}
             if item.kind == "profile":
@@ -308,7 +312,7 @@ def ingest_batch(
             outcomes[index] = Outcome("rejected", item.line_no, item.external_id,
                                       field=exc.field, reason=exc.reason)
             continue
-        prepared.append(_Prepared(index, item, external_id, digest, row, flags))
+        prepared.append(_Prepared(index, item, external_id, digest, row, flags, JSONText(text)))
 
     fresh = _drop_known(session, source, prepared, outcomes)
     if fresh:
@@ -339,6 +343,7 @@ def _drop_known(session: Session, source: Source, prepared: list[_Prepared],
             select(SourceRecord.kind, SourceRecord.external_id, SourceRecord.content_hash)
             .where(SourceRecord.source_id == source.id, SourceRecord.external_id.in_(chunk))
         ))
+    seen = {(kind, ext) for kind, ext, _ in known}
     fresh = []
     for p in prepared:
         key = (p.item.kind, p.external_id, p.digest)
@@ -346,6 +351,8 @@ def _drop_known(session: Session, source: Source, prepared: list[_Prepared],
             outcomes[p.index] = Outcome("unchanged", p.item.line_no, p.external_id)
             continue
         known.add(key)  # a second copy inside the same batch is a replay too
+        p.existed = (p.item.kind, p.external_id) in seen
+        seen.add((p.item.kind, p.external_id))
         fresh.append(p)
     return fresh
 
@@ -354,10 +361,11 @@ def _insert_records(session: Session, source: Source, fresh: list[_Prepared],
                     import_id: int | None, now: datetime) -> None:
     rows = [
         {"source_id": source.id, "kind": p.item.kind, "external_id": p.external_id,
-         "content_hash": p.digest, "payload": p.item.payload,
+         "content_hash": p.digest, "payload": p.payload,
          "received_at": p.item.received_at or now, "import_id": import_id,
          "line_no": p.item.line_no, "subject_key": p.item.subject_key,
-         "fields": None if p.item.kind == "profile" else _jsonable(p.item.fields),
+         "fields": None if p.item.kind == "profile" else JSONText(
+             json.dumps(p.item.fields, default=str, ensure_ascii=False)),
          "status": "applied" if p.item.kind == "profile" else "pending"}
         for p in fresh
     ]
@@ -443,7 +451,7 @@ def _apply(session: Session, source: Source, items: list[_Prepared],
     customers = resolve_subjects(session, source.id, (p.item.subject_key or "" for p in items))
     ready = []
     for p in items:
-        status = "updated" if _is_update(session, source, p) else "accepted"
+        status = "updated" if p.existed else "accepted"
         outcomes[p.index] = Outcome(status, p.item.line_no, p.external_id, p.row["record_id"])
         if p.item.subject_key in customers:
             ready.append((p.item.kind, p.row, customers[p.item.subject_key]))
@@ -454,15 +462,6 @@ def _apply(session: Session, source: Source, items: list[_Prepared],
             if reason:
                 outcomes[p.index] = Outcome("rejected", p.item.line_no, p.external_id,
                                             p.row["record_id"], field=reason[0], reason=reason[1])
-
-
-def _is_update(session: Session, source: Source, p: _Prepared) -> bool:
-    return session.execute(
-        select(SourceRecord.id).where(
-            SourceRecord.source_id == source.id, SourceRecord.kind == p.item.kind,
-            SourceRecord.external_id == p.external_id, SourceRecord.id != p.row["record_id"],
-        ).limit(1)
-    ).first() is not None
 
 
 def apply_rows(session: Session, source: Source,

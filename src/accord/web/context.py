@@ -55,6 +55,7 @@ ADMIN_PAGES = (
     AdminPage("users", "Users", "/admin/users", lambda p: can(p, "users", "read")),
     AdminPage("roles", "Roles & permissions", "/admin/roles", lambda p: can(p, "users", "read")),
     AdminPage("custom_fields", "Custom fields", "/admin/custom-fields", _manages("custom_fields")),
+    AdminPage("sources", "Sources", "/admin/sources", lambda p: can(p, "sources", "read")),
 )
 
 
@@ -80,6 +81,11 @@ class Viewer:
     csrf: str
     locale: Locale
     admin_pages: tuple[AdminPage, ...] = field(default=())
+
+    def can(self, resource: str, action: str = "read") -> bool:
+        """For navigation: does the viewer's role reach this resource at all?"""
+        return can(Principal(user_id=self.user_id, email=self.email, role=self.role),
+                   resource, action)
 
     @property
     def role_label(self) -> str:

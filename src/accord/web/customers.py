@@ -30,11 +30,13 @@ from accord.core.query import parse_list_params
 from accord.core.settings import get_settings
 from accord.customers import custom_fields, service
 from accord.customers.schemas import CustomerCreate, CustomerUpdate
+from accord.integration import stewardship as integration_stewardship
 from accord.interactions import service as interactions
 from accord.interactions.schemas import InteractionFields
 from accord.models import Customer, CustomFieldDefinition
 from accord.models.customer import CHANNELS, LIFECYCLE_STAGES, VALUE_TIERS
 from accord.models.interaction import DEPARTMENTS, DIRECTIONS
+from accord.web import stewardship
 from accord.web.admin import form_errors
 from accord.web.context import WebCtx, is_htmx, wants_partial, web_ctx
 from accord.web.rendering import PageRoute, channel_label, label, render
@@ -476,6 +478,8 @@ def _detail_context(ctx: WebCtx, customer_id: int, *, log_values: dict[str, str]
                 "open": bool(log_errors), "channels": CHANNELS, "directions": DIRECTIONS,
                 "departments": DEPARTMENTS} if may_log else None,
         "notice": notice, "log_notice": "",
+        # data stewardship: the sources panel (None when the viewer may not see it)
+        "identity": stewardship.sources_panel(ctx, customer_id),
     }
 
 
@@ -489,6 +493,11 @@ def _end_transaction(ctx: WebCtx) -> None:
 def customer_detail(request: Request, customer_id: Annotated[int, Path(ge=1, le=MAX_ID)],
                     done: Annotated[str | None, Query(max_length=40)] = None,
                     ctx: WebCtx = Depends(web_ctx)) -> Response:
+    # data stewardship: a merged customer's page is its survivor's
+    merged_into = integration_stewardship.merged_target(ctx.session, customer_id)
+    if merged_into is not None:
+        return RedirectResponse(f"/customers/{merged_into}?identity=merged-away",
+                                status_code=303)
     context = _detail_context(ctx, customer_id, notice=NOTICES.get(done or "", ""))
     audit.record_read(ctx.principal, "customers", [customer_id], service.read_fields(ctx.principal),
                       {"via": "web.360"})

@@ -5,8 +5,8 @@
 
 from fastapi import APIRouter
 
-from accord.web import admin, auth, customers, docs
+from accord.web import admin, auth, customers, docs, imports, sources, stewardship
 
 router = APIRouter(include_in_schema=False)
-for _area in (auth, customers, admin, docs):
+for _area in (auth, customers, admin, docs, imports, sources, stewardship):
     router.include_router(_area.router)

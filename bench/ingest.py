@@ -1,0 +1,215 @@
+"""Ingestion throughput: one function per figure, each printed beside a baseline measured in the
+same process.
+
+  * import   `accord import` of a generated CRM-style CSV (default 1,000,000 rows) into a fresh
+             SQLite database, in rows/s, beside a plain `csv.reader` + `sqlite3.executemany` of
+             the same rows into one table (same pragmas); with the process's resident memory
+             sampled after every batch, to show that it stays flat. Target: 50,000 rows/s.
+  * events   the Segment-compatible collection API: `/v1/batch` requests of 100 events from 16
+             concurrent keep-alive clients against `accord serve` on SQLite, beside
+             `GET /health/live` over the same connections (see bench/ingest_events.py, which
+             also runs it on its own with more options). Target: 10,000 events/s.
+
+    python bench/ingest.py [--only import] [--rows N] [--batch-size B] [--profile]
+
+`--profile` runs the import under cProfile and prints the 25 most expensive functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import resource
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+COLUMNS = ("id", "first_name", "last_name", "email", "phone", "date_of_birth", "street",
+           "postcode", "city", "country", "loyalty_tier")
+FIRST = ("Anna", "Ben", "Chloé", "David", "Emma", "Felix", "Grace", "Hannah", "Isaac", "Jonas",
+         "Karin", "Liam", "Mia", "Noah", "Olivia", "Paul", "Quentin", "Rosa", "Sofia", "Tom",
+         "Ulrike", "Victor", "Wiebke", "Xavier", "Yusuf", "Zoë")
+LAST = ("Smith", "Müller", "García", "Rossi", "Dubois", "Jansen", "Kowalski", "Nilsson", "Brown",
+        "Schmidt", "Martin", "Bianchi", "de Vries", "O'Neill", "Novak", "Fischer", "Weber",
+        "Moreau", "Lopez", "Taylor")
+CITIES = (("London", "GB", "SW1A 1AA"), ("Berlin", "DE", "10115"), ("Paris", "FR", "75001"),
+          ("Madrid", "ES", "28013"), ("Milan", "IT", "20121"), ("Amsterdam", "NL", "1012 AB"))
+PHONES = {"GB": "020 7946 {:04d}", "DE": "030 1234{:04d}", "FR": "01 42 68 {:02d} {:02d}",
+          "ES": "91 123 {:04d}", "IT": "02 1234 {:04d}", "NL": "020 123 {:04d}"}
+
+
+def generate(path: Path, rows: int, seed: int = 7) -> None:
+    """A CRM export: one person per row, national phone numbers, day-first dates, a few blanks."""
+    rnd = random.Random(seed)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(COLUMNS)
+        for i in range(1, rows + 1):
+            first, last = rnd.choice(FIRST), rnd.choice(LAST)
+            city, country, postcode = rnd.choice(CITIES)
+            n = rnd.randrange(10_000)
+            pattern = PHONES[country]
+            phone = pattern.format(n // 100, n % 100) if country == "FR" else pattern.format(n)
+            email = f"{first}.{last}.{i}@example.com".lower().replace(" ", "").replace("'", "")
+            writer.writerow([f"C{i:08d}", first, last, email if rnd.random() < 0.9 else "",
+                             phone if rnd.random() < 0.8 else "",
+                             f"{rnd.randint(1, 28):02d}/{rnd.randint(1, 12):02d}/"
+                             f"{rnd.randint(1940, 2005)}",
+                             f"{rnd.randint(1, 200)} High Street", postcode, city, country,
+                             rnd.choice(("gold", "silver", "bronze", ""))])
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def baseline(csv_path: Path, db_path: Path) -> tuple[float, float]:
+    """csv.reader + sqlite3.executemany of the same rows, in the same batch size: rows/s and
+    the CPU seconds it took (the machine may be shared: CPU time is the steadier figure)."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
+                   "cache_size=-32000"):
+        conn.execute(f"PRAGMA {pragma}")
+    conn.execute(f"CREATE TABLE rows (line_no INTEGER PRIMARY KEY, {', '.join(COLUMNS)})")
+    marks = ", ".join("?" * (len(COLUMNS) + 1))
+    sql = f"INSERT INTO rows VALUES ({marks})"  # noqa: S608 - placeholders only
+    started, cpu_started = time.perf_counter(), time.process_time()
+    count = 0
+    with csv_path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        next(reader)
+        batch: list[list[str]] = []
+        for line_no, row in enumerate(reader, start=2):
+            batch.append([line_no, *row])
+            if len(batch) >= 2000:
+                conn.execute("BEGIN")
+                conn.executemany(sql, batch)
+                conn.execute("COMMIT")
+                count += len(batch)
+                batch = []
+        if batch:
+            conn.execute("BEGIN")
+            conn.executemany(sql, batch)
+            conn.execute("COMMIT")
+            count += len(batch)
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    conn.close()
+    return count / elapsed, cpu
+
+
+def import_figure(args: argparse.Namespace, work: Path) -> None:
+    csv_path = work / "people.csv"
+    print(f"generating {args.rows:,} rows ...", flush=True)
+    generate(csv_path, args.rows)
+    size = csv_path.stat().st_size
+    print(f"  {csv_path.name}: {size / 1e6:.1f} MB")
+
+    raw = baseline(csv_path, work / "baseline.db")
+
+    os.environ["ACCORD_DATABASE_URL"] = f"sqlite:///{work / 'accord.db'}"
+    from accord.access.policy import SYSTEM
+    from accord.core.db import dispose_all, session_scope
+    from accord.core.migrate import upgrade
+    from accord.core.settings import reset_settings
+    from accord.integration.imports import run_import
+    from accord.integration.sources import create_source
+
+    reset_settings()
+    dispose_all()
+    upgrade()
+    with session_scope() as session:
+        create_source(session, SYSTEM, name="crm", kind="crm", default_country="GB")
+
+    samples: list[float] = []
+
+    def progress(_run: object) -> None:
+        samples.append(rss_mb())
+
+    rss_before = rss_mb()
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    run = run_import(None, SYSTEM, "crm", csv_path, batch_size=args.batch_size,
+                     progress=progress)
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    if profiler is not None:
+        import pstats
+
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    rate = run.total / elapsed
+    assert run.status == "completed" and run.total == args.rows, (run.status, run.total)
+    print()
+    raw_rate, raw_cpu = raw
+    print("| figure | rows | seconds | rows/s | CPU s | rows per CPU s | share of baseline "
+          "| target |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| baseline: csv.reader + sqlite3 executemany | {args.rows:,} | "
+          f"{args.rows / raw_rate:.1f} | {raw_rate:,.0f} | {raw_cpu:.1f} | "
+          f"{args.rows / raw_cpu:,.0f} | 100% | |")
+    verdict = "met" if rate >= 50_000 else "missed"
+    print(f"| accord import (batch {args.batch_size:,}) | {run.total:,} | {elapsed:.1f} | "
+          f"{rate:,.0f} | {cpu:.1f} | {run.total / cpu:,.0f} | {rate / raw_rate:.1%} | "
+          f"50,000 rows/s: {verdict} |")
+    print()
+    print(f"outcomes: {run.accepted:,} accepted, {run.updated:,} updated, "
+          f"{run.unchanged:,} unchanged, {run.rejected:,} rejected")
+    if samples:
+        tenth = samples[max(0, len(samples) // 10 - 1)]
+        print(f"resident memory: {rss_before:.0f} MB before the import, {samples[0]:.0f} MB "
+              f"after the first batch, {tenth:.0f} MB at 10%, median "
+              f"{statistics.median(samples):.0f} MB, {max(samples):.0f} MB max, "
+              f"{samples[-1]:.0f} MB at the end "
+              f"(process peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3:.0f} MB)")
+
+
+def events_figure(args: argparse.Namespace, work: Path) -> None:
+    from ingest_events import events_figure as run  # bench/ is on sys.path as the script's dir
+
+    run(args, work)
+
+
+FIGURES: dict[str, Callable[[argparse.Namespace, Path], None]] = {"import": import_figure,
+                                                                   "events": events_figure}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=sorted(FIGURES), action="append",
+                        help="run only this figure (repeatable)")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the import file")
+    parser.add_argument("--batch-size", type=int, default=2000, help="rows per transaction")
+    parser.add_argument("--profile", action="store_true", help="cProfile the import")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="accord-bench-ingest-"))
+    try:
+        for name in args.only or list(FIGURES):
+            print(f"== {name} ==")
+            FIGURES[name](args, work)
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
