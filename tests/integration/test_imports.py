@@ -387,3 +387,18 @@ def test_a_killed_import_resumes_with_nothing_lost_or_duplicated(db, session, cr
     assert duplicated == []
     assert {r.line_no for r in session.scalars(select(ImportRejection))} == bad_lines
     assert f"Import {run.id} completed" in done.stdout
+
+
+def test_the_mappings_default_country_reads_national_numbers(db, session, crm, tmp_path):
+    path = write_csv(tmp_path / "de.csv", [["k1", "Jonas", "Weber", "", "030 1234567", "Berlin",
+                                            "", "lead"]],
+                     header=["Kd-Nr", "Vorname", "Name", "E-Mail", "Telefon", "Ort", "Land",
+                             "Status"])
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text("external_id: Kd-Nr\ndefault_country: DE\ncolumns:\n  Vorname: first_name\n"
+                       "  Name: last_name\n  Telefon: phone\n  Ort: city\n", encoding="utf-8")
+    run = run_import(db, SYSTEM, "crm", path, load_mapping(mapping.read_text(encoding="utf-8")))
+    assert (run.status, run.accepted) == ("completed", 1)
+    profile = session.scalar(select(SourceProfile))
+    # the source reads national numbers as British; this file's mapping says German
+    assert (profile.phone, profile.country) == ("+49301234567", "DE")

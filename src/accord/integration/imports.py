@@ -101,11 +101,6 @@ def plan_file(path: Path, source: Source, mapping: Mapping | None = None, *,
     if not mapping.mapped_fields:
         raise ValidationProblem("no column of the file could be mapped to a field: "
                                 "give a mapping", field="mapping")
-    if mapping.default_country and mapping.default_country != source.default_country:
-        # ingest_batch standardises with the source's default country only (for now)
-        warnings.append(f"the mapping's default country {mapping.default_country} is not "
-                        f"applied: phone numbers are read with the source's "
-                        f"({source.default_country or 'none'})")
     if mapping.external_id is None:
         warnings.append("no id column: rows are identified by their content, so a changed row "
                         "arrives as a new record rather than an update")
@@ -125,7 +120,7 @@ def preview(path: Path, source: Source, mapping: Mapping | None = None, *,
 
     plan = plan_file(path, source, mapping, kind=kind, name=name)
     extract = plan.mapping.compile()
-    country = source.default_country
+    country = plan.mapping.default_country or source.default_country
     rows: list[dict[str, Any]] = []
     for line_no, row in readers.read_rows(path, plan.info):
         if len(rows) >= limit:
@@ -268,7 +263,8 @@ def continue_import(url_or_session_factory: str | None | Factory, principal: Pri
         raise Conflict("the file is not the one this import started with", field="file")
     try:
         info = readers.inspect(path, name)
-        batch = _Batch(factory, principal, source_id, import_id, mapping.kind, checkpoint)
+        batch = _Batch(factory, principal, source_id, import_id, mapping.kind, checkpoint,
+                       mapping.default_country)
         extract = mapping.compile()
         kind = mapping.kind
         for line_no, row in readers.read_rows(path, info):
@@ -312,8 +308,9 @@ class _Batch:
     """The rows read since the last commit, and how to commit them with the checkpoint."""
 
     def __init__(self, factory: Factory, principal: Principal, source_id: int, import_id: int,
-                 kind: str, checkpoint: int) -> None:
+                 kind: str, checkpoint: int, default_country: str | None = None) -> None:
         self.factory, self.principal = factory, principal
+        self.default_country = default_country
         self.source_id, self.import_id, self.kind = source_id, import_id, kind
         self.checkpoint = checkpoint
         self.last_line = checkpoint
@@ -344,7 +341,8 @@ class _Batch:
                 source = session.get(Source, self.source_id)
                 assert source is not None
                 outcomes = ingest_batch(session, self.principal, source, self.items,
-                                        import_id=self.import_id)
+                                        import_id=self.import_id,
+                                        default_country=self.default_country)
                 for item, outcome in zip(self.items, outcomes, strict=True):
                     counts[outcome.status] += 1
                     if outcome.status == "rejected":

@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from accord.access import audit
@@ -175,8 +175,10 @@ def _text(fields: dict[str, Any], key: str, limit: int, default: str = "") -> st
 # --- preparing rows (pure, per record) -------------------------------------------------------
 
 
-def _profile_row(source: Source, item: Incoming) -> tuple[dict[str, Any], dict[str, str]]:
-    std = standardise_profile(item.fields, default_country=source.default_country)
+def _profile_row(source: Source, item: Incoming, default_country: str | None = None,
+                 date_order: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    country = default_country or source.default_country
+    std = standardise_profile(item.fields, default_country=country, date_order=date_order)
     values = dict(std.values)
     flags = dict(std.flags)
     row: dict[str, Any] = {}
@@ -196,8 +198,8 @@ def _profile_row(source: Source, item: Incoming) -> tuple[dict[str, Any], dict[s
             "no usable name, e-mail, phone or national id" + (f" ({why})" if why else ""),
             next(iter(flags), None),
         )
-    if row["country"] is None and source.default_country:
-        row["country"] = source.default_country  # the source's records are from its country
+    if row["country"] is None and country:
+        row["country"] = country  # the source's (or the file's) records are from its country
     row["last_name_key"] = fold(row["last_name"]) if row["last_name"] else None
     row["extra"] = {k: v if isinstance(v, (str, int, float, bool)) else str(v)
                     for k, v in values.items()}
@@ -266,15 +268,29 @@ class _Prepared:
     item: Incoming
     external_id: str
     digest: str
-    row: dict[str, Any]
-    flags: dict[str, str]
     payload: JSONText  # the canonical JSON the digest was computed over, stored as is
+    row: dict[str, Any] = dataclasses.field(default_factory=dict)
+    flags: dict[str, str] = dataclasses.field(default_factory=dict)
     existed: bool = False  # an earlier version of this kind + external id is already kept
 
 
 def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(seq), size):
         yield seq[start:start + size]
+
+
+def prepare(source: Source, item: Incoming, *, default_country: str | None = None,
+            date_order: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """Standardise and validate one record without writing anything (also the import preview).
+
+    Returns the row to store and the flags of rejected values; raises `Rejected`.
+    """
+    if item.kind == "profile":
+        return _profile_row(source, item, default_country, date_order)
+    row = _order_row(item) if item.kind == "order" else _interaction_row(source, item)
+    if item.subject_key is None:
+        raise Rejected("no customer reference", "customer")
+    return row, {}
 
 
 def ingest_batch(
@@ -284,37 +300,43 @@ def ingest_batch(
     items: Sequence[Incoming],
     *,
     import_id: int | None = None,
+    default_country: str | None = None,
+    date_order: str | None = None,
 ) -> list[Outcome]:
-    """Land one batch in the caller's transaction; one outcome per item, in order."""
+    """Land one batch in the caller's transaction; one outcome per item, in order.
+
+    `default_country` and `date_order` override the source's for this batch (a file's mapping).
+    Replays are recognised by their hash before anything is standardised, so re-importing a
+    file costs little more than reading it.
+    """
     now = utcnow()
     outcomes: list[Outcome | None] = [None] * len(items)
-    prepared: list[_Prepared] = []
+    hashed: list[_Prepared] = []
     for index, item in enumerate(items):
-        try:
-            if item.kind not in RECORD_KINDS:
-                raise Rejected(f"unknown record kind {item.kind!r}", "kind")
-            external_id = (item.external_id or "").strip()
-            if len(external_id) > 200:
-                raise Rejected("external id longer than 200 characters", "external_id")
-            text = canonical_json(item.payload)
-            digest = content_hash(item.kind, text)
-            external_id = external_id or f"sha256:{digest[:56]}"
-            flags: dict[str, str] = {}
-            if item.kind == "profile":
-                row, flags = _profile_row(source, item)
-            elif item.kind == "order":
-                row = _order_row(item)
-            else:
-                row = _interaction_row(source, item)
-            if item.kind != "profile" and item.subject_key is None:
-                raise Rejected("no customer reference", "customer")
-        except Rejected as exc:
-            outcomes[index] = Outcome("rejected", item.line_no, item.external_id,
-                                      field=exc.field, reason=exc.reason)
+        external_id = (item.external_id or "").strip()
+        if item.kind not in RECORD_KINDS:
+            outcomes[index] = Outcome("rejected", item.line_no, item.external_id, field="kind",
+                                      reason=f"unknown record kind {item.kind!r}")
             continue
-        prepared.append(_Prepared(index, item, external_id, digest, row, flags, JSONText(text)))
-
-    fresh = _drop_known(session, source, prepared, outcomes)
+        if len(external_id) > 200:
+            outcomes[index] = Outcome("rejected", item.line_no, item.external_id,
+                                      field="external_id",
+                                      reason="external id longer than 200 characters")
+            continue
+        text = canonical_json(item.payload)
+        digest = content_hash(item.kind, text)
+        hashed.append(_Prepared(index, item, external_id or f"sha256:{digest[:56]}", digest,
+                                JSONText(text)))
+    fresh: list[_Prepared] = []
+    for p in _drop_known(session, source, hashed, outcomes):
+        try:
+            p.row, p.flags = prepare(source, p.item, default_country=default_country,
+                                     date_order=date_order)
+        except Rejected as exc:
+            outcomes[p.index] = Outcome("rejected", p.item.line_no, p.item.external_id,
+                                        field=exc.field, reason=exc.reason)
+            continue
+        fresh.append(p)
     if fresh:
         _insert_records(session, source, fresh, import_id, now)
         profiles = [p for p in fresh if p.item.kind == "profile"]
@@ -338,11 +360,17 @@ def _drop_known(session: Session, source: Source, prepared: list[_Prepared],
                 outcomes: list[Outcome | None]) -> list[_Prepared]:
     """Mark replays (same kind, external id and content) unchanged; keep the rest."""
     known: set[tuple[str, str, str]] = set()
-    for chunk in _chunks(sorted({p.external_id for p in prepared})):
-        known.update(tuple(row) for row in session.execute(
-            select(SourceRecord.kind, SourceRecord.external_id, SourceRecord.content_hash)
-            .where(SourceRecord.source_id == source.id, SourceRecord.external_id.in_(chunk))
-        ))
+    by_kind: dict[str, set[str]] = {}
+    for p in prepared:
+        by_kind.setdefault(p.item.kind, set()).add(p.external_id)
+    for kind, externals in by_kind.items():
+        # (source_id, kind, external_id) is the leading part of the unique index
+        for chunk in _chunks(sorted(externals)):
+            known.update((kind, ext, digest) for ext, digest in session.execute(
+                select(SourceRecord.external_id, SourceRecord.content_hash)
+                .where(SourceRecord.source_id == source.id, SourceRecord.kind == kind,
+                       SourceRecord.external_id.in_(chunk))
+            ))
     seen = {(kind, ext) for kind, ext, _ in known}
     fresh = []
     for p in prepared:
@@ -357,6 +385,25 @@ def _drop_known(session: Session, source: Source, prepared: list[_Prepared],
     return fresh
 
 
+def insert_many(session: Session, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert rows with one executemany and return their ids, in order.
+
+    On SQLite the write transaction holds the database lock (BEGIN IMMEDIATE), so the ids are
+    allocated up front and a plain executemany runs; RETURNING would send one statement per
+    row there. PostgreSQL batches RETURNING itself.
+    """
+    if not rows:
+        return []
+    if session.get_bind().dialect.name == "sqlite":
+        start = (session.scalar(select(func.max(table.c.id))) or 0) + 1
+        ids = list(range(start, start + len(rows)))
+        session.execute(table.insert(), [{**row, "id": i} for row, i in zip(rows, ids,
+                                                                            strict=True)])
+        return ids
+    return list(session.scalars(
+        table.insert().returning(table.c.id, sort_by_parameter_order=True), rows))
+
+
 def _insert_records(session: Session, source: Source, fresh: list[_Prepared],
                     import_id: int | None, now: datetime) -> None:
     rows = [
@@ -369,9 +416,7 @@ def _insert_records(session: Session, source: Source, fresh: list[_Prepared],
          "status": "applied" if p.item.kind == "profile" else "pending"}
         for p in fresh
     ]
-    ids = session.scalars(
-        insert(SourceRecord).returning(SourceRecord.id, sort_by_parameter_order=True), rows
-    ).all()
+    ids = insert_many(session, SourceRecord.__table__, rows)
     for p, record_id in zip(fresh, ids, strict=True):
         p.row["record_id"] = record_id
 
@@ -400,10 +445,7 @@ def _upsert_profiles(session: Session, source: Source, profiles: list[_Prepared]
             new_preps.append(p)
     ids: dict[str, int] = {ext: pid for ext, (pid, _) in existing.items()}
     if new_rows:
-        new_ids = session.scalars(
-            insert(SourceProfile).returning(SourceProfile.id, sort_by_parameter_order=True),
-            new_rows,
-        ).all()
+        new_ids = insert_many(session, SourceProfile.__table__, new_rows)
         ids.update({p.external_id: pid for p, pid in zip(new_preps, new_ids, strict=True)})
     if updates:
         # Core, not ORM bulk: the ORM would check `version` against the value being written
@@ -482,13 +524,14 @@ def apply_rows(session: Session, source: Source,
                 rejected[record_id] = problem
                 continue
         else:
-            fields = {k: v for k, v in row.items() if k != "record_id"}
+            fields = {k: v for k, v in row.items() if k not in ("record_id", "meta")}
+            fields["metadata"] = row["meta"]  # the column's name (the mapped attribute is `meta`)
             interactions.append({**fields, "customer_id": customer_id,
                                  "source_record_id": record_id, "version": 1,
                                  "created_at": utcnow(), "updated_at": utcnow()})
         applied.append(record_id)
     if interactions:
-        session.execute(insert(Interaction), interactions)
+        session.execute(Interaction.__table__.insert(), interactions)
     for chunk in _chunks(applied):
         session.execute(update(SourceRecord).where(SourceRecord.id.in_(chunk))
                         .values(status="applied"))
