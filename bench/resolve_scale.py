@@ -1,0 +1,232 @@
+"""Identity resolution at scale: the demo's messy extracts resolved end to end, beside Splink.
+
+    python bench/resolve_scale.py [RECORDS] [--db FILE] [--new 1000]     # default 1,000,000
+
+Setup (not timed; kept with --db and reused): demo customers are generated into a scratch
+database, written out as the messy billing / web-shop / support extracts with their ground truth,
+and the first RECORDS rows of the extracts are imported into a fresh Accord database with
+`accord import` — except the last `--new` web-shop rows, held back for the incremental figure.
+
+Timed, each in its own process so that peak memory is its own:
+  * accord    `resolve_all`: read the profiles, train the model, score, decide, write the golden
+              customers with their lineage;
+  * baseline  Splink with the same comparisons and blocking on the same records, straight from a
+              data frame (train, predict, cluster) with no database;
+  * incremental  the held-back records imported, then `resolve_pending` on them (the job every
+              import enqueues) against the resolved base.
+Pairwise precision / recall / F1 of Accord's golden ids against the truth are printed too.
+Targets: accord within 1.3x of the baseline's time and under 4 GB; incremental under 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+SOURCES = ("billing", "webshop", "support")
+
+
+def _env(db: Path) -> dict[str, str]:
+    return {**os.environ, "ACCORD_DATABASE_URL": f"sqlite:///{db}",
+            "ACCORD_DATA_DIR": str(db.parent)}
+
+
+def setup(db: Path, records: int, new: int, work: Path) -> None:
+    """Demo customers → extracts → the first RECORDS rows imported, `new` web-shop rows held."""
+    demo = work / "demo.db"
+    extracts = work / "extracts"
+    customers = max(100, int(records / 1.8) + 1)  # the extracts hold ~1.84 rows per customer
+    print(f"setup: {customers:,} demo customers -> extracts -> {records:,} source records",
+          flush=True)
+    env = _env(demo)
+    subprocess.run([sys.executable, "-m", "accord.cli", "demo", "--customers", str(customers),
+                    "--no-serve", "--extracts", str(extracts)], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    budget = records
+    held = work / "held_back.csv"
+    for name in SOURCES:
+        path = extracts / f"{name}.csv"
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+        header, body = rows[0], rows[1:1 + budget]
+        budget -= len(body)
+        keep = body[:-new] if name == "webshop" and new else body
+        with (work / f"{name}.in.csv").open("w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerows([header, *keep])
+        if name == "webshop" and new:
+            with held.open("w", newline="", encoding="utf-8") as fh:
+                csv.writer(fh).writerows([header, *body[-new:]])
+    env = _env(db)
+    for name in SOURCES:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "accord.cli", "import",
+                        str(work / f"{name}.in.csv"), "--source", name, "--batch-size", "5000"],
+                       check=True, env=env, stdout=subprocess.DEVNULL)
+        print(f"  imported {name} in {time.perf_counter() - started:.0f} s", flush=True)
+    (db.parent / f"{db.name}.truth.csv").write_bytes((extracts / "truth.csv").read_bytes())
+    (db.parent / f"{db.name}.held.csv").write_bytes(held.read_bytes())
+
+
+# --- the timed parts, each run in a child process --------------------------------------------
+
+
+def _accord() -> dict[str, float]:
+    from accord.core.db import session_scope
+    from accord.integration.resolution import resolve_all
+
+    started = time.perf_counter()
+    with session_scope() as session:
+        result = resolve_all(session)
+    return {"seconds": time.perf_counter() - started, "profiles": result.profiles,
+            "customers": result.new_customers, "reviews": result.reviews}
+
+
+def _baseline() -> dict[str, float]:
+    from accord.core.db import session_scope
+    from accord.integration import matching
+    from accord.integration.resolution import all_records
+    from accord.integration.resolution import thresholds as bounds
+
+    with session_scope(write=False) as session:
+        records = all_records(session)  # the same records, read outside the timed part
+    upper, lower = bounds()
+    started = time.perf_counter()
+    model = matching.train(records)
+    pairs = matching.predict(model, records, threshold=lower)
+    clusters = matching.cluster(pairs, [r["unique_id"] for r in records], threshold=upper)
+    return {"seconds": time.perf_counter() - started, "profiles": len(records),
+            "customers": len(set(clusters.values()))}
+
+
+def _incremental() -> dict[str, float]:
+    from accord.access.policy import SYSTEM
+    from accord.core.db import session_scope
+    from accord.integration.imports import run_import
+    from accord.integration.resolution import resolve_pending
+    from accord.models import SourceProfile
+
+    held = Path(os.environ["BENCH_HELD"])
+    run_import(None, SYSTEM, "webshop", held)
+    started = time.perf_counter()
+    with session_scope() as session:
+        from sqlalchemy import select
+
+        ids = list(session.scalars(select(SourceProfile.id)
+                                   .where(SourceProfile.customer_id.is_(None))))
+        result = resolve_pending(session, SYSTEM, ids)
+    return {"seconds": time.perf_counter() - started, "profiles": result.profiles,
+            "customers": result.new_customers, "links": result.auto_links}
+
+
+def _quality(db: Path, resolved: Path) -> dict[str, float]:
+    from accord.core.db import session_scope
+    from accord.integration.resolution import export_golden
+
+    truth: dict[tuple[str, str], str] = {}
+    with (db.parent / f"{db.name}.truth.csv").open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            truth[(row["source"], row["external_id"])] = row["person_id"]
+    os.environ["ACCORD_DATABASE_URL"] = f"sqlite:///{resolved}"
+    with session_scope(write=False) as session:
+        golden = {(r["source"], r["external_id"]): r["golden_id"]
+                  for r in export_golden(session)}
+    truth = {k: v for k, v in truth.items() if k in golden}
+
+    def pairs(assignment: dict[tuple[str, str], object]) -> set[frozenset[tuple[str, str]]]:
+        groups: dict[object, list[tuple[str, str]]] = {}
+        for key, group in assignment.items():
+            groups.setdefault(group, []).append(key)
+        return {frozenset(p) for members in groups.values()
+                for p in itertools.combinations(members, 2)}
+
+    found, true = pairs(golden), pairs(truth)
+    hits = len(found & true)
+    precision = hits / len(found) if found else 1.0
+    recall = hits / len(true) if true else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+PARTS = {"accord": _accord, "baseline": _baseline, "incremental": _incremental}
+
+
+def child(part: str) -> None:
+    out = PARTS[part]()
+    out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(out))
+
+
+def run_part(part: str, db: Path, held: Path) -> dict[str, float]:
+    env = {**_env(db), "BENCH_HELD": str(held)}
+    proc = subprocess.run([sys.executable, __file__, "--child", part], env=env,
+                          capture_output=True, text=True, check=False)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if proc.returncode or line is None:
+        sys.exit(f"{part} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return json.loads(line[len("RESULT "):])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("records", nargs="?", type=int, default=1_000_000)
+    parser.add_argument("--db", type=Path, help="keep the prepared database here and reuse it")
+    parser.add_argument("--new", type=int, default=1000, help="records for the incremental run")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    with tempfile.TemporaryDirectory(prefix="accord-resolve-") as tmp:
+        work = Path(tmp)
+        db = (args.db or work / "accord.db").resolve()
+        fresh = db.with_name(db.name + ".resolved")
+        if not db.exists():
+            setup(db, args.records, args.new, work)
+        # every run starts from the same unresolved database
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{db}{suffix}")
+            if src.exists():
+                Path(f"{fresh}{suffix}").write_bytes(src.read_bytes())
+        held = db.parent / f"{db.name}.held.csv"
+        baseline = run_part("baseline", fresh, held)
+        accord = run_part("accord", fresh, held)
+        quality = _quality(db, fresh)
+        incremental = run_part("incremental", fresh, held)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{fresh}{suffix}").unlink(missing_ok=True)
+    ratio = accord["seconds"] / baseline["seconds"]
+    print()
+    print("| run | records | seconds | records/s | peak MB | golden customers | target |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| baseline: Splink, same settings, from a data frame | {baseline['profiles']:,} | "
+          f"{baseline['seconds']:.1f} | {baseline['profiles'] / baseline['seconds']:,.0f} | "
+          f"{baseline['peak_mb']:,.0f} | {baseline['customers']:,} | |")
+    verdict = "met" if ratio <= 1.3 and accord["peak_mb"] < 4096 else "missed"
+    print(f"| accord resolve (database to golden records) | {accord['profiles']:,} | "
+          f"{accord['seconds']:.1f} | {accord['profiles'] / accord['seconds']:,.0f} | "
+          f"{accord['peak_mb']:,.0f} | {accord['customers']:,} | "
+          f"{ratio:.2f}x of baseline, < 4 GB (≤ 1.3x): {verdict} |")
+    inc = "met" if incremental["seconds"] < 5 else "missed"
+    print(f"| incremental: new records vs the resolved base | {incremental['profiles']:,} | "
+          f"{incremental['seconds']:.2f} | {incremental['profiles'] / incremental['seconds']:,.0f}"
+          f" | {incremental['peak_mb']:,.0f} | +{incremental['customers']:,} | < 5 s: {inc} |")
+    print()
+    print(f"quality of accord's golden ids against the truth: precision "
+          f"{quality['precision']:.4f}, recall {quality['recall']:.4f}, F1 {quality['f1']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
