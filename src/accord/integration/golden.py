@@ -209,20 +209,10 @@ def rebuild(session: Session, customer_ids: Iterable[int], chunk: int = 500) -> 
 
 
 def _merge_contact_points(session: Session, customer: Customer, golden: Golden) -> None:
-    emails = {e.email_normalized: e for e in customer.emails}
-    for value, _ in golden.emails:
-        if value not in emails:
-            emails[value] = CustomerEmail(email=value, email_normalized=value, is_primary=False)
-            customer.emails.append(emails[value])
-    _set_primary(list(emails.values()), next((v for v, p in golden.emails if p), None),
-                 key=lambda e: e.email_normalized)
-    phones = {p.e164: p for p in customer.phones}
-    for value, _ in golden.phones:
-        if value not in phones:
-            phones[value] = CustomerPhone(phone=value, e164=value, is_primary=False)
-            customer.phones.append(phones[value])
-    _set_primary(list(phones.values()), next((v for v, p in golden.phones if p), None),
-                 key=lambda p: p.e164)
+    _add_points(customer.emails, golden.emails, lambda e: e.email_normalized,
+                lambda v: CustomerEmail(email=v, email_normalized=v, is_primary=False))
+    _add_points(customer.phones, golden.phones, lambda p: p.e164,
+                lambda v: CustomerPhone(phone=v, e164=v, is_primary=False))
     addresses = {_address_key(a): a for a in customer.addresses}
     primary_key = None
     for value, is_primary in golden.addresses:
@@ -238,6 +228,17 @@ def _merge_contact_points(session: Session, customer: Customer, golden: Golden) 
                 postcode=postcode, country=value[5], is_primary=False)
             customer.addresses.append(addresses[key])
     _set_primary(list(addresses.values()), primary_key, key=_address_key)
+
+
+def _add_points(points: list[Any], values: list[tuple[str, bool]], key: Callable[[Any], str],
+                make: Callable[[str], Any]) -> None:
+    """Add the e-mails or phones the customer lacks; the rule's winner becomes primary."""
+    known = {key(p): p for p in points}
+    for value, _ in values:
+        if value not in known:
+            known[value] = make(value)
+            points.append(known[value])
+    _set_primary(list(known.values()), next((v for v, p in values if p), None), key=key)
 
 
 def _address_key(a: CustomerAddress) -> tuple[str, ...]:

@@ -34,7 +34,7 @@ from accord.core import jobs
 from accord.core.clock import as_utc, utcnow
 from accord.core.contact import InvalidValue, fold, normalize_currency
 from accord.core.db import JSONText
-from accord.integration.standardise import standardise_profile
+from accord.integration.standardise import PROFILE_FIELDS, standardise_profile
 from accord.models import (
     IdentityAlias,
     Interaction,
@@ -50,25 +50,7 @@ from accord.models.interaction import DEPARTMENTS, DIRECTIONS
 
 MATCH_JOB = "integration.match"
 # Canonical profile fields that are SourceProfile columns; anything else lands in `extra`.
-PROFILE_COLUMNS = (
-    "title",
-    "first_name",
-    "last_name",
-    "gender",
-    "date_of_birth",
-    "email",
-    "phone",
-    "address_line1",
-    "address_line2",
-    "city",
-    "region",
-    "postcode",
-    "country",
-    "national_id",
-    "company",
-    "job_title",
-    "language",
-)
+PROFILE_COLUMNS = tuple(f for f in PROFILE_FIELDS if f in SourceProfile.__table__.columns)
 IDENTIFYING = ("first_name", "last_name", "email", "phone", "national_id")
 _COLUMN_LIMITS = {
     c.name: c.type.length
