@@ -97,3 +97,33 @@ def test_cli_db_upgrade(empty_url, monkeypatch):
         assert _diff(empty_url) == []
     finally:
         reset_settings()
+
+
+def test_upgrading_a_populated_database_keeps_every_row(empty_url):
+    """Batch migrations rebuild tables on SQLite; the rebuild must not cascade-delete children."""
+    upgrade(empty_url, "0001")
+    engine = dbmod.get_engine(empty_url)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO customers (id, first_name, last_name, display_name, name_key, "
+            "name_key_alt, lifecycle_stage, created_at, updated_at, version) VALUES "
+            "(1, 'Ada', 'Byron', 'Ada Byron', 'byron ada', 'ada byron', 'awareness', "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)"))
+        conn.execute(text(
+            "INSERT INTO customer_emails (id, customer_id, email, email_normalized, kind, "
+            "is_primary, verified) VALUES (1, 1, 'ada@example.com', 'ada@example.com', "
+            "'personal', true, false)"))
+        conn.execute(text(
+            "INSERT INTO interactions (id, customer_id, channel, direction, department, "
+            "occurred_at, subject, body, metadata, created_at, updated_at, version) VALUES "
+            "(1, 1, 'email', 'inbound', 'support', CURRENT_TIMESTAMP, 'hi', '', '{}', "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)"))
+    upgrade(empty_url)
+    with engine.connect() as conn:
+        counts = [conn.execute(text(f"SELECT count(*) FROM {t}")).scalar()  # noqa: S608
+                  for t in ("customers", "customer_emails", "interactions")]
+        merged = conn.execute(text("SELECT merged_into_id FROM customers")).scalar()
+    assert counts == [1, 1, 1] and merged is None
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1

@@ -165,6 +165,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning" if workers > 1 else "info",
+        http="accord.core.serving:NoDelayHTTP",
     )
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from accord.access.policy import Principal
 from accord.core.clock import utcnow
-from accord.core.db import is_postgres, session_scope
+from accord.core.db import get_engine, is_postgres
 from accord.core.settings import get_settings
 from accord.models import AuditEntry
 
@@ -176,28 +176,37 @@ class _ReadAuditWriter:
                 by_url.setdefault(item.url, []).append(item)
             for url, items in by_url.items():
                 try:
-                    with session_scope(url) as session:
-                        prev = _last_hash(session)
-                        rows = []
-                        for it in items:
-                            row = _row(
-                                prev,
-                                it.principal,
-                                "read",
-                                it.resource,
-                                it.record_id,
-                                it.fields,
-                                it.detail,
-                                "",
-                            )
-                            rows.append(row)
-                            prev = row["hash"]
-                        session.execute(insert(AuditEntry), rows)
+                    _append_reads(url, items)
                 except BaseException as exc:  # handed to every waiting request
                     for it in items:
                         it.error = exc
                 for it in items:
                     it.done.set()
+
+
+_TABLE = AuditEntry.__table__
+_LAST_HASH = select(_TABLE.c.hash).order_by(_TABLE.c.id.desc()).limit(1)
+_INSERT = insert(_TABLE)
+
+
+def _append_reads(url: str, items: list[_PendingRead]) -> None:
+    """One transaction for a batch of read entries, on a bare Core connection: at one client
+    this runs once per request, so its fixed cost is the request's (no ORM session)."""
+    with get_engine(url).connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.execution_options(sqlite_begin="IMMEDIATE")  # the write lock from BEGIN
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+            prev = conn.execute(_LAST_HASH).scalar() or GENESIS
+            rows = []
+            for it in items:
+                row = _row(
+                    prev, it.principal, "read", it.resource, it.record_id, it.fields, it.detail, ""
+                )
+                rows.append(row)
+                prev = row["hash"]
+            conn.execute(_INSERT, rows)
 
 
 _reads = _ReadAuditWriter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from accord.access import audit
@@ -209,21 +209,29 @@ def revoke_token(session: Session, principal: Principal, token_id: int) -> None:
     audit.record(session, principal, "revoke", "api_tokens", token.id)
 
 
+_TOKENS = ApiToken.__table__.c
+_USERS = User.__table__.c
+# Every API request runs this: a Core select of the columns needed, built once (the ORM
+# entity load of a token and a user cost ~0.35 ms CPU more per request).
+_TOKEN_PRINCIPAL = (
+    select(_TOKENS.scopes, _TOKENS.revoked_at, _TOKENS.expires_at, _USERS.id, _USERS.email,
+           _USERS.role, _USERS.team_id, _USERS.is_active)
+    .join_from(ApiToken.__table__, User.__table__, _USERS.id == _TOKENS.user_id)
+    .where(_TOKENS.token_hash == bindparam("token_hash"))
+)
+
+
 def principal_from_token(session: Session, secret: str) -> Principal | None:
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
-    row = session.execute(
-        select(ApiToken, User)
-        .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == digest(secret))
-    ).first()
+    row = session.connection().execute(_TOKEN_PRINCIPAL, {"token_hash": digest(secret)}).first()
     if row is None:
         return None
-    token, user = row
     now = utcnow()
-    if token.revoked_at or (token.expires_at and token.expires_at <= now) or not user.is_active:
+    if row.revoked_at or (row.expires_at and row.expires_at <= now) or not row.is_active:
         return None
-    return principal_for(user, list(token.scopes), via="token")
+    return Principal(user_id=row.id, email=row.email, role=row.role, team_id=row.team_id,
+                     scopes=frozenset(row.scopes), via="token")
 
 
 # --- web sessions ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from accord.access import audit
@@ -286,26 +286,69 @@ def change_status(session: Session, principal: Principal, order: Order,
 
 # --- the 360° view -----------------------------------------------------------------------------
 
+_O = Order.__table__.c
+_NOT_REVENUE = ("cancelled", "refunded")
+# Built once: only the columns the timeline and the summary need.
+_TIMELINE = (
+    select(_O.id, _O.ordered_at, _O.channel, _O.number, _O.status, _O.total, _O.currency)
+    .where(_O.customer_id == bindparam("cid"))
+    .order_by(_O.ordered_at.desc(), _O.id.desc())
+    .limit(bindparam("limit"))
+)
+_SUMMARY = (
+    select(_O.currency, func.count(_O.id), func.sum(_O.total), func.min(_O.ordered_at),
+           func.max(_O.ordered_at))
+    .where(_O.customer_id == bindparam("cid"), _O.status.not_in(_NOT_REVENUE))
+    .group_by(_O.currency)
+)
+
+
+def _entry(r: Any) -> dict[str, Any]:
+    return {"kind": "order", "id": f"o{r[0]}", "at": r[1], "channel": r[2] or "web",
+            "direction": "inbound", "department": "sales", "subject": f"Order {r[3]}",
+            "body": f"{r[4]} · {r[5]} {r[6]}", "record_id": r[0], "total": r[5],
+            "currency": r[6], "status": r[4]}
+
+
 def timeline_entries(session: Session, customer_id: int, limit: int) -> list[dict[str, Any]]:
-    rows = session.execute(
-        select(Order).where(Order.customer_id == customer_id)
-        .order_by(Order.ordered_at.desc(), Order.id.desc()).limit(limit)).scalars()
-    return [{"kind": "order", "id": f"o{r.id}", "at": r.ordered_at, "channel": r.channel or "web",
-             "direction": "inbound", "department": "sales", "subject": f"Order {r.number}",
-             "body": f"{r.status} · {r.total} {r.currency}", "record_id": r.id, "total": r.total,
-             "currency": r.currency, "status": r.status} for r in rows]
+    rows = session.connection().execute(_TIMELINE, {"cid": customer_id, "limit": limit})
+    return [_entry(r) for r in rows]
+
+
+def _summary(groups: list[tuple[str, int, Any, datetime, datetime]]) -> dict[str, Any]:
+    return {
+        "orders": sum(g[1] for g in groups),
+        "revenue": {g[0]: Decimal(g[2] or 0).quantize(Decimal("0.01")) for g in groups},
+        "first_order_at": min((g[3] for g in groups), default=None),
+        "last_order_at": max((g[4] for g in groups), default=None),
+    }
 
 
 def purchase_summary(session: Session, customer_id: int) -> dict[str, Any]:
     """Order count, first/last purchase and revenue per currency (never summed across them)."""
-    rows = session.execute(
-        select(Order.currency, func.count(Order.id), func.sum(Order.total),
-               func.min(Order.ordered_at), func.max(Order.ordered_at))
-        .where(Order.customer_id == customer_id, Order.status.not_in(("cancelled", "refunded")))
-        .group_by(Order.currency)).all()
-    return {
-        "orders": sum(r[1] for r in rows),
-        "revenue": {r[0]: Decimal(r[2] or 0).quantize(Decimal("0.01")) for r in rows},
-        "first_order_at": min((r[3] for r in rows), default=None),
-        "last_order_at": max((r[4] for r in rows), default=None),
-    }
+    return _summary(list(session.connection().execute(_SUMMARY, {"cid": customer_id})))
+
+
+def timeline_and_summary(
+    session: Session, customer_id: int, limit: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The 360° view's orders: the `limit` latest as timeline entries, and the purchase summary.
+    When the customer has fewer orders than that (nearly always) the summary is computed from
+    the rows already read instead of a second query: the same figures (per currency, in
+    ascending currency order as SQLite's GROUP BY returns them)."""
+    rows = list(session.connection().execute(_TIMELINE, {"cid": customer_id, "limit": limit}))
+    if len(rows) >= limit:
+        return [_entry(r) for r in rows], purchase_summary(session, customer_id)
+    groups: dict[str, list[Any]] = {}
+    for r in rows:
+        if r[4] is None or r[4] in _NOT_REVENUE:
+            continue
+        g = groups.get(r[6])
+        if g is None:
+            groups[r[6]] = [r[6], 1, r[5], r[1], r[1]]
+        else:
+            g[1] += 1
+            g[2] += r[5]
+            g[3] = min(g[3], r[1])
+            g[4] = max(g[4], r[1])
+    return [_entry(r) for r in rows], _summary([tuple(groups[k]) for k in sorted(groups)])

@@ -58,10 +58,13 @@ def build_engine(url: str, settings: Settings | None = None) -> Engine:
             # not as a crash while building the engine.
             with contextlib.suppress(OSError):
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # A SQLite connection is cheap to keep but dear to open (schema parse, empty page cache):
+        # keep as many as requests can run at once (AnyIO's 40 threads + the audit writer), so
+        # concurrent requests never open and close overflow connections.
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 10},
-            pool_size=settings.pool_size,
+            pool_size=max(settings.pool_size, 41),
             max_overflow=20,
             json_serializer=_json_serializer,
         )

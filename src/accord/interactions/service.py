@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from accord.access import audit
@@ -79,13 +79,21 @@ def list_interactions(session: Session, principal: Principal, params: ListParams
     return page_of(rows, spec, params)
 
 
+_I = Interaction.__table__.c
+# Built once: only the columns the timeline shows (no metadata JSON, no timestamps to parse).
+_TIMELINE = (
+    select(_I.id, _I.occurred_at, _I.channel, _I.direction, _I.department, _I.subject, _I.body)
+    .where(_I.customer_id == bindparam("cid"))
+    .order_by(_I.occurred_at.desc(), _I.id.desc())
+    .limit(bindparam("limit"))
+)
+
+
 def timeline_entries(session: Session, customer_id: int, limit: int) -> list[dict[str, Any]]:
-    rows = session.execute(
-        select(Interaction).where(Interaction.customer_id == customer_id)
-        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(limit)).scalars()
-    return [{"kind": "interaction", "id": f"i{r.id}", "at": r.occurred_at, "channel": r.channel,
-             "direction": r.direction, "department": r.department, "subject": r.subject,
-             "body": r.body, "record_id": r.id} for r in rows]
+    rows = session.connection().execute(_TIMELINE, {"cid": customer_id, "limit": limit})
+    return [{"kind": "interaction", "id": f"i{r[0]}", "at": r[1], "channel": r[2],
+             "direction": r[3], "department": r[4], "subject": r[5], "body": r[6],
+             "record_id": r[0]} for r in rows]
 
 
 # --- writes ------------------------------------------------------------------------------------
