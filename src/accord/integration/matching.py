@@ -868,25 +868,35 @@ def cluster(pairs: Any, ids: Iterable[int], *, threshold: float) -> dict[int, in
     an id without a link maps to itself.
     """
     frame = _as_frame(pairs) if not isinstance(pairs, pd.DataFrame) else pairs
-    all_ids = np.fromiter((int(i) for i in ids), dtype=np.int64)
+    if isinstance(ids, pd.Series | pd.Index | np.ndarray | list | tuple | range):
+        all_ids = np.asarray(ids, dtype=np.int64)
+    else:
+        all_ids = np.fromiter((int(i) for i in ids), dtype=np.int64)
     if len(frame):
         kept = frame[frame["match_probability"].to_numpy(dtype="float64") >= threshold]
         left = kept[f"{ID}_l"].to_numpy(dtype=np.int64)
         right = kept[f"{ID}_r"].to_numpy(dtype=np.int64)
     else:
         left = right = np.empty(0, dtype=np.int64)
-    nodes = np.unique(np.concatenate([all_ids, left, right]))  # sorted: index order = id order
+    nodes = np.sort(np.concatenate([all_ids, left, right]))  # index order = id order
     if len(nodes) == 0:
         return {}
-    a = np.searchsorted(nodes, left)
-    b = np.searchsorted(nodes, right)
+    nodes = nodes[np.r_[True, nodes[1:] != nodes[:-1]]]
     label = np.arange(len(nodes))
-    while True:  # min-label propagation with pointer jumping; converges in a few rounds
-        before = label.copy()
-        low = np.minimum(label[a], label[b])
-        np.minimum.at(label, a, low)
-        np.minimum.at(label, b, low)
-        label = label[label]
-        if np.array_equal(label, before):
-            break
+    if len(left):
+        # Min-label propagation with pointer jumping: every round each linked node takes the
+        # smallest label among its edges, then the label of its label; a few rounds suffice.
+        a, b = np.searchsorted(nodes, left), np.searchsorted(nodes, right)
+        ends = np.concatenate([a, b])
+        order = np.argsort(ends, kind="stable")
+        starts = np.flatnonzero(np.r_[True, ends[order][1:] != ends[order][:-1]])
+        touched = ends[order][starts]
+        while True:
+            before = label.copy()
+            low = np.minimum(label[a], label[b])
+            smallest = np.minimum.reduceat(np.concatenate([low, low])[order], starts)
+            label[touched] = np.minimum(label[touched], smallest)
+            label = label[label]
+            if np.array_equal(label, before):
+                break
     return dict(zip(nodes.tolist(), nodes[label].tolist(), strict=True))
