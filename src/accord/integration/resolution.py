@@ -32,7 +32,7 @@ from accord.core.contact import fold
 from accord.core.events import emit
 from accord.core.settings import get_settings
 from accord.integration import golden
-from accord.integration.ingest import MATCH_JOB, apply_pending
+from accord.integration.ingest import MATCH_JOB, apply_pending, insert_many
 from accord.integration.sources import manual_source
 from accord.models import (
     Customer,
@@ -454,25 +454,31 @@ def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile]
         clusters.setdefault(union.find(p.id), []).append(p)
     touched: set[int] = set()
     now = utcnow()
+    # the clusters of people not seen before get their golden customers in one statement;
+    # golden values are filled in by the rebuild that follows
+    fresh_roots = [root for root in clusters if not union.owner.get(root)]
+    fresh_ids = insert_many(session, Customer.__table__, [
+        {"display_name": "", "name_key": "", "name_key_alt": "", "first_name": "",
+         "last_name": "", "lifecycle_stage": "awareness", "created_at": now, "updated_at": now,
+         "version": 1} for _ in fresh_roots])
+    owner_of = dict(zip(fresh_roots, fresh_ids, strict=True))
+    for customer_id in fresh_ids:
+        emit(session, "customer.created", "customer", customer_id,
+             {"via": "identity resolution"}, principal.user_id)
+    result.new_customers += len(fresh_ids)
     for root, members in clusters.items():
         target = union.owner.get(root)
-        customer: Customer | None = session.get(Customer, target) if target else None
-        if customer is None:
-            customer = Customer(display_name="", name_key="", name_key_alt="", first_name="",
-                                last_name="")
-            session.add(customer)
-            session.flush()
-            result.new_customers += 1
-            emit(session, "customer.created", "customer", customer.id,
-                 {"via": "identity resolution"}, principal.user_id)
-        else:
+        if target:
             # what the customer had before, so an unlink takes away exactly what these brought
             from accord.integration.stewardship import record_link
 
+            customer = session.get(Customer, target)
+            assert customer is not None
             record_link(session, principal, customer, [p.id for p in members])
+        customer_id = target or owner_of[root]
         for p in members:
             pair = best.get(p.id)
-            p.customer_id = customer.id
+            p.customer_id = customer_id
             p.linked_at = now
             if pair is None:
                 p.link_method, p.match_probability, p.link_evidence = "new", None, {}
@@ -483,7 +489,7 @@ def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile]
                                    else pair.left, "probability": pair.probability,
                                    "match_weight": pair.weight, **pair.evidence}
                 result.auto_links += 1
-        touched.add(customer.id)
+        touched.add(customer_id)
     result.reviews += _queue_reviews(session, review, everyone, decided)
     result.profiles += len(new)
     return touched
