@@ -73,19 +73,10 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its live children (uvicorn workers), Linux /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total, stack = 0.0, [pid]
-    while stack:
-        p = stack.pop()
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-            for task in Path(f"/proc/{p}/task").iterdir():
-                stack += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
+    """User + system CPU of the server and its uvicorn workers (shared with customer_read)."""
+    from customer_read import cpu_seconds as measure  # bench/ is the script's directory
+
+    return measure(pid)
 
 
 def start_server(db: Path, port: int, log: Path, workers: int = 1) -> subprocess.Popen[bytes]:

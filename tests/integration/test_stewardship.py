@@ -302,9 +302,9 @@ def test_merged_customer_points_to_the_survivor_through_chains(session, sources,
     assert stewardship.merged_target(session, c_id) == a_id
     assert stewardship.merged_target(session, b_id) == a_id
     assert stewardship.merged_target(session, a_id) is None
-    problem = stewardship.merged_problem(session, session.get(Customer, c_id))
+    problem = stewardship.merged_problem(session, c_id)
     assert problem.status == 307 and problem.headers["Location"] == f"/api/v1/customers/{a_id}"
-    assert stewardship.merged_problem(session, session.get(Customer, c_id), "update").status == 409
+    assert stewardship.merged_problem(session, c_id, "update").status == 409
 
 
 def test_merging_hand_entered_customers_keeps_the_survivors_values(session) -> None:

@@ -30,7 +30,7 @@ from accord.core.contact import (
     normalize_email,
     normalize_phone,
 )
-from accord.core.errors import Conflict, Forbidden, NotFound, ValidationProblem
+from accord.core.errors import Forbidden, NotFound, ValidationProblem
 from accord.core.events import emit
 from accord.core.query import Filter, ListParams, ListSpec, Sort, page_of, paginate
 from accord.core.settings import get_settings
@@ -249,15 +249,9 @@ def get_customer(
 
 
 def _merged(session: Session, customer_id: int, action: str, suffix: str = "") -> Exception:
-    """A merged customer: reads answer 307 to the survivor (an unmerge can undo it), changes
-    409 (change the survivor instead)."""
-    from accord.integration.stewardship import MergedInto, merged_target
+    from accord.integration.stewardship import merged_problem
 
-    target = merged_target(session, customer_id) or customer_id
-    if action == "read":
-        return MergedInto(customer_id, target, f"/api/v1/customers/{target}{suffix}")
-    return Conflict(f"customer {customer_id} was merged into customer {target}; change that one",
-                    field="customer_id")
+    return merged_problem(session, customer_id, action, suffix)
 
 
 def _display_name(c: Customer) -> str:

@@ -239,13 +239,14 @@ class MergedInto(Problem):
         self.target = target
 
 
-def merged_problem(session: Session, customer: Customer, action: str = "read") -> Problem:
-    """What the customers service raises for a merged customer: a redirect for reads, 409 for
-    changes (change the survivor instead)."""
-    target = merged_target(session, customer.id) or customer.merged_into_id or customer.id
+def merged_problem(session: Session, customer_id: int, action: str = "read",
+                   suffix: str = "") -> Problem:
+    """What the customers service raises for a merged customer: a redirect to the survivor
+    (plus `suffix`, e.g. "/360") for reads, 409 for changes (change the survivor instead)."""
+    target = merged_target(session, customer_id) or customer_id
     if action == "read":
-        return MergedInto(customer.id, target)
-    return Conflict(f"customer {customer.id} was merged into customer {target}; change that one",
+        return MergedInto(customer_id, target, f"/api/v1/customers/{target}{suffix}")
+    return Conflict(f"customer {customer_id} was merged into customer {target}; change that one",
                     field="customer_id")
 
 
