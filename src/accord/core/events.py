@@ -6,9 +6,15 @@ import json
 import uuid
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from accord.core.clock import utcnow
 from accord.models import OutboxEvent
+
+
+def _jsonable(payload: dict[str, Any] | None) -> dict[str, Any]:
+    return json.loads(json.dumps(payload or {}, default=str))
 
 
 def emit(
@@ -25,8 +31,22 @@ def emit(
         type=type,
         aggregate=aggregate,
         aggregate_id=str(aggregate_id),
-        payload=json.loads(json.dumps(payload or {}, default=str)),
+        payload=_jsonable(payload),
         actor_id=actor_id,
     )
     session.add(event)
     return event
+
+
+def emit_many(session: Session, type: str, aggregate: str, aggregate_ids: list[Any],
+              payload: dict[str, Any] | None = None, actor_id: int | None = None) -> None:
+    """The same event for many aggregates in one executemany (a batch creating thousands of
+    customers would otherwise flush one ORM object per event)."""
+    if not aggregate_ids:
+        return
+    body = _jsonable(payload)
+    now = utcnow()
+    session.execute(insert(OutboxEvent.__table__), [
+        {"event_id": str(uuid.uuid4()), "type": type, "aggregate": aggregate,
+         "aggregate_id": str(i), "payload": body, "actor_id": actor_id, "occurred_at": now}
+        for i in aggregate_ids])

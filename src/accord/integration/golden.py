@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.orm import Session
 
 from accord.core.clock import utcnow
 from accord.core.contact import fold, name_keys
@@ -166,94 +166,190 @@ def profile_views(session: Session, customer_ids: Sequence[int]) -> dict[int, li
     return out
 
 
-def apply(session: Session, customer: Customer, views: Sequence[ProfileView],
-          field_rules: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """Set one customer's golden values from its linked profiles; returns its lineage rows
-    (the caller replaces the lineage of many customers in one statement)."""
-    golden = build(views, field_rules)
+_SCALAR_COLUMNS = tuple(_CUSTOMER_COLUMN.get(n, n) for n in SCALAR_FIELDS)
+_NAME_COLUMNS = ("display_name", "name_key", "name_key_alt")
+_ADDRESS_PARTS = ("line1", "line2", "city", "region", "postcode", "country")
+
+
+@dataclass(slots=True)
+class _Point:
+    """An existing contact point of a customer, as far as a rebuild needs it."""
+
+    id: int
+    key: Any
+    is_primary: bool
+
+
+@dataclass
+class _Plan:
+    """The writes one rebuild needs, collected for all its customers and run set-based."""
+
+    customers: list[dict[str, Any]] = field(default_factory=list)
+    inserts: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {"email": [], "phone": [], "address": []})
+    primaries: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {"email": [], "phone": [], "address": []})
+    lineage: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _scalars(current: dict[str, Any], golden: Golden) -> dict[str, Any]:
+    """The customer's golden columns: a field no source supplies keeps its current value."""
+    out = dict(current)
     for name in SCALAR_FIELDS:
         value = golden.values.get(name)
         if value is None:
-            continue  # a field no source supplies keeps its hand-entered value
+            continue
         if isinstance(value, str):
             value = value[:_LIMITS.get(name, 200)]
-        setattr(customer, _CUSTOMER_COLUMN.get(name, name), value)
-    first, last = customer.first_name or "", customer.last_name or ""
-    customer.display_name = f"{first} {last}".strip() or customer.display_name or "?"
-    customer.name_key, customer.name_key_alt = name_keys(first, last)
-    _merge_contact_points(session, customer, golden)
-    now = utcnow()
-    return [{"customer_id": customer.id, "source_profile_id": view.id,
-             "source_record_id": view.record_id, "fields": golden.lineage[view.id],
-             "updated_at": now} for view in views if view.id in golden.lineage]
+        out[_CUSTOMER_COLUMN.get(name, name)] = value
+    first, last = out["first_name"] or "", out["last_name"] or ""
+    out["display_name"] = f"{first} {last}".strip() or current["display_name"] or "?"
+    out["name_key"], out["name_key_alt"] = name_keys(first, last)
+    return out
 
 
-def rebuild(session: Session, customer_ids: Iterable[int], chunk: int = 500) -> None:
-    """Recompute golden values and lineage of these customers from their linked profiles."""
+def _plan_points(plan: _Plan, kind: str, customer_id: int, existing: list[_Point],
+                 values: list[tuple[Any, bool]], key: Callable[[Any], Any],
+                 row: Callable[[Any], dict[str, Any]]) -> None:
+    """Add the points the customer lacks; the rule's winner becomes primary (without one, an
+    existing primary stays, or the first point becomes primary)."""
+    known = {p.key: p.is_primary for p in existing}
+    added: list[tuple[Any, dict[str, Any]]] = []
+    primary = None
+    for value, is_primary in values:
+        k = key(value)
+        if is_primary:
+            primary = k
+        if k not in known:
+            known[k] = False
+            added.append((k, {"customer_id": customer_id, **row(value)}))
+    order = [p.key for p in existing] + [k for k, _ in added]
+    if primary is None:
+        wanted = dict(known)
+        if order and not any(known.values()):
+            wanted[order[0]] = True
+    else:
+        wanted = {k: k == primary for k in order}
+    for p in existing:
+        if wanted[p.key] != p.is_primary:
+            plan.primaries[kind].append({"_id": p.id, "_primary": wanted[p.key]})
+    for k, data in added:
+        plan.inserts[kind].append({**data, "is_primary": wanted[k]})
+
+
+def _address_key(parts: Sequence[Any]) -> tuple[str, ...]:
+    return tuple(fold(str(part or "")) for part in parts)
+
+
+def _plan_customer(plan: _Plan, current: dict[str, Any], points: dict[str, list[_Point]],
+                   views: Sequence[ProfileView], field_rules: dict[str, str],
+                   now: datetime) -> None:
+    golden = build(views, field_rules)
+    customer_id = current["id"]
+    values = _scalars(current, golden)
+    if any(values[c] != current[c] for c in (*_SCALAR_COLUMNS, *_NAME_COLUMNS)):
+        plan.customers.append({f"_{c}": values[c] for c in (*_SCALAR_COLUMNS, *_NAME_COLUMNS)}
+                              | {"_id": customer_id, "_now": now})
+    _plan_points(plan, "email", customer_id, points["email"], golden.emails, lambda v: v,
+                 lambda v: {"email": v, "email_normalized": v, "kind": "personal",
+                            "verified": False})
+    _plan_points(plan, "phone", customer_id, points["phone"], golden.phones, lambda v: v,
+                 lambda v: {"phone": v, "e164": v, "kind": "mobile"})
+    # an address without a country is in the customer's country ("ZZ": unknown region)
+    country = values["country"] or "ZZ"
+    addresses = [((line1[:200], line2 or None, city[:120], region, postcode, cc or country), p)
+                 for (line1, line2, city, region, postcode, cc), p in golden.addresses]
+    _plan_points(plan, "address", customer_id, points["address"], addresses, _address_key,
+                 lambda v: {"kind": "home", **dict(zip(_ADDRESS_PARTS, v, strict=True))})
+    plan.lineage += [{"customer_id": customer_id, "source_profile_id": view.id,
+                      "source_record_id": view.record_id, "fields": golden.lineage[view.id],
+                      "updated_at": now} for view in views if view.id in golden.lineage]
+
+
+_POINT_TABLES = {"email": CustomerEmail.__table__, "phone": CustomerPhone.__table__,
+                 "address": CustomerAddress.__table__}
+
+
+def _current(session: Session, ids: Sequence[int]) -> tuple[dict[int, dict[str, Any]],
+                                                             dict[int, dict[str, list[_Point]]]]:
+    """The customers' golden columns and contact points as they are now (Core rows)."""
+    t = Customer.__table__
+    columns = [t.c.id, *(t.c[c] for c in (*_SCALAR_COLUMNS, *_NAME_COLUMNS))]
+    current = {row.id: dict(row._mapping) for row in session.execute(
+        select(*columns).where(t.c.id.in_(ids)))}
+    points: dict[int, dict[str, list[_Point]]] = {
+        cid: {"email": [], "phone": [], "address": []} for cid in current}
+    e, p, a = _POINT_TABLES["email"], _POINT_TABLES["phone"], _POINT_TABLES["address"]
+    for cid, pid, value, primary in session.execute(
+            select(e.c.customer_id, e.c.id, e.c.email_normalized, e.c.is_primary)
+            .where(e.c.customer_id.in_(ids)).order_by(e.c.id)):
+        if cid in points:
+            points[cid]["email"].append(_Point(pid, value, primary))
+    for cid, pid, value, primary in session.execute(
+            select(p.c.customer_id, p.c.id, p.c.e164, p.c.is_primary)
+            .where(p.c.customer_id.in_(ids)).order_by(p.c.id)):
+        if cid in points:
+            points[cid]["phone"].append(_Point(pid, value, primary))
+    for row in session.execute(
+            select(a.c.customer_id, a.c.id, a.c.is_primary, *(a.c[c] for c in _ADDRESS_PARTS))
+            .where(a.c.customer_id.in_(ids)).order_by(a.c.id)):
+        if row[0] in points:
+            points[row[0]]["address"].append(_Point(row[1], _address_key(row[3:]), row[2]))
+    return current, points
+
+
+def _write(session: Session, plan: _Plan, ids: Sequence[int]) -> None:
+    t = Customer.__table__
+    if plan.customers:
+        session.execute(
+            update(t).where(t.c.id == bindparam("_id")).values(
+                {**{c: bindparam(f"_{c}") for c in (*_SCALAR_COLUMNS, *_NAME_COLUMNS)},
+                 "version": t.c.version + 1, "updated_at": bindparam("_now")}),
+            plan.customers)
+    for kind, table in _POINT_TABLES.items():
+        if plan.primaries[kind]:
+            session.execute(update(table).where(table.c.id == bindparam("_id"))
+                            .values(is_primary=bindparam("_primary")), plan.primaries[kind])
+        if plan.inserts[kind]:
+            session.execute(insert(table), plan.inserts[kind])
+    lineage_table = GoldenLineage.__table__
+    session.execute(delete(lineage_table).where(lineage_table.c.customer_id.in_(ids)))
+    if plan.lineage:
+        session.execute(insert(lineage_table), plan.lineage)
+
+
+def _expire(session: Session, ids: set[int]) -> None:
+    """Objects of these customers already in the session reload what the rebuild wrote."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Customer) and obj.id in ids or isinstance(
+                obj, CustomerEmail | CustomerPhone | CustomerAddress) and obj.customer_id in ids:
+            session.expire(obj)
+
+
+def rebuild(session: Session, customer_ids: Iterable[int], chunk: int = 2000) -> None:
+    """Recompute golden values and lineage of these customers from their linked profiles.
+
+    Set-based: a few statements per chunk of customers whatever their number (a batch
+    resolution rebuilds every customer it created), then objects of those customers already
+    in the session are expired so that they read the new values.
+    """
     ids = sorted(set(customer_ids))
+    if not ids:
+        return
+    session.flush()
+    field_rules = rules()
+    now = utcnow()
     for start in range(0, len(ids), chunk):
         part = ids[start:start + chunk]
         views = profile_views(session, part)
-        lineage_rows: list[dict[str, Any]] = []
-        with session.no_autoflush:
-            for customer in session.scalars(
-                select(Customer).where(Customer.id.in_(part)).options(
-                    selectinload(Customer.emails), selectinload(Customer.phones),
-                    selectinload(Customer.addresses))
-            ):
-                lineage_rows += apply(session, customer, views.get(customer.id, []))
-        session.execute(delete(GoldenLineage).where(GoldenLineage.customer_id.in_(part)))
-        if lineage_rows:
-            session.execute(insert(GoldenLineage), lineage_rows)
-        session.flush()
-
-
-def _merge_contact_points(session: Session, customer: Customer, golden: Golden) -> None:
-    _add_points(customer.emails, golden.emails, lambda e: e.email_normalized,
-                lambda v: CustomerEmail(email=v, email_normalized=v, is_primary=False))
-    _add_points(customer.phones, golden.phones, lambda p: p.e164,
-                lambda v: CustomerPhone(phone=v, e164=v, is_primary=False))
-    addresses = {_address_key(a): a for a in customer.addresses}
-    primary_key = None
-    for value, is_primary in golden.addresses:
-        line1, line2, city, region, postcode, country = value
-        # an address without a country is in the customer's country ("ZZ": unknown region)
-        value = (line1, line2, city, region, postcode, country or customer.country or "ZZ")
-        key = tuple(fold(str(part or "")) for part in value)
-        if is_primary:
-            primary_key = key
-        if key not in addresses:
-            addresses[key] = CustomerAddress(
-                line1=line1[:200], line2=(line2 or None), city=city[:120], region=region,
-                postcode=postcode, country=value[5], is_primary=False)
-            customer.addresses.append(addresses[key])
-    _set_primary(list(addresses.values()), primary_key, key=_address_key)
-
-
-def _add_points(points: list[Any], values: list[tuple[str, bool]], key: Callable[[Any], str],
-                make: Callable[[str], Any]) -> None:
-    """Add the e-mails or phones the customer lacks; the rule's winner becomes primary."""
-    known = {key(p): p for p in points}
-    for value, _ in values:
-        if value not in known:
-            known[value] = make(value)
-            points.append(known[value])
-    _set_primary(list(known.values()), next((v for v, p in values if p), None), key=key)
-
-
-def _address_key(a: CustomerAddress) -> tuple[str, ...]:
-    return tuple(fold(str(part or "")) for part in
-                 (a.line1, a.line2, a.city, a.region, a.postcode, a.country))
-
-
-def _set_primary(points: list[Any], primary: Any, key: Callable[[Any], Any]) -> None:
-    """The rule's winner becomes primary; without one, an existing primary stays."""
-    if primary is None:
-        if points and not any(p.is_primary for p in points):
-            points[0].is_primary = True
-        return
-    for point in points:
-        point.is_primary = key(point) == primary
+        current, points = _current(session, part)
+        plan = _Plan()
+        for cid in part:
+            if cid in current:
+                _plan_customer(plan, current[cid], points[cid], views.get(cid, []),
+                               field_rules, now)
+        _write(session, plan, [cid for cid in part if cid in current])
+    _expire(session, set(ids))
 
 
 def lineage(session: Session, customer_id: int) -> list[dict[str, Any]]:

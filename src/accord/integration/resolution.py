@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from accord.access import audit
 from accord.access.policy import SYSTEM, Principal
 from accord.core import jobs
 from accord.core.clock import utcnow
 from accord.core.contact import fold
-from accord.core.events import emit
+from accord.core.events import emit_many
 from accord.core.settings import get_settings
 from accord.integration import golden
 from accord.integration.ingest import MATCH_JOB, apply_pending, insert_many
@@ -429,8 +430,8 @@ def _decided_pairs(session: Session, pairs: Sequence[Pair]) -> dict[tuple[int, i
     return out
 
 
-def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile],
-            candidates: Sequence[SourceProfile], pairs: Sequence[Pair],
+def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile | ProfileRow],
+            candidates: Sequence[SourceProfile | ProfileRow], pairs: Sequence[Pair],
             result: ResolveResult) -> set[int]:
     """Link every profile in `new`; returns the customers whose golden values must be rebuilt."""
     upper, _ = thresholds()
@@ -453,6 +454,7 @@ def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile]
     for p in new:
         clusters.setdefault(union.find(p.id), []).append(p)
     touched: set[int] = set()
+    links: list[tuple[Any, dict[str, Any]]] = []
     now = utcnow()
     # the clusters of people not seen before get their golden customers in one statement;
     # golden values are filled in by the rebuild that follows
@@ -462,9 +464,8 @@ def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile]
          "last_name": "", "lifecycle_stage": "awareness", "created_at": now, "updated_at": now,
          "version": 1} for _ in fresh_roots])
     owner_of = dict(zip(fresh_roots, fresh_ids, strict=True))
-    for customer_id in fresh_ids:
-        emit(session, "customer.created", "customer", customer_id,
-             {"via": "identity resolution"}, principal.user_id)
+    emit_many(session, "customer.created", "customer", fresh_ids,
+              {"via": "identity resolution"}, principal.user_id)
     result.new_customers += len(fresh_ids)
     for root, members in clusters.items():
         target = union.owner.get(root)
@@ -478,21 +479,79 @@ def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile]
         customer_id = target or owner_of[root]
         for p in members:
             pair = best.get(p.id)
-            p.customer_id = customer_id
-            p.linked_at = now
-            if pair is None:
-                p.link_method, p.match_probability, p.link_evidence = "new", None, {}
-            else:
-                p.link_method = "auto" if pair.method == "model" else "rule"
-                p.match_probability = pair.probability
-                p.link_evidence = {"other_profile_id": pair.right if pair.left == p.id
-                                   else pair.left, "probability": pair.probability,
-                                   "match_weight": pair.weight, **pair.evidence}
+            link = {"customer_id": customer_id, "linked_at": now, "link_method": "new",
+                    "match_probability": None, "link_evidence": {}}
+            if pair is not None:
+                link.update(link_method="auto" if pair.method == "model" else "rule",
+                            match_probability=pair.probability,
+                            link_evidence={"other_profile_id": pair.right if pair.left == p.id
+                                           else pair.left, "probability": pair.probability,
+                                           "match_weight": pair.weight, **pair.evidence})
                 result.auto_links += 1
+            links.append((p, link))
         touched.add(customer_id)
+    _write_links(session, links)
     result.reviews += _queue_reviews(session, review, everyone, decided)
     result.profiles += len(new)
     return touched
+
+
+_LINK_COLUMNS = ("customer_id", "linked_at", "link_method", "match_probability",
+                 "link_evidence")
+
+
+def _write_links(session: Session, links: Sequence[tuple[Any, dict[str, Any]]]) -> None:
+    """Link profiles in one executemany; ORM profiles in the session take the values as
+    loaded (set_committed_value), so nothing is written twice."""
+    if not links:
+        return
+    session.flush()
+    table = SourceProfile.__table__
+    session.execute(
+        update(table).where(table.c.id == bindparam("_id"))
+        .values({c: bindparam(f"_{c}") for c in _LINK_COLUMNS}),
+        [{"_id": p.id, **{f"_{c}": v for c, v in link.items()}} for p, link in links])
+    for p, link in links:
+        if isinstance(p, SourceProfile):
+            for column, value in link.items():
+                set_committed_value(p, column, value)
+        else:
+            p.customer_id = link["customer_id"]
+
+
+@dataclass(slots=True)
+class ProfileRow:
+    """A source profile as the batch needs it: read with Core, no ORM object per profile."""
+
+    id: int
+    source_id: int
+    external_id: str
+    customer_id: int | None
+    first_name: str | None
+    last_name: str | None
+    last_name_key: str | None
+    date_of_birth: Any
+    email: str | None
+    phone: str | None
+    address_line1: str | None
+    postcode: str | None
+    city: str | None
+    country: str | None
+    national_id: str | None
+
+
+def _profile_rows(session: Session, ids: Sequence[int]) -> dict[int, ProfileRow]:
+    table = SourceProfile.__table__
+    names = [f.name for f in fields(ProfileRow)]
+    out: dict[int, ProfileRow] = {}
+    for chunk in _chunks(ids, 20_000):
+        lo, hi = chunk[0], chunk[-1]
+        wanted = set(chunk)
+        for row in session.execute(select(*(table.c[n] for n in names))
+                                   .where(table.c.id.between(lo, hi))):
+            if row[0] in wanted:
+                out[row[0]] = ProfileRow(*row)
+    return out
 
 
 def _queue_reviews(session: Session, pairs: Sequence[Pair], everyone: dict[int, SourceProfile],
@@ -622,12 +681,7 @@ def resolve_all(session: Session, principal: Principal = SYSTEM, *, retrain: boo
     new_ids = unlinked
     pairs = [p for p in pairs if p.left in new_ids or p.right in new_ids]
     involved = {i for p in pairs for i in (p.left, p.right)} | new_ids
-    profiles: dict[int, SourceProfile] = {}
-    ids = sorted(involved)
-    for start in range(0, len(ids), _CHUNK):
-        for p in session.scalars(select(SourceProfile)
-                                 .where(SourceProfile.id.in_(ids[start:start + _CHUNK]))):
-            profiles[p.id] = p
+    profiles = _profile_rows(session, sorted(involved))
     new = [profiles[i] for i in sorted(new_ids)]
     candidates = [p for i, p in profiles.items() if i not in new_ids]
     # the deterministic rules hold on top of the model
