@@ -110,9 +110,9 @@ def _rank_key(rule: str, counts: Counter[Any]) -> Callable[[tuple[Any, ProfileVi
 def choose(name: str, rule: str, views: Sequence[ProfileView]) -> tuple[Any, list[int]]:
     """The surviving value of one field and the profiles that carry it (empty: no value)."""
     candidates = [(v, view) for view in views if (v := _value(view, name)) not in (None, "")]
-    if not candidates:
-        return None, []
-    counts = Counter(v for v, _ in candidates)
+    if len(candidates) <= 1:
+        return (candidates[0][0], [candidates[0][1].id]) if candidates else (None, [])
+    counts = Counter(v for v, _ in candidates) if rule == "most_frequent" else Counter()
     winner = min(candidates, key=_rank_key(rule, counts))[0]
     return winner, sorted(view.id for v, view in candidates if v == winner)
 

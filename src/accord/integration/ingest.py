@@ -551,7 +551,15 @@ def apply_pending(session: Session, source_id: int, subject_keys: Iterable[str])
     source = session.get(Source, source_id)
     if source is None:
         return 0
-    customers = resolve_subjects(session, source_id, subject_keys)
+    waiting: set[str] = set()  # only subjects with something pending are worth resolving
+    for chunk in _chunks(sorted(set(subject_keys))):
+        waiting.update(session.scalars(
+            select(SourceRecord.subject_key).where(SourceRecord.source_id == source_id,
+                                                   SourceRecord.subject_key.in_(chunk),
+                                                   SourceRecord.status == "pending")))
+    if not waiting:
+        return 0
+    customers = resolve_subjects(session, source_id, waiting)
     if not customers:
         return 0
     ready = []

@@ -17,8 +17,9 @@ customers: that is a merge, proposed for review instead.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from functools import partial
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, tuple_, update
@@ -72,6 +73,11 @@ class Pair:
     weight: float | None
     method: str  # "model" or "rule"
     evidence: dict[str, Any]
+    # the model's per-field evidence, built on demand (most scored pairs never need it)
+    detail: Callable[[], list[dict[str, Any]]] | None = field(default=None, compare=False)
+
+    def explained(self) -> dict[str, Any]:
+        return {**self.evidence, "fields": self.detail()} if self.detail else self.evidence
 
 
 def thresholds() -> tuple[float, float]:
@@ -322,29 +328,44 @@ def score(session: Session, new: Sequence[SourceProfile], candidates: Sequence[S
 
 
 def model_pairs(model: MatchModel, frame: Any) -> list[Pair]:
-    """Scored pairs with their per-field evidence, read off the scoring frame itself."""
+    """Scored pairs read off the scoring frame; the per-field evidence of a pair is built only
+    when it is used (the link it makes, or a review), not for every scored pair."""
     from accord.integration import matching
 
     comparisons = matching.splink_model(model.model)["comparisons"]
     labels = {c["output_column_name"]: matching._level_labels(c) for c in comparisons}
-    out = []
-    for row in frame.to_dict("records"):
-        left, right = sorted((int(row["unique_id_l"]), int(row["unique_id_r"])))
-        swap = left != int(row["unique_id_l"])
-        fields = []
-        for name, levels in labels.items():
-            gamma = int(row.get(f"gamma_{name}", -1))
-            tf = row.get(f"mw_tf_adj_{name}")
-            tf = 0.0 if tf is None or tf != tf else float(tf)
-            a, b = row.get(f"{name}_l"), row.get(f"{name}_r")
-            fields.append({"field": name, "left": _plain(b if swap else a),
-                           "right": _plain(a if swap else b), "level": levels.get(gamma),
-                           "gamma": gamma,
-                           "match_weight": float(row.get(f"mw_{name}", 0.0)) + tf})
-        out.append(Pair(left, right, float(row["match_probability"]),
-                        float(row["match_weight"]), "model",
-                        {"model_version": model.version, "fields": fields}))
-    return out
+    if not len(frame):
+        return []
+
+    def column(name: str) -> list[Any] | None:
+        return frame[name].tolist() if name in frame.columns else None
+
+    specs = [(name, levels, column(f"gamma_{name}"), column(f"mw_{name}"),
+              column(f"mw_tf_adj_{name}"), column(f"{name}_l"), column(f"{name}_r"))
+             for name, levels in labels.items()]
+
+    def per_field(i: int, swap: bool) -> list[dict[str, Any]]:
+        out = []
+        for name, levels, gammas, weights, tfs, lefts, rights in specs:
+            gamma = -1 if gammas is None else int(gammas[i])
+            weight = 0.0 if weights is None else float(weights[i])
+            tf = None if tfs is None else tfs[i]
+            if tf is not None and tf == tf:  # NaN: no term-frequency adjustment
+                weight += float(tf)
+            a = None if lefts is None else _plain(lefts[i])
+            b = None if rights is None else _plain(rights[i])
+            out.append({"field": name, "left": b if swap else a, "right": a if swap else b,
+                        "level": levels.get(gamma), "gamma": gamma, "match_weight": weight})
+        return out
+
+    left_ids = frame["unique_id_l"].to_numpy().astype("int64").tolist()
+    right_ids = frame["unique_id_r"].to_numpy().astype("int64").tolist()
+    probabilities = frame["match_probability"].to_numpy(dtype=float).tolist()
+    weights = frame["match_weight"].to_numpy(dtype=float).tolist()
+    evidence = {"model_version": model.version}
+    return [Pair(min(a, b), max(a, b), p, w, "model", evidence, partial(per_field, i, a > b))
+            for i, (a, b, p, w) in enumerate(zip(left_ids, right_ids, probabilities, weights,
+                                                 strict=True))]
 
 
 def _blocked_pairs(new: Sequence[SourceProfile],
@@ -486,7 +507,7 @@ def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile 
                             match_probability=pair.probability,
                             link_evidence={"other_profile_id": pair.right if pair.left == p.id
                                            else pair.left, "probability": pair.probability,
-                                           "match_weight": pair.weight, **pair.evidence})
+                                           "match_weight": pair.weight, **pair.explained()})
                 result.auto_links += 1
             links.append((p, link))
         touched.add(customer_id)
@@ -567,7 +588,7 @@ def _queue_reviews(session: Session, pairs: Sequence[Pair], everyone: dict[int, 
         rows.append({"left_id": pair.left, "right_id": pair.right,
                      "match_probability": pair.probability,
                      "match_weight": pair.weight if pair.weight is not None else 0.0,
-                     "fields": pair.evidence.get("fields") or side_by_side(a, b),
+                     "fields": pair.detail() if pair.detail else side_by_side(a, b),
                      "model_version": pair.evidence.get("model_version"),
                      "status": "pending", "version": 1, "created_at": utcnow()})
     if rows:
