@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from accord.analytics.cli import analytics_app
 from accord.core.settings import get_settings
 
 app = typer.Typer(
@@ -240,6 +241,7 @@ def import_file(
 
 export_app = typer.Typer(help="Exports.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
+app.add_typer(analytics_app, name="analytics")
 
 
 @app.command()

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from accord.core.clock import utcnow
 from accord.core.contact import fold, name_keys
+from accord.core.db import executemany
 from accord.core.settings import get_settings
 from accord.models import (
     Customer,
@@ -300,22 +301,16 @@ def _current(session: Session, ids: Sequence[int]) -> tuple[dict[int, dict[str, 
 
 def _write(session: Session, plan: _Plan, ids: Sequence[int]) -> None:
     t = Customer.__table__
-    if plan.customers:
-        session.execute(
-            update(t).where(t.c.id == bindparam("_id")).values(
-                {**{c: bindparam(f"_{c}") for c in (*_SCALAR_COLUMNS, *_NAME_COLUMNS)},
-                 "version": t.c.version + 1, "updated_at": bindparam("_now")}),
-            plan.customers)
+    executemany(session, update(t).where(t.c.id == bindparam("_id")).values(
+        {**{c: bindparam(f"_{c}") for c in (*_SCALAR_COLUMNS, *_NAME_COLUMNS)},
+         "version": t.c.version + 1, "updated_at": bindparam("_now")}), plan.customers)
     for kind, table in _POINT_TABLES.items():
-        if plan.primaries[kind]:
-            session.execute(update(table).where(table.c.id == bindparam("_id"))
-                            .values(is_primary=bindparam("_primary")), plan.primaries[kind])
-        if plan.inserts[kind]:
-            session.execute(insert(table), plan.inserts[kind])
+        executemany(session, update(table).where(table.c.id == bindparam("_id"))
+                    .values(is_primary=bindparam("_primary")), plan.primaries[kind])
+        executemany(session, insert(table), plan.inserts[kind])
     lineage_table = GoldenLineage.__table__
     session.execute(delete(lineage_table).where(lineage_table.c.customer_id.in_(ids)))
-    if plan.lineage:
-        session.execute(insert(lineage_table), plan.lineage)
+    executemany(session, insert(lineage_table), plan.lineage)
 
 
 def _expire(session: Session, ids: set[int]) -> None:

@@ -31,6 +31,7 @@ from accord.access.policy import SYSTEM, Principal
 from accord.core import jobs
 from accord.core.clock import utcnow
 from accord.core.contact import fold
+from accord.core.db import executemany
 from accord.core.events import emit_many
 from accord.core.settings import get_settings
 from accord.integration import golden
@@ -528,8 +529,8 @@ def _write_links(session: Session, links: Sequence[tuple[Any, dict[str, Any]]]) 
         return
     session.flush()
     table = SourceProfile.__table__
-    session.execute(
-        update(table).where(table.c.id == bindparam("_id"))
+    executemany(
+        session, update(table).where(table.c.id == bindparam("_id"))
         .values({c: bindparam(f"_{c}") for c in _LINK_COLUMNS}),
         [{"_id": p.id, **{f"_{c}": v for c, v in link.items()}} for p, link in links])
     for p, link in links:

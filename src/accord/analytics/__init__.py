@@ -1,0 +1,1 @@
+"""Customer analytics: KPIs, RFM, lifetime value, churn prediction, recommendations."""
