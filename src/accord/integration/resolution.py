@@ -489,15 +489,16 @@ def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile 
     emit_many(session, "customer.created", "customer", fresh_ids,
               {"via": "identity resolution"}, principal.user_id)
     result.new_customers += len(fresh_ids)
+    from accord.integration.stewardship import record_links
+
+    # what existing customers had before, so an unlink takes away exactly what these brought
+    joining: dict[int, list[int]] = {}
+    for root, members in clusters.items():
+        if union.owner.get(root):
+            joining.setdefault(union.owner[root], []).extend(p.id for p in members)
+    record_links(session, principal, joining)
     for root, members in clusters.items():
         target = union.owner.get(root)
-        if target:
-            # what the customer had before, so an unlink takes away exactly what these brought
-            from accord.integration.stewardship import record_link
-
-            customer = session.get(Customer, target)
-            assert customer is not None
-            record_link(session, principal, customer, [p.id for p in members])
         customer_id = target or owner_of[root]
         for p in members:
             pair = best.get(p.id)
