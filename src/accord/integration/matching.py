@@ -165,8 +165,23 @@ class _Backend:
         self._names.append(name)
         return self.api.register(_to_arrow(frame), table_name=name)
 
-    def to_pandas(self, splink_frame: Any) -> pd.DataFrame:
-        return splink_frame.as_pandas_dataframe()
+    def to_pandas(self, splink_frame: Any, scores_only: bool = False) -> pd.DataFrame:
+        """The frame as pandas; `scores_only` keeps ids, probabilities and per-comparison
+        levels and weights, leaving out the compared values (most of a million pairs' bytes)."""
+        if not scores_only:
+            return splink_frame.as_pandas_dataframe()
+        table = splink_frame.physical_name
+        if self.engine == "duckdb":
+            names = [r[0] for r in self.api.duckdb_con.execute(
+                f'DESCRIBE "{table}"').fetchall()]  # noqa: S608 - a Splink table name
+        else:
+            names = self.api.spark.table(table).columns
+        keep = [n for n in names if _is_score_column(n)]
+        if self.engine == "duckdb":
+            columns = ", ".join(f'"{n}"' for n in keep)
+            return self.api.duckdb_con.execute(
+                f'SELECT {columns} FROM "{table}"').df()  # noqa: S608 - Splink's own names
+        return self.api.spark.table(table).select(*keep).toPandas()
 
     def close(self) -> None:
         if self.engine == "duckdb":
@@ -709,14 +724,20 @@ def _empty_pairs() -> pd.DataFrame:
     )
 
 
+def _is_score_column(name: str) -> bool:
+    return name in (f"{ID}_l", f"{ID}_r", "match_probability", "match_weight") or \
+        name.startswith(("gamma_", "mw_"))
+
+
 def predict(
-    model: Mapping[str, Any], records: Any, *, threshold: float, engine: str | None = None
+    model: Mapping[str, Any], records: Any, *, threshold: float, engine: str | None = None,
+    scores_only: bool = False,
 ) -> pd.DataFrame:
     """Every blocked pair with match probability >= ``threshold``, scored by the model.
 
     Columns: unique_id_l/_r, match_probability, match_weight, and per comparison the gamma_
-    (level), mw_ (level weight) and mw_tf_adj_ (term-frequency adjustment) columns, the compared
-    values (_l/_r) and source_l/_r.
+    (level), mw_ (level weight) and mw_tf_adj_ (term-frequency adjustment) columns, and unless
+    `scores_only`, the compared values (_l/_r) and source_l/_r.
     """
     frame = prepare(records)
     if len(frame) < 2:
@@ -729,7 +750,7 @@ def predict(
         result = linker.inference.predict(
             threshold_match_probability=threshold, warning_mode="never"
         )
-        pairs = backend.to_pandas(result)
+        pairs = backend.to_pandas(result, scores_only)
     return _finish_pairs(pairs)
 
 

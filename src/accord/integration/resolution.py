@@ -17,9 +17,8 @@ customers: that is a merge, proposed for review instead.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from functools import partial
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, tuple_, update
@@ -75,10 +74,86 @@ class Pair:
     method: str  # "model" or "rule"
     evidence: dict[str, Any]
     # the model's per-field evidence, built on demand (most scored pairs never need it)
-    detail: Callable[[], list[dict[str, Any]]] | None = field(default=None, compare=False)
+    detail: _Detail | None = field(default=None, compare=False)
 
-    def explained(self) -> dict[str, Any]:
-        return {**self.evidence, "fields": self.detail()} if self.detail else self.evidence
+
+@dataclass(frozen=True, slots=True)
+class _Detail:
+    """Where a model pair's per-field evidence is: a row of the scores behind it."""
+
+    scores: _Scores
+    row: int
+    swap: bool
+
+    def __call__(self) -> list[dict[str, Any]]:
+        return self.scores.fields([self])[0]
+
+
+def explain_all(details: Sequence[_Detail]) -> list[list[dict[str, Any]]]:
+    """The per-field evidence of many pairs, read from their scores column by column."""
+    out: list[list[dict[str, Any]] | None] = [None] * len(details)
+    groups: dict[int, list[int]] = {}
+    for k, d in enumerate(details):
+        groups.setdefault(id(d.scores), []).append(k)
+    for ks in groups.values():
+        for k, fields_ in zip(ks, details[ks[0]].scores.fields([details[k] for k in ks]),
+                              strict=True):
+            out[k] = fields_
+    return out  # type: ignore[return-value]
+
+
+class _Scores:
+    """The scoring frame behind model pairs, and the profile values they compared."""
+
+    def __init__(self, labels: dict[str, dict[int, str]], frame: Any, values: Any) -> None:
+        import numpy as np
+
+        def column(name: str) -> Any:
+            return frame[name].to_numpy() if name in frame.columns else None
+
+        self.left_ids = frame["unique_id_l"].to_numpy().astype("int64")
+        self.right_ids = frame["unique_id_r"].to_numpy().astype("int64")
+        at: dict[str, Any] = {}
+        if values is not None:
+            ids = values["unique_id"].to_numpy().astype("int64")
+            at = {"l": np.searchsorted(ids, self.left_ids),
+                  "r": np.searchsorted(ids, self.right_ids)}
+
+        def compared(name: str, side: str) -> tuple[Any, Any]:
+            if f"{name}_{side}" in frame.columns or values is None or \
+                    name not in values.columns:
+                return column(f"{name}_{side}"), None
+            return values[name].array, at[side]  # taken by position when needed
+
+        self.specs = [(name, levels, column(f"gamma_{name}"), column(f"mw_{name}"),
+                       column(f"mw_tf_adj_{name}"), *compared(name, "l"), *compared(name, "r"))
+                      for name, levels in labels.items()]
+
+    def fields(self, details: Sequence[_Detail]) -> list[list[dict[str, Any]]]:
+        import numpy as np
+
+        rows = np.fromiter((d.row for d in details), dtype="int64", count=len(details))
+        n = len(details)
+
+        def take(array: Any, positions: Any) -> list[Any]:
+            if array is None:
+                return [None] * n
+            picked = array.take(rows if positions is None else positions[rows])
+            return [_plain(v) for v in picked]
+
+        out: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+        for name, levels, gammas, weights, tfs, lefts, lpos, rights, rpos in self.specs:
+            g = [-1] * n if gammas is None else gammas[rows].astype("int64").tolist()
+            w = np.zeros(n) if weights is None else weights[rows].astype(float)
+            if tfs is not None:  # NaN: no term-frequency adjustment
+                w = w + np.nan_to_num(tfs[rows].astype(float))
+            a, b = take(lefts, lpos), take(rights, rpos)
+            for k, (d, gamma, weight) in enumerate(zip(details, g, w.tolist(), strict=True)):
+                x, y = (b[k], a[k]) if d.swap else (a[k], b[k])
+                out[k].append({"field": name, "left": x, "right": y,
+                               "level": levels.get(gamma), "gamma": gamma,
+                               "match_weight": weight})
+        return out
 
 
 def thresholds() -> tuple[float, float]:
@@ -328,45 +403,24 @@ def score(session: Session, new: Sequence[SourceProfile], candidates: Sequence[S
     return [p for p in pairs.values() if p.probability >= lower]
 
 
-def model_pairs(model: MatchModel, frame: Any) -> list[Pair]:
+def model_pairs(model: MatchModel, frame: Any, values: Any = None) -> list[Pair]:
     """Scored pairs read off the scoring frame; the per-field evidence of a pair is built only
-    when it is used (the link it makes, or a review), not for every scored pair."""
+    when it is used (the link it makes, or a review), not for every scored pair. `values`, the
+    profile frame (ordered by id), supplies the compared values when the scores lack them."""
     from accord.integration import matching
 
     comparisons = matching.splink_model(model.model)["comparisons"]
     labels = {c["output_column_name"]: matching._level_labels(c) for c in comparisons}
     if not len(frame):
         return []
-
-    def column(name: str) -> list[Any] | None:
-        return frame[name].tolist() if name in frame.columns else None
-
-    specs = [(name, levels, column(f"gamma_{name}"), column(f"mw_{name}"),
-              column(f"mw_tf_adj_{name}"), column(f"{name}_l"), column(f"{name}_r"))
-             for name, levels in labels.items()]
-
-    def per_field(i: int, swap: bool) -> list[dict[str, Any]]:
-        out = []
-        for name, levels, gammas, weights, tfs, lefts, rights in specs:
-            gamma = -1 if gammas is None else int(gammas[i])
-            weight = 0.0 if weights is None else float(weights[i])
-            tf = None if tfs is None else tfs[i]
-            if tf is not None and tf == tf:  # NaN: no term-frequency adjustment
-                weight += float(tf)
-            a = None if lefts is None else _plain(lefts[i])
-            b = None if rights is None else _plain(rights[i])
-            out.append({"field": name, "left": b if swap else a, "right": a if swap else b,
-                        "level": levels.get(gamma), "gamma": gamma, "match_weight": weight})
-        return out
-
-    left_ids = frame["unique_id_l"].to_numpy().astype("int64").tolist()
-    right_ids = frame["unique_id_r"].to_numpy().astype("int64").tolist()
+    scores = _Scores(labels, frame, values)
     probabilities = frame["match_probability"].to_numpy(dtype=float).tolist()
     weights = frame["match_weight"].to_numpy(dtype=float).tolist()
     evidence = {"model_version": model.version}
-    return [Pair(min(a, b), max(a, b), p, w, "model", evidence, partial(per_field, i, a > b))
-            for i, (a, b, p, w) in enumerate(zip(left_ids, right_ids, probabilities, weights,
-                                                 strict=True))]
+    return [Pair(min(a, b), max(a, b), p, w, "model", evidence, _Detail(scores, i, a > b))
+            for i, (a, b, p, w) in enumerate(zip(scores.left_ids.tolist(),
+                                                 scores.right_ids.tolist(), probabilities,
+                                                 weights, strict=True))]
 
 
 def _blocked_pairs(new: Sequence[SourceProfile],
@@ -443,17 +497,19 @@ def _decided_pairs(session: Session, pairs: Sequence[Pair]) -> dict[tuple[int, i
     out: dict[tuple[int, int], str] = {}
     lefts = sorted({p.left for p in pairs})
     wanted = {(p.left, p.right) for p in pairs}
-    for chunk in _chunks(lefts):
-        for left, right, status in session.execute(
-                select(MatchReview.left_id, MatchReview.right_id, MatchReview.status)
-                .where(MatchReview.left_id.in_(chunk))):
+    query = select(MatchReview.left_id, MatchReview.right_id, MatchReview.status)
+    # reviews are made by people (thousands); a batch scores up to millions of pairs
+    chunks = [None] if len(lefts) > 20 * _CHUNK else _chunks(lefts)
+    for chunk in chunks:
+        q = query if chunk is None else query.where(MatchReview.left_id.in_(chunk))
+        for left, right, status in session.execute(q):
             if (left, right) in wanted:
                 out[(left, right)] = status
     return out
 
 
-def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile | ProfileRow],
-            candidates: Sequence[SourceProfile | ProfileRow], pairs: Sequence[Pair],
+def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile | LinkRow],
+            candidates: Sequence[SourceProfile | LinkRow], pairs: Sequence[Pair],
             result: ResolveResult) -> set[int]:
     """Link every profile in `new`; returns the customers whose golden values must be rebuilt."""
     upper, _ = thresholds()
@@ -476,7 +532,7 @@ def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile 
     for p in new:
         clusters.setdefault(union.find(p.id), []).append(p)
     touched: set[int] = set()
-    links: list[tuple[Any, dict[str, Any]]] = []
+    links: list[tuple[Any, dict[str, Any], Pair | None]] = []
     now = utcnow()
     # the clusters of people not seen before get their golden customers in one statement;
     # golden values are filled in by the rebuild that follows
@@ -509,9 +565,12 @@ def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile 
                             match_probability=pair.probability,
                             link_evidence={"other_profile_id": pair.right if pair.left == p.id
                                            else pair.left, "probability": pair.probability,
-                                           "match_weight": pair.weight, **pair.explained()})
+                                           "match_weight": pair.weight, **pair.evidence})
                 result.auto_links += 1
-            links.append((p, link))
+            links.append((p, link, pair))
+            if len(links) >= _LINK_BATCH:  # evidence is big: build and write it chunk by chunk
+                _write_links(session, links)
+                links.clear()
         touched.add(customer_id)
     _write_links(session, links)
     result.reviews += _queue_reviews(session, review, everyone, decided)
@@ -521,20 +580,27 @@ def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile 
 
 _LINK_COLUMNS = ("customer_id", "linked_at", "link_method", "match_probability",
                  "link_evidence")
+_LINK_BATCH = 20_000
 
 
-def _write_links(session: Session, links: Sequence[tuple[Any, dict[str, Any]]]) -> None:
-    """Link profiles in one executemany; ORM profiles in the session take the values as
-    loaded (set_committed_value), so nothing is written twice."""
+def _write_links(session: Session,
+                 links: Sequence[tuple[Any, dict[str, Any], Pair | None]]) -> None:
+    """Link profiles in one executemany (the model's evidence of each link built in bulk);
+    ORM profiles in the session take the values as loaded (set_committed_value), so nothing is
+    written twice."""
     if not links:
         return
+    explained = [(link, pair.detail) for _, link, pair in links if pair and pair.detail]
+    for (link, _), fields_ in zip(explained, explain_all([d for _, d in explained]),
+                                  strict=True):
+        link["link_evidence"]["fields"] = fields_
     session.flush()
     table = SourceProfile.__table__
     executemany(
         session, update(table).where(table.c.id == bindparam("_id"))
         .values({c: bindparam(f"_{c}") for c in _LINK_COLUMNS}),
-        [{"_id": p.id, **{f"_{c}": v for c, v in link.items()}} for p, link in links])
-    for p, link in links:
+        [{"_id": p.id, **{f"_{c}": v for c, v in link.items()}} for p, link, _ in links])
+    for p, link, _ in links:
         if isinstance(p, SourceProfile):
             for column, value in link.items():
                 set_committed_value(p, column, value)
@@ -563,23 +629,30 @@ class ProfileRow:
     national_id: str | None
 
 
-def _profile_rows(session: Session, ids: Sequence[int]) -> dict[int, ProfileRow]:
+def _profile_rows(session: Session, ids: Iterable[int]) -> dict[int, ProfileRow]:
     table = SourceProfile.__table__
     names = [f.name for f in fields(ProfileRow)]
     out: dict[int, ProfileRow] = {}
-    for chunk in _chunks(ids, 20_000):
-        lo, hi = chunk[0], chunk[-1]
-        wanted = set(chunk)
+    for chunk in _chunks(sorted(set(ids))):
         for row in session.execute(select(*(table.c[n] for n in names))
-                                   .where(table.c.id.between(lo, hi))):
-            if row[0] in wanted:
-                out[row[0]] = ProfileRow(*row)
+                                   .where(table.c.id.in_(chunk))):
+            out[row[0]] = ProfileRow(*row)
     return out
 
 
-def _queue_reviews(session: Session, pairs: Sequence[Pair], everyone: dict[int, SourceProfile],
+@dataclass(slots=True)
+class LinkRow:
+    """What deciding and linking need of a profile in the batch (values stay in the frame)."""
+
+    id: int
+    source_id: int
+    external_id: str
+    customer_id: int | None
+
+
+def _queue_reviews(session: Session, pairs: Sequence[Pair], everyone: dict[int, Any],
                    decided: dict[tuple[int, int], str]) -> int:
-    rows = []
+    queued = []
     for pair in pairs:
         a, b = everyone[pair.left], everyone[pair.right]
         if a.customer_id and a.customer_id == b.customer_id:
@@ -587,12 +660,18 @@ def _queue_reviews(session: Session, pairs: Sequence[Pair], everyone: dict[int, 
         if (pair.left, pair.right) in decided:
             continue
         decided[(pair.left, pair.right)] = "pending"
-        rows.append({"left_id": pair.left, "right_id": pair.right,
-                     "match_probability": pair.probability,
-                     "match_weight": pair.weight if pair.weight is not None else 0.0,
-                     "fields": pair.detail() if pair.detail else side_by_side(a, b),
-                     "model_version": pair.evidence.get("model_version"),
-                     "status": "pending", "version": 1, "created_at": utcnow()})
+        queued.append(pair)
+    # pairs without the model's evidence (rules) show the two profiles' values side by side
+    full = _profile_rows(session, {i for p in queued if not p.detail for i in (p.left, p.right)})
+    explained = iter(explain_all([p.detail for p in queued if p.detail]))
+    now = utcnow()
+    rows = [{"left_id": pair.left, "right_id": pair.right,
+             "match_probability": pair.probability,
+             "match_weight": pair.weight if pair.weight is not None else 0.0,
+             "fields": next(explained) if pair.detail else side_by_side(full[pair.left],
+                                                                        full[pair.right]),
+             "model_version": pair.evidence.get("model_version"),
+             "status": "pending", "version": 1, "created_at": now} for pair in queued]
     if rows:
         session.execute(insert(MatchReview), rows)
     return len(rows)
@@ -604,8 +683,9 @@ def side_by_side(a: SourceProfile, b: SourceProfile) -> list[dict[str, Any]]:
 
 
 def _plain(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and value != value):
-        return None  # NaN: missing in a data frame
+    if value is None or type(value).__name__ == "NAType" or (
+            isinstance(value, float) and value != value):
+        return None  # pandas' NA or NaN: missing in a data frame
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
@@ -645,26 +725,42 @@ def resolve_pending(session: Session, principal: Principal = SYSTEM,
 MIN_TRAINING_RECORDS = 50
 
 
-def all_records(session: Session) -> list[dict[str, Any]]:
-    """Every source profile as a matcher record (Core rows: no ORM objects at scale)."""
-    columns = [getattr(SourceProfile, c) for c in MATCH_COLUMNS]
-    out = []
-    for row in session.execute(select(SourceProfile.id, SourceProfile.source_id, *columns)
-                               .order_by(SourceProfile.id)):
-        record = {"unique_id": row[0], "source": str(row[1])}
-        for name, value in zip(MATCH_COLUMNS, row[2:], strict=True):
-            record[name] = value.isoformat() if name == "date_of_birth" and value else value
-        out.append(record)
-    return out
+def profile_frame(session: Session) -> Any:
+    """Every source profile as one columnar frame (Arrow-backed strings, ordered by id): what
+    the matcher reads and the batch decides on, without a Python object per profile."""
+    import pandas as pd
+    import pyarrow as pa
+
+    table = SourceProfile.__table__
+    names = ["id", "source_id", *MATCH_COLUMNS, "customer_id", "external_id", "last_name_key"]
+    types = {"id": pa.int64(), "source_id": pa.int64(), "customer_id": pa.int64(),
+             "date_of_birth": pa.date32()}
+    schema = pa.schema([(n, types.get(n, pa.string())) for n in names])
+    batches = []
+    result = session.execute(select(*(table.c[n] for n in names)).order_by(table.c.id)
+                             .execution_options(yield_per=50_000))
+    for part in result.partitions():
+        columns = list(zip(*part, strict=True))
+        batches.append(pa.RecordBatch.from_arrays(
+            [pa.array(c, type=schema.field(n).type) for n, c in zip(names, columns, strict=True)],
+            schema=schema))
+    arrow = pa.Table.from_batches(batches, schema=schema)
+    arrow = arrow.set_column(names.index("date_of_birth"), "date_of_birth",
+                             arrow["date_of_birth"].cast(pa.string()))
+    frame = arrow.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow")
+                            if t == pa.string() else pd.Int64Dtype() if t == pa.int64()
+                            else None)
+    frame.insert(0, "unique_id", frame.pop("id"))
+    frame.insert(1, "source", frame["source_id"].astype("string[pyarrow]"))
+    return frame
 
 
 def train_model(session: Session, principal: Principal = SYSTEM, *,
-                engine: str | None = None,
-                records: list[dict[str, Any]] | None = None) -> MatchModel:
+                engine: str | None = None, records: Any = None) -> MatchModel:
     """Estimate a new model version from the profiles (no labels) and make it the active one."""
     from accord.integration import matching
 
-    records = records if records is not None else all_records(session)
+    records = records if records is not None else profile_frame(session)
     engine = engine or matching.engine_name()
     model_json = matching.train(records, engine=engine)
     upper, lower = thresholds()
@@ -690,38 +786,85 @@ def resolve_all(session: Session, principal: Principal = SYSTEM, *, retrain: boo
     """
     from accord.integration import matching
 
-    records = all_records(session)
+    frame = profile_frame(session)
     model = None if retrain else active_model(session)
-    if model is None and len(records) >= MIN_TRAINING_RECORDS:
-        model = train_model(session, principal, engine=engine, records=records)
-    unlinked = set(session.scalars(
-        select(SourceProfile.id).where(SourceProfile.customer_id.is_(None))))
+    if model is None and len(frame) >= MIN_TRAINING_RECORDS:
+        model = train_model(session, principal, engine=engine, records=frame)
     if model is None:
         return resolve_pending(session, principal)
     _, lower = thresholds()
-    frame = matching.predict(model.model, records, threshold=lower, engine=engine)
-    pairs = model_pairs(model, frame)
-    new_ids = unlinked
-    pairs = [p for p in pairs if p.left in new_ids or p.right in new_ids]
-    involved = {i for p in pairs for i in (p.left, p.right)} | new_ids
-    profiles = _profile_rows(session, sorted(involved))
-    new = [profiles[i] for i in sorted(new_ids)]
-    candidates = [p for i, p in profiles.items() if i not in new_ids]
+    scored = matching.predict(model.model, frame, threshold=lower, engine=engine,
+                              scores_only=True)
+    is_new = frame["customer_id"].isna().to_numpy()
+    new_ids = set(frame["unique_id"].to_numpy()[is_new].tolist())
+    merged = {(p.left, p.right): p for p in model_pairs(model, scored, values=frame)
+              if p.left in new_ids or p.right in new_ids}
+    del scored
     # the deterministic rules hold on top of the model
-    merged = {(p.left, p.right): p for p in pairs}
-    for a, b in _blocked_pairs(new, candidates):
-        hit = rule_pair(a, b)
-        known = merged.get((hit.left, hit.right)) if hit else None
-        if hit and (known is None or known.probability < hit.probability):
+    for hit in rule_pairs(frame, is_new):
+        known = merged.get((hit.left, hit.right))
+        if known is None or known.probability < hit.probability:
             merged[(hit.left, hit.right)] = hit
+    involved = new_ids | {i for key in merged for i in key}
+    rows = _link_rows(frame, involved)
+    del frame
+    new = [rows[i] for i in sorted(new_ids)]
+    candidates = [r for i, r in rows.items() if i not in new_ids]
     result = ResolveResult()
     touched = _decide(session, principal, new, candidates, list(merged.values()), result)
+    del merged, rows, candidates
     rebuild(session, touched)
     result.applied += _apply_pending_for(session, new)
     audit.record(session, principal, "resolve", "identity", None, (),
                  {"model_version": model.version, "profiles": result.profiles,
                   "new_customers": result.new_customers, "reviews": result.reviews})
     return result
+
+
+def _link_rows(frame: Any, ids: set[int]) -> dict[int, LinkRow]:
+    part = frame[frame["unique_id"].isin(ids)]
+    customers = part["customer_id"].astype(object).where(part["customer_id"].notna(), None)
+    return {i: LinkRow(i, s, e, c) for i, s, e, c in zip(
+        part["unique_id"].tolist(), part["source_id"].tolist(), part["external_id"].tolist(),
+        customers.tolist(), strict=True)}
+
+
+RULE_GROUP_CAP = 1000  # a rule key shared by more records than this is junk, not a person
+
+
+def rule_pairs(frame: Any, is_new: Any) -> list[Pair]:
+    """The deterministic rules over the whole frame, set-based: pairs whose rule columns are
+    all present and equal (text compared folded), at least one of them new. A pair takes the
+    first rule it meets, as `rule_pair` does."""
+    import pandas as pd
+
+    out: dict[tuple[int, int], Pair] = {}
+    for rule in match_rules():
+        columns = [RULE_COLUMNS[c] for c in rule]
+        part = pd.DataFrame({"id": frame["unique_id"].to_numpy(), "new": is_new})
+        for column in columns:
+            values = frame[column].astype(object).where(frame[column].notna(), None)
+            codes, uniques = pd.factorize(values.to_numpy())
+            folded = pd.Series([fold(v) if isinstance(v, str) else v for v in uniques],
+                               dtype=object)
+            part[column] = folded.reindex(codes).to_numpy()
+            part.loc[codes < 0, column] = None
+        part = part.dropna(subset=columns)
+        part = part[(part[columns] != "").all(axis=1)]
+        sizes = part.groupby(columns, sort=False)["id"].transform("size")
+        if (sizes > RULE_GROUP_CAP).any():
+            log.warning("rule %s: values shared by more than %d records ignored",
+                        list(rule), RULE_GROUP_CAP)
+        part = part[(sizes > 1) & (sizes <= RULE_GROUP_CAP)]
+        if part.empty:
+            continue
+        joined = part.merge(part, on=columns, suffixes=("_a", "_b"))
+        joined = joined[(joined["id_a"] < joined["id_b"]) & (joined["new_a"] | joined["new_b"])]
+        evidence = {"rule": "same " + " and ".join(RULE_LABELS.get(c, c) for c in rule)}
+        for a, b in zip(joined["id_a"].tolist(), joined["id_b"].tolist(), strict=True):
+            if (a, b) not in out:
+                out[(a, b)] = Pair(a, b, 1.0, None, "rule", evidence)
+    return list(out.values())
 
 
 def export_golden(session: Session) -> Iterable[dict[str, Any]]:
@@ -740,12 +883,16 @@ def rebuild(session: Session, customer_ids: Iterable[int]) -> None:
     golden.rebuild(session, customer_ids)
 
 
-def _apply_pending_for(session: Session, profiles: Sequence[SourceProfile]) -> int:
+def _apply_pending_for(session: Session, profiles: Sequence[SourceProfile | LinkRow]) -> int:
     by_source: dict[int, set[str]] = {}
     for p in profiles:
         by_source.setdefault(p.source_id, set()).add(p.external_id)
     applied = 0
     for source_id, externals in by_source.items():
+        if session.scalar(select(SourceRecord.id).where(
+                SourceRecord.source_id == source_id, SourceRecord.status == "pending")
+                .limit(1)) is None:
+            continue  # nothing of this source waits for a person
         keys = set(externals)
         for chunk in _chunks(sorted(externals)):
             keys.update(session.scalars(select(IdentityAlias.alias).where(
