@@ -121,6 +121,23 @@ def choose(name: str, rule: str, views: Sequence[ProfileView]) -> tuple[Any, lis
 def build(views: Sequence[ProfileView], field_rules: dict[str, str] | None = None) -> Golden:
     field_rules = field_rules or rules()
     golden = Golden()
+    targets = {"email": golden.emails, "phone": golden.phones, "address": golden.addresses}
+    if len(views) == 1:  # most customers: every present value is that profile's
+        view = views[0]
+        supplied: dict[str, str] = {}
+        for name in (*SCALAR_FIELDS, *CONTACT_FIELDS):
+            value = _value(view, name)
+            present = value not in (None, "")
+            if name in targets:
+                if present:
+                    targets[name].append((value, True))
+            else:
+                golden.values[name] = value if present else None
+            if present:
+                supplied[name] = field_rules[name]
+        if supplied:
+            golden.lineage[view.id] = supplied
+        return golden
 
     def credit(ids: Iterable[int], name: str, rule: str) -> None:
         for pid in ids:
@@ -130,16 +147,16 @@ def build(views: Sequence[ProfileView], field_rules: dict[str, str] | None = Non
         value, ids = choose(name, field_rules[name], views)
         golden.values[name] = value
         credit(ids, name, field_rules[name])
+    by_trust = sorted(views, key=lambda v: (v.trust_rank, v.id))
     for name in CONTACT_FIELDS:
         primary, ids = choose(name, field_rules[name], views)
         credit(ids, name, field_rules[name])
         seen: list[Any] = []
-        for view in sorted(views, key=lambda v: (v.trust_rank, v.id)):
+        for view in by_trust:
             value = _value(view, name)
             if value not in (None, "") and value not in seen:
                 seen.append(value)
-        target = {"email": golden.emails, "phone": golden.phones, "address": golden.addresses}
-        target[name].extend((value, value == primary) for value in seen)
+        targets[name].extend((value, value == primary) for value in seen)
     return golden
 
 

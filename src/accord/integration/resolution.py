@@ -65,7 +65,7 @@ class ResolveResult:
     applied: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pair:
     left: int
     right: int
