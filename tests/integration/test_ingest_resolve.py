@@ -281,3 +281,37 @@ def test_a_changed_source_record_updates_the_golden_profile(session, sources) ->
     nina = session.scalar(select(Customer))
     assert nina.date_of_birth == date(1990, 3, 2)
     assert _count(session, Customer) == 1
+
+
+def test_a_chain_of_links_stops_at_the_cluster_limit(session, sources, monkeypatch) -> None:
+    from accord.core.settings import reset_settings
+
+    billing, shop = sources
+    # a chain B1 -id- S1 -email- B2 -id- S2 -email- B3 (same surname: the e-mail rule holds)
+    ingest_batch(session, SYSTEM, billing, [
+        profile("B1", first_name="Ada", last_name="Lang", national_id="N1"),
+        profile("B2", first_name="Ben", last_name="Lang", national_id="N2",
+                email="one@example.de"),
+        profile("B3", first_name="Cem", last_name="Lang", email="two@example.de")])
+    ingest_batch(session, SYSTEM, shop, [
+        profile("S1", first_name="Dag", last_name="Lang", national_id="N1",
+                email="one@example.de"),
+        profile("S2", first_name="Eva", last_name="Lang", national_id="N2",
+                email="two@example.de")])
+    session.commit()
+    resolve_pending(session)
+    session.flush()
+    assert _count(session, Customer) == 1  # without a limit the chain makes one customer
+    session.rollback()
+    monkeypatch.setenv("ACCORD_MATCH_MAX_CLUSTER", "2")
+    reset_settings()
+    try:
+        result = resolve_pending(session)
+        session.commit()
+    finally:
+        monkeypatch.delenv("ACCORD_MATCH_MAX_CLUSTER")
+        reset_settings()
+    sizes = sorted(session.scalars(select(func.count()).select_from(SourceProfile)
+                                   .group_by(SourceProfile.customer_id)).all())
+    assert sizes == [1, 2, 2]  # never more than two profiles joined automatically
+    assert result.auto_links == 4 and result.reviews >= 1  # the refused links wait for review

@@ -20,6 +20,11 @@ class Settings(BaseSettings):
     database_url: str = ""
     secret_key: str = DEMO_SECRET
     analytics_engine: Literal["duckdb", "spark"] = "duckdb"
+    # KPI refresh: how often the worker refreshes (0: never), how many months each series spans,
+    # how many snapshots are kept on disk
+    analytics_refresh_minutes: int = Field(default=1440, ge=0)
+    analytics_months: int = Field(default=24, ge=1, le=240)
+    analytics_snapshot_keep: int = Field(default=2, ge=1)
     default_region: str = "GB"
     default_currency: str = "EUR"
     default_locale: str = "en_GB"
@@ -35,6 +40,8 @@ class Settings(BaseSettings):
     # identity resolution: above `upper` link automatically, between the two ask a data steward
     match_upper_threshold: float = Field(default=0.95, gt=0, lt=1)
     match_lower_threshold: float = Field(default=0.60, gt=0, lt=1)
+    # automatic links join at most this many profiles into one cluster per run (chaining guard)
+    match_max_cluster: int = Field(default=100, ge=2)
     # golden field -> survivorship rule (most_trusted, most_recent, most_complete, most_frequent)
     survivorship: dict[str, str] = Field(default_factory=dict)
     # deterministic rules applied on top of the model: all listed columns present and equal

@@ -463,11 +463,15 @@ def _keys(p: SourceProfile) -> list[tuple[Any, ...]]:
 
 
 class _Union:
-    """Union-find that knows the existing customer of each cluster and refuses to join two."""
+    """Union-find that knows the existing customer of each cluster and refuses to join two,
+    or to grow a cluster beyond `limit` profiles."""
 
-    def __init__(self, owners: dict[int, int]) -> None:
+    def __init__(self, owners: dict[int, int], limit: int | None = None,
+                 sizes: dict[int, int] | None = None) -> None:
         self.parent: dict[int, int] = {}
         self.owner: dict[int, int] = dict(owners)  # root -> existing customer id
+        self.limit = limit
+        self.size: dict[int, int] = dict(sizes or {})  # root -> profiles (1 when absent)
 
     def find(self, x: int) -> int:
         self.parent.setdefault(x, x)
@@ -483,8 +487,13 @@ class _Union:
         oa, ob = self.owner.get(ra), self.owner.get(rb)
         if oa and ob and oa != ob:
             return False  # that would merge two golden customers: a steward decides
+        size = self.size.get(ra, 1) + self.size.get(rb, 1)
+        if self.limit is not None and size > self.limit:
+            return False  # a chain of good pairs this long joins different people
         root, child = min(ra, rb), max(ra, rb)
         self.parent[child] = root
+        self.size[root] = size
+        self.size.pop(child, None)
         owner = oa or ob
         if owner:
             self.owner[root] = owner
@@ -515,7 +524,8 @@ def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile 
     upper, _ = thresholds()
     everyone = {p.id: p for p in (*new, *candidates)}
     new_ids = {p.id for p in new}
-    union = _Union({p.id: p.customer_id for p in everyone.values() if p.customer_id})
+    union = _Union({p.id: p.customer_id for p in everyone.values() if p.customer_id},
+                   limit=get_settings().match_max_cluster)
     decided = _decided_pairs(session, pairs)
     best: dict[int, Pair] = {}  # profile -> the automatic pair that linked it
     review: list[Pair] = []
