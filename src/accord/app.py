@@ -26,6 +26,8 @@ STATIC = Path(__file__).parent / "web" / "static"
 
 def api_router() -> APIRouter:
     from accord.access.api import router as access
+    from accord.analytics.api import router as analytics
+    from accord.analytics.scores_api import router as customer_scores
     from accord.commerce.api import router as commerce
     from accord.customers.accounts_api import router as accounts
     from accord.customers.api import router as customers
@@ -36,7 +38,7 @@ def api_router() -> APIRouter:
 
     api = APIRouter(prefix="/api/v1")
     for router in (access, customers, accounts, interactions, commerce, sources, imports,
-                   stewardship):
+                   stewardship, analytics, customer_scores):
         api.include_router(router)
     return api
 

@@ -7,6 +7,7 @@ import importlib
 DOMAIN_TASKS: tuple[str, ...] = (
     "accord.integration.resolution",  # integration.match: incremental identity resolution
     "accord.integration.imports",  # integration.import: large uploaded files
+    "accord.analytics.tasks",  # analytics.refresh: periodic KPI refresh
 )  # each module registers its job handlers on import
 
 

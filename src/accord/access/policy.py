@@ -31,6 +31,7 @@ RESOURCES = (
     "sources",
     "imports",
     "identity",
+    "analytics",  # KPI series (aggregates) read; create = enter marketing spend
 )
 SCOPE_RANK = {"own": 0, "team": 1, "all": 2}
 
@@ -61,6 +62,7 @@ GRANTS: dict[str, dict[str, dict[str, Scope]]] = {
         _grant(("sources",), ("read",), "all"),
         _grant(("imports",), ("read", "create"), "all"),
         _grant(("identity",), ("read", "update"), "all"),
+        _grant(("analytics",), ("read",), "all"),
     ),
     "sales": _merge(
         _grant(_CUSTOMER_DATA, ("read",), "team"),
@@ -80,10 +82,12 @@ GRANTS: dict[str, dict[str, dict[str, Scope]]] = {
         _grant(("products",), ("create", "update"), "all"),
         _grant(("sources",), ("read",), "all"),
         _grant(("imports",), ("read", "create"), "all"),
+        _grant(("analytics",), ("read", "create"), "all"),
     ),
     "analyst": _merge(
         _grant((*_CUSTOMER_DATA, "products", "custom_fields", "teams"), ("read",), "all"),
         _grant(("sources", "imports", "identity"), ("read",), "all"),
+        _grant(("analytics",), ("read", "create"), "all"),
     ),
     "privacy_officer": _merge(
         _grant((*_CUSTOMER_DATA, "products", "custom_fields", "teams", "users"), ("read",), "all"),
@@ -91,6 +95,9 @@ GRANTS: dict[str, dict[str, dict[str, Scope]]] = {
         _grant(("audit",), ("read",), "all"),
     ),
 }
+
+# Who sees predicted money and churn risk (privacy_officer: everything held about a person).
+_SCORE_ROLES = frozenset({"admin", "manager", "sales", "marketing", "analyst", "privacy_officer"})
 
 # Field rules: which roles may see (and so filter, sort, search and export on) a sensitive field.
 SENSITIVE_FIELDS: dict[str, dict[str, frozenset[str]]] = {
@@ -100,6 +107,18 @@ SENSITIVE_FIELDS: dict[str, dict[str, frozenset[str]]] = {
         "notes": frozenset({"admin", "privacy_officer", "manager", "sales"}),
     },
     "contacts": {},
+    # Scores on the 360 page (`accord.analytics.scoring_service`): everyone who may read the
+    # customer sees the RFM segment, value tier and the "at risk and valuable" flag (they steer
+    # the conversation); predicted money and the churn model's output are commercial profiling,
+    # kept to the roles that act on them commercially (not support, which serves every customer
+    # alike).
+    "customer_scores": {
+        "clv_12m": _SCORE_ROLES,
+        "expected_purchases_12m": _SCORE_ROLES,
+        "p_alive": _SCORE_ROLES,
+        "churn_risk": _SCORE_ROLES,
+        "churn_reasons": _SCORE_ROLES,
+    },
 }
 # Custom fields flagged `sensitive` by an admin follow this rule.
 SENSITIVE_CUSTOM_FIELD_ROLES = frozenset({"admin", "privacy_officer", "manager"})

@@ -188,3 +188,212 @@ def clv(
     if scores_out:
         lines.append(f"scores: {len(result.scores)} customers → {scores_out}")
     typer.echo("\n".join(lines))
+
+
+@analytics_app.command("recommend")
+def recommend(
+    orders: str = typer.Option(..., "--orders", help="order lines (CSV, one row per line)"),
+    customer_col: str = typer.Option("customer_id", "--customer-col", help="customer id column"),
+    order_col: str = typer.Option("order_id", "--order-col", help="order id column"),
+    product_col: str = typer.Option("product_id", "--product-col", help="product id column"),
+    date_col: str = typer.Option("ordered_at", "--date-col", help="order date column"),
+    split_date: str | None = typer.Option(
+        None, "--split-date", help="train before, test from this date (default: 80th percentile)"
+    ),
+    k: int = typer.Option(10, "--k", help="suggestions per customer"),
+    neighbours: int = typer.Option(100, "--neighbours", help="similar products kept per product"),
+    repeat_products: str | None = typer.Option(
+        None, "--repeat-products", help="comma-separated product ids that may be bought again"
+    ),
+    out: str | None = typer.Option(
+        None, "--out", help="write every customer's top-k suggestions (CSV), fitted on all data"
+    ),
+    together_out: str | None = typer.Option(
+        None, "--together-out", help="write the bought-together table (CSV)"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print the evaluation as JSON"),
+) -> None:
+    """Fit bought-together + item-kNN, evaluate on a time split against popularity."""
+    import json
+    from typing import NoReturn
+
+    import pandas as pd
+
+    from accord.analytics.recommend import (
+        RecommendInputError,
+        bought_together,
+        evaluate_time_split,
+        fit_recommender,
+        prepare_lines,
+        recommendations_frame,
+    )
+
+    def fail(message: str) -> NoReturn:
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(2)
+
+    if k < 1:
+        fail("--k must be at least 1")
+    if neighbours < 1:
+        fail("--neighbours must be at least 1")
+    split = None
+    if split_date is not None:
+        split = pd.to_datetime(split_date, format="ISO8601", errors="coerce")
+        if pd.isna(split):
+            fail(f"--split-date: not a date (YYYY-MM-DD): {split_date!r}")
+    try:
+        df = pd.read_csv(orders, dtype=str, keep_default_na=False, na_values=[""])
+    except FileNotFoundError:
+        fail(f"{orders}: no such file")
+    except pd.errors.EmptyDataError:
+        fail(f"{orders}: file is empty")
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        fail(f"{orders}: cannot read as CSV: {exc}")
+    repeat = [p.strip() for p in repeat_products.split(",") if p.strip()] if repeat_products else []
+    try:
+        lines = prepare_lines(
+            df, customer_col=customer_col, order_col=order_col, product_col=product_col,
+            date_col=date_col,
+        )
+        for r in lines.rejected[:20]:  # CSV line = row + 2 (header, 1-based)
+            typer.echo(f"  rejected line {r.row + 2}: {r.column}: {r.reason}", err=True)
+        if len(lines.rejected) > 20:
+            typer.echo(f"  ... and {len(lines.rejected) - 20} more problems", err=True)
+        report = evaluate_time_split(
+            lines, split_date=split, k=k, neighbours=neighbours, repeat_products=repeat
+        )
+        together = bought_together(lines, top_n=k)
+        model = fit_recommender(lines, neighbours=neighbours, repeat_products=repeat)
+    except RecommendInputError as exc:
+        fail(f"{orders}: {exc}")
+    report["rows"] = {"read": lines.rows_read, "valid": len(lines.frame),
+                      "rejected": lines.rows_read - len(lines.frame)}
+    report["rejected"] = [
+        {"line": r.row + 2, "column": r.column, "reason": r.reason} for r in lines.rejected[:100]
+    ]
+    report["bought_together_pairs"] = len(together)
+    if together_out:
+        together.to_csv(together_out, index=False)
+        report["bought_together_written"] = {"path": together_out, "rows": len(together)}
+    if out:
+        frame = recommendations_frame(model, k=k)
+        frame.to_csv(out, index=False)
+        report["recommendations_written"] = {"path": out, "rows": len(frame)}
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, allow_nan=False))
+        return
+    m = report["models"]
+    typer.echo("\n".join([
+        f"split {report['split_date']}: {report['train_lines']} training lines, "
+        f"{report['test_lines']} test lines, {report['customers_evaluated']} customers evaluated",
+        *(f"{name:>12}: precision@{k}={v['precision_at_k']:.4f} recall@{k}={v['recall_at_k']:.4f}"
+          f" hit rate={v['hit_rate']:.4f} coverage={v['coverage']:.3f}" for name, v in m.items()),
+    ]))
+
+
+@analytics_app.command("score")
+def score(
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="score as of this UTC date/time (default: now)"
+    ),
+    window_days: int = typer.Option(
+        180, "--window-days", help="churn = no purchase in this many days"
+    ),
+    risk_threshold: float = typer.Option(
+        0.5, "--risk-threshold", help="churn risk from which a gold/platinum customer is flagged"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print the run summary as JSON"),
+) -> None:
+    """Score every customer (RFM, CLV, churn risk, value tier) and write the scores back."""
+    import json
+
+    import pandas as pd
+
+    from accord.analytics.rfm import RFMInputError
+    from accord.analytics.scoring_service import refresh_scores
+    from accord.core.db import session_scope
+
+    when = None
+    if as_of is not None:
+        when = pd.to_datetime(as_of, format="ISO8601", errors="coerce", utc=True)
+        if pd.isna(when):
+            typer.echo(f"error: --as-of: not a date (YYYY-MM-DD): {as_of!r}", err=True)
+            raise typer.Exit(2)
+    if window_days < 1:
+        typer.echo("error: --window-days must be at least 1", err=True)
+        raise typer.Exit(2)
+    if not 0.0 <= risk_threshold <= 1.0:
+        typer.echo("error: --risk-threshold must be between 0 and 1", err=True)
+        raise typer.Exit(2)
+    try:
+        with session_scope() as session:
+            summary = refresh_scores(
+                session, as_of=when, window_days=window_days, risk_threshold=risk_threshold
+            )
+    except (RFMInputError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
+    lines = [
+        f"scored {summary['customers']} customers (run {summary['run_id']}, as of "
+        f"{summary['as_of']}): {summary['with_rfm']} with RFM, {summary['with_clv']} with CLV, "
+        f"{summary['with_churn_risk']} with churn risk, {summary['at_risk_valuable']} at risk "
+        f"and valuable; {summary['profiles_updated']} profiles updated",
+        *(f"model {k}: {v}" for k, v in summary["models"].items()),
+        *(f"note: {n}" for n in summary["notes"]),
+    ]
+    typer.echo("\n".join(lines))
+
+
+@analytics_app.command("run")
+def run(
+    engine: str | None = typer.Option(
+        None, "--engine", help="duckdb or spark (default: ACCORD_ANALYTICS_ENGINE)"
+    ),
+    scores: bool = typer.Option(True, help="also refresh every customer's scores"),
+    as_json: bool = typer.Option(False, "--json", help="print the run's figures as JSON"),
+) -> None:
+    """Refresh everything: the KPIs (snapshot the store, run the KPI queries, write the values
+    back), then every customer's scores (RFM, CLV, churn risk, value tier)."""
+    import json
+    import traceback
+
+    from accord.analytics.rfm import RFMInputError
+    from accord.analytics.scoring_service import refresh_scores
+    from accord.analytics.service import record_failure, refresh_kpis
+    from accord.core.db import session_scope
+
+    if engine is not None and engine not in ("duckdb", "spark"):
+        typer.echo(f"error: --engine: {engine!r} is not duckdb or spark", err=True)
+        raise typer.Exit(2)
+    try:
+        with session_scope() as session:
+            result = refresh_kpis(session, engine)
+            run_id, figures = result.id, dict(result.figures)
+    except Exception as exc:
+        record_failure(engine, traceback.format_exc(limit=5))
+        typer.echo(f"error: analytics refresh failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    summary: dict[str, object] | None = None
+    if scores:
+        try:
+            with session_scope() as session:
+                summary = refresh_scores(session)
+        except (RFMInputError, ValueError) as exc:
+            typer.echo(f"error: customer scores: {exc}", err=True)
+            raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps({"run": run_id, **figures, "scores": summary}, indent=2,
+                              default=str))
+        return
+    typer.echo(f"run {run_id}: {figures['values']} KPI values in {figures['total_seconds']} s "
+               f"(snapshot {figures['snapshot_seconds']} s, queries {figures['compute_seconds']} "
+               f"s, write-back {figures['write_seconds']} s)")
+    if figures.get("no_data"):
+        typer.echo("no data yet: " + ", ".join(figures["no_data"]))
+    if summary is not None:
+        typer.echo(f"scores {summary['run_id']}: {summary['customers']} customers, "
+                   f"{summary['with_churn_risk']} with churn risk, "
+                   f"{summary['at_risk_valuable']} at risk and valuable")

@@ -14,9 +14,10 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -32,6 +33,9 @@ log = logging.getLogger("accord.jobs")
 Handler = Callable[[Session, dict[str, Any]], None]
 HANDLERS: dict[str, Handler] = {}
 SUBSCRIBERS: dict[str, list[str]] = {}  # event type ("*" for all) -> job kinds
+# job kind -> its interval (read at each check, so settings apply without a restart; None: off)
+PERIODIC: dict[str, Callable[[], timedelta | None]] = {}
+PERIODIC_CHECK_SECONDS = 60.0
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 3600.0
 LOCK_TIMEOUT = timedelta(minutes=10)
@@ -49,6 +53,31 @@ def subscribe(event_type: str, kind: str) -> None:
     kinds = SUBSCRIBERS.setdefault(event_type, [])
     if kind not in kinds:
         kinds.append(kind)
+
+
+def periodic(kind: str, every: Callable[[], timedelta | None]) -> None:
+    """Run job `kind` once per interval, whatever the number of workers."""
+    PERIODIC[kind] = every
+
+
+def schedule_periodic(session: Session, now: datetime | None = None) -> int:
+    """Enqueue each periodic job for the next interval boundary; returns how many were new.
+
+    Slots are aligned to the epoch (a 1440-minute interval runs at 00:00 UTC). The slot number
+    is part of the dedupe key, so many workers checking at once enqueue one job per slot."""
+    now = now or utcnow()
+    added = 0
+    for kind, every in PERIODIC.items():
+        interval = every()
+        if not interval or interval.total_seconds() <= 0:
+            continue
+        seconds = interval.total_seconds()
+        slot = int(now.timestamp() // seconds) + 1
+        job = enqueue(session, kind, {"slot": slot}, dedupe_key=f"{kind}@{slot}")
+        if job is not None:
+            job.run_at = datetime.fromtimestamp(slot * seconds, tz=now.tzinfo)
+            added += 1
+    return added
 
 
 def enqueue(
@@ -197,9 +226,13 @@ def work(
     """The worker loop: relay the outbox, run ready jobs, sleep when idle."""
     stop = stop or threading.Event()
     done = 0
+    checked = 0.0
     while not stop.is_set():
         with session_scope(url) as session:
             relay_outbox(session)
+            if not once and PERIODIC and time.monotonic() - checked >= PERIODIC_CHECK_SECONDS:
+                schedule_periodic(session)
+                checked = time.monotonic()
         ran = False
         while not stop.is_set() and run_one(url):
             ran = True

@@ -1,6 +1,8 @@
 """Every table, importable from one place (Alembic's target metadata)."""
 
 from accord.models.access import ApiToken, AuditEntry, Team, User, WebSession
+from accord.models.analytics import AnalyticsRun, KpiValue, MarketingSpend
+from accord.models.analytics_scores import CustomerScore, ScoreModel
 from accord.models.base import Base
 from accord.models.commerce import Order, OrderLine, Product
 from accord.models.customer import (
@@ -30,6 +32,11 @@ from accord.models.interaction import Interaction
 from accord.models.system import IdempotencyKey, Job, OutboxEvent
 
 __all__ = [
+    "AnalyticsRun",
+    "CustomerScore",
+    "KpiValue",
+    "MarketingSpend",
+    "ScoreModel",
     "SourceRecord",
     "SourceProfile",
     "Source",

@@ -176,6 +176,30 @@ REGISTRY: tuple[PersonalTable, ...] = (
         "delete",
         "anonymous and previous tracking ids of a person",
     ),
+    PersonalTable(
+        "customer_scores",
+        (
+            "recency_days",
+            "frequency",
+            "monetary",
+            "rfm_r",
+            "rfm_f",
+            "rfm_m",
+            "rfm_segment",
+            "clv_12m",
+            "expected_purchases_12m",
+            "p_alive",
+            "churn_risk",
+            "churn_reasons",
+            "value_tier",
+            "at_risk_valuable",
+        ),
+        "customer",
+        "customer_id",
+        "delete",
+        "profiling (RFM, CLV, churn risk): derived from the person's data, recomputed by "
+        "`accord analytics score`; deleted on erasure, aggregates come from the orders",
+    ),
     PersonalTable("users", ("email", "full_name"), "user", "id", "anonymise", "employees"),
     PersonalTable("web_sessions", ("user_id",), "user", "user_id", "delete", "login sessions"),
     PersonalTable(
@@ -209,6 +233,10 @@ REGISTRY: tuple[PersonalTable, ...] = (
         "saved responses contain the created record",
     ),
 )
+
+# Not personal, so not declared: `kpi_values` and `analytics_runs` (aggregates over many
+# customers), `marketing_spend` (amounts per channel; `created_by` is the employee's user id).
+# Analytics snapshots on disk hold pseudonymous ids only and are pruned after each refresh.
 
 BY_TABLE = {entry.table: entry for entry in REGISTRY}
 

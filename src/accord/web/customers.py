@@ -24,6 +24,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from accord.access import audit
 from accord.access.policy import can, hidden_fields
+from accord.analytics import score_view
 from accord.core.contact import country_codes, fold
 from accord.core.errors import Forbidden, NotFound, PreconditionRequired, Problem, ValidationProblem
 from accord.core.query import parse_list_params
@@ -480,6 +481,8 @@ def _detail_context(ctx: WebCtx, customer_id: int, *, log_values: dict[str, str]
         "notice": notice, "log_notice": "",
         # data stewardship: the sources panel (None when the viewer may not see it)
         "identity": stewardship.sources_panel(ctx, customer_id),
+        # analytics: the scores panel (field rules applied; None before the first scoring run)
+        "scores": score_view.customer_scores(ctx.session, ctx.principal, customer_id),
     }
 
 
@@ -501,6 +504,8 @@ def customer_detail(request: Request, customer_id: Annotated[int, Path(ge=1, le=
     context = _detail_context(ctx, customer_id, notice=NOTICES.get(done or "", ""))
     audit.record_read(ctx.principal, "customers", [customer_id], service.read_fields(ctx.principal),
                       {"via": "web.360"})
+    if context["scores"] is not None:
+        score_view.audit_read(ctx.principal, customer_id, context["scores"], "web.360")
     return render(request, "customers/detail.html", context)
 
 
