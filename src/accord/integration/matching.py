@@ -208,6 +208,20 @@ class _Backend:
 # --------------------------------------------------------------------------- the design
 
 
+def _swapped_names(column: str) -> Any:
+    """Swapped first and last names are one piece of evidence, not two: the first-name
+    comparison weighs it (adjusted by how common the name is, as an exact match is), the
+    last-name comparison holds it neutral. Counted twice, without that adjustment, it gave
+    namesakes ~32 bits and chained thousands of them at a million records."""
+    level = cll.ColumnsReversedLevel(NAME_COLUMNS[0], NAME_COLUMNS[1], symmetrical=True)
+    if column == NAME_COLUMNS[0]:
+        return level.configure(label_for_charts="First and last names swapped",
+                               tf_adjustment_column=column, tf_adjustment_weight=1.0)
+    return level.configure(label_for_charts="First and last names swapped",
+                           m_probability=0.5, u_probability=0.5,
+                           fix_m_probability=True, fix_u_probability=True)
+
+
 def _name_comparison(column: str, other: str) -> cl.CustomComparison:
     initial = (
         f"(length({column}_l) = 1 OR length({column}_r) = 1) "
@@ -219,9 +233,7 @@ def _name_comparison(column: str, other: str) -> cl.CustomComparison:
         comparison_levels=[
             cll.NullLevel(column),
             cll.ExactMatchLevel(column, term_frequency_adjustments=True),
-            cll.ColumnsReversedLevel(NAME_COLUMNS[0], NAME_COLUMNS[1], symmetrical=True).configure(
-                label_for_charts="First and last names swapped"
-            ),
+            _swapped_names(column),
             cll.JaroWinklerLevel(column, 0.92),
             cll.JaroWinklerLevel(column, 0.80),
             cll.CustomLevel(initial, label_for_charts="Initial matches the name"),
