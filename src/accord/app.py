@@ -27,6 +27,7 @@ STATIC = Path(__file__).parent / "web" / "static"
 def api_router() -> APIRouter:
     from accord.access.api import router as access
     from accord.analytics.api import router as analytics
+    from accord.analytics.recommend_api import router as customer_recommendations
     from accord.analytics.scores_api import router as customer_scores
     from accord.commerce.api import router as commerce
     from accord.customers.accounts_api import router as accounts
@@ -38,7 +39,7 @@ def api_router() -> APIRouter:
 
     api = APIRouter(prefix="/api/v1")
     for router in (access, customers, accounts, interactions, commerce, sources, imports,
-                   stewardship, analytics, customer_scores):
+                   stewardship, analytics, customer_scores, customer_recommendations):
         api.include_router(router)
     return api
 

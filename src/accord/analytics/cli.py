@@ -353,13 +353,18 @@ def run(
         None, "--engine", help="duckdb or spark (default: ACCORD_ANALYTICS_ENGINE)"
     ),
     scores: bool = typer.Option(True, help="also refresh every customer's scores"),
+    recommendations: bool = typer.Option(
+        True, help="also refresh every customer's product suggestions and bought together"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the run's figures as JSON"),
 ) -> None:
     """Refresh everything: the KPIs (snapshot the store, run the KPI queries, write the values
-    back), then every customer's scores (RFM, CLV, churn risk, value tier)."""
+    back), then every customer's scores (RFM, CLV, churn risk, value tier), then the product
+    suggestions (too little purchase data keeps the previous ones and says why)."""
     import json
     import traceback
 
+    from accord.analytics.recommend_service import refresh_recommendations
     from accord.analytics.rfm import RFMInputError
     from accord.analytics.scoring_service import refresh_scores
     from accord.analytics.service import record_failure, refresh_kpis
@@ -384,9 +389,17 @@ def run(
         except (RFMInputError, ValueError) as exc:
             typer.echo(f"error: customer scores: {exc}", err=True)
             raise typer.Exit(2) from None
+    recs: dict[str, object] | None = None
+    if recommendations:
+        try:
+            with session_scope() as session:
+                recs = refresh_recommendations(session)
+        except ValueError as exc:
+            typer.echo(f"error: recommendations: {exc}", err=True)
+            raise typer.Exit(2) from None
     if as_json:
-        typer.echo(json.dumps({"run": run_id, **figures, "scores": summary}, indent=2,
-                              default=str))
+        typer.echo(json.dumps({"run": run_id, **figures, "scores": summary,
+                               "recommendations": recs}, indent=2, default=str))
         return
     typer.echo(f"run {run_id}: {figures['values']} KPI values in {figures['total_seconds']} s "
                f"(snapshot {figures['snapshot_seconds']} s, queries {figures['compute_seconds']} "
@@ -397,3 +410,9 @@ def run(
         typer.echo(f"scores {summary['run_id']}: {summary['customers']} customers, "
                    f"{summary['with_churn_risk']} with churn risk, "
                    f"{summary['at_risk_valuable']} at risk and valuable")
+    if recs is not None:
+        if recs["status"] == "done":
+            typer.echo(f"recommendations: {recs['recommendations']} for {recs['customers']} "
+                       f"customers, {recs['associations']} bought-together pairs")
+        else:
+            typer.echo(f"recommendations not refreshed: {recs['reason']}")

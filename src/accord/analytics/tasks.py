@@ -1,4 +1,5 @@
-"""Background jobs of the analytics domain: the periodic refresh of KPIs and customer scores."""
+"""Background jobs of the analytics domain: the periodic refresh of KPIs, customer scores and
+product suggestions."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def refresh_interval() -> timedelta | None:
 
 @jobs.handler(REFRESH)
 def refresh(session: Session, payload: dict[str, Any]) -> None:
+    from accord.analytics.recommend_service import refresh_recommendations
     from accord.analytics.scoring_service import refresh_scores
     from accord.analytics.service import record_failure, refresh_kpis
 
@@ -35,6 +37,12 @@ def refresh(session: Session, payload: dict[str, Any]) -> None:
     log.info("analytics refresh %s done: %s", run.id, run.figures.get("total_seconds"))
     summary = refresh_scores(session)  # RFM, CLV, churn risk and value tier of every customer
     log.info("customer scores %s: %s customers", summary["run_id"], summary["customers"])
+    recs = refresh_recommendations(session)  # suggestions per customer, bought together
+    if recs["status"] == "done":
+        log.info("recommendations: %s for %s customers", recs["recommendations"],
+                 recs["customers"])
+    else:
+        log.warning("recommendations not refreshed: %s", recs["reason"])
 
 
 jobs.periodic(REFRESH, refresh_interval)

@@ -2,6 +2,7 @@
 
 from accord.models.access import ApiToken, AuditEntry, Team, User, WebSession
 from accord.models.analytics import AnalyticsRun, KpiValue, MarketingSpend
+from accord.models.analytics_recommendations import CustomerRecommendation, ProductAssociation
 from accord.models.analytics_scores import CustomerScore, ScoreModel
 from accord.models.base import Base
 from accord.models.commerce import Order, OrderLine, Product
@@ -33,7 +34,9 @@ from accord.models.system import IdempotencyKey, Job, OutboxEvent
 
 __all__ = [
     "AnalyticsRun",
+    "CustomerRecommendation",
     "CustomerScore",
+    "ProductAssociation",
     "KpiValue",
     "MarketingSpend",
     "ScoreModel",

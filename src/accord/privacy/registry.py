@@ -200,6 +200,15 @@ REGISTRY: tuple[PersonalTable, ...] = (
         "profiling (RFM, CLV, churn risk): derived from the person's data, recomputed by "
         "`accord analytics score`; deleted on erasure, aggregates come from the orders",
     ),
+    PersonalTable(
+        "customer_recommendations",
+        ("product_id", "score", "because_product_id_1", "because_product_id_2"),
+        "customer",
+        "customer_id",
+        "delete",
+        "profiling (suggested products and the person's purchases behind them), recomputed by "
+        "`accord analytics run`; deleted on erasure",
+    ),
     PersonalTable("users", ("email", "full_name"), "user", "id", "anonymise", "employees"),
     PersonalTable("web_sessions", ("user_id",), "user", "user_id", "delete", "login sessions"),
     PersonalTable(
@@ -236,6 +245,8 @@ REGISTRY: tuple[PersonalTable, ...] = (
 
 # Not personal, so not declared: `kpi_values` and `analytics_runs` (aggregates over many
 # customers), `marketing_spend` (amounts per channel; `created_by` is the employee's user id).
+# `product_associations` (bought together: support, confidence and lift over all orders) is an
+# aggregate too: no person's data, it stays after an erasure.
 # Analytics snapshots on disk hold pseudonymous ids only and are pruned after each refresh.
 
 BY_TABLE = {entry.table: entry for entry in REGISTRY}

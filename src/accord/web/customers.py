@@ -24,7 +24,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from accord.access import audit
 from accord.access.policy import can, hidden_fields
-from accord.analytics import score_view
+from accord.analytics import recommend_view, score_view
 from accord.core.contact import country_codes, fold
 from accord.core.errors import Forbidden, NotFound, PreconditionRequired, Problem, ValidationProblem
 from accord.core.query import parse_list_params
@@ -483,6 +483,9 @@ def _detail_context(ctx: WebCtx, customer_id: int, *, log_values: dict[str, str]
         "identity": stewardship.sources_panel(ctx, customer_id),
         # analytics: the scores panel (field rules applied; None before the first scoring run)
         "scores": score_view.customer_scores(ctx.session, ctx.principal, customer_id),
+        # analytics: "Suggested for this customer" (top 5, reasons in plain words)
+        "suggestions": recommend_view.customer_recommendations(ctx.session, ctx.principal,
+                                                               customer_id, limit=5),
     }
 
 
@@ -506,6 +509,7 @@ def customer_detail(request: Request, customer_id: Annotated[int, Path(ge=1, le=
                       {"via": "web.360"})
     if context["scores"] is not None:
         score_view.audit_read(ctx.principal, customer_id, context["scores"], "web.360")
+    recommend_view.audit_read(ctx.principal, customer_id, context["suggestions"], "web.360")
     return render(request, "customers/detail.html", context)
 
 
