@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select
 
 from accord.models import Base, Customer, CustomerRecommendation, Product, ProductAssociation
 from accord.privacy.registry import BY_TABLE, REGISTRY
+from tests.privacy.registry_export import registry_rows
 
 NOW = datetime(2026, 1, 15, tzinfo=UTC)
 
@@ -43,23 +44,6 @@ def _customer(session, name: str, products: list[int], suggest: int) -> int:
     return c.id
 
 
-def _registry_rows(session, customer_id: int) -> dict[str, list[dict]]:
-    """What an export driven by the registry collects for one customer."""
-    found: dict[str, list[dict]] = {}
-    for entry in REGISTRY:
-        if entry.subject != "customer" or entry.link in ("payload", "external_id", "left_id"):
-            continue
-        table = Base.metadata.tables[entry.table]
-        if table.c[entry.link].type.python_type is not int:
-            continue
-        rows = session.execute(
-            select(table).where(table.c[entry.link] == customer_id)
-        ).mappings().all()
-        if rows:
-            found[entry.table] = [{k: r[k] for k in entry.columns} for r in rows]
-    return found
-
-
 def test_recommendations_are_declared_and_associations_are_not() -> None:
     entry = BY_TABLE["customer_recommendations"]
     assert entry.subject == "customer" and entry.link == "customer_id"
@@ -74,7 +58,7 @@ def test_export_includes_the_suggestions_and_erasure_removes_them(session) -> No
     products = _products(session)
     ada = _customer(session, "Ada", products, 1)
     bob = _customer(session, "Bob", products, 2)
-    exported = _registry_rows(session, ada)
+    exported = registry_rows(session, ada)
     assert exported["customer_recommendations"] == [{
         "product_id": products[1], "score": 0.8, "because_product_id_1": products[0],
         "because_product_id_2": None}]
@@ -84,8 +68,8 @@ def test_export_includes_the_suggestions_and_erasure_removes_them(session) -> No
                 "customer_recommendations",):
             table = Base.metadata.tables[entry.table]
             session.execute(delete(table).where(table.c[entry.link] == ada))
-    assert "customer_recommendations" not in _registry_rows(session, ada)
-    assert _registry_rows(session, bob)["customer_recommendations"][0]["product_id"] == \
+    assert "customer_recommendations" not in registry_rows(session, ada)
+    assert registry_rows(session, bob)["customer_recommendations"][0]["product_id"] == \
         products[2]
     assert session.scalar(select(func.count()).select_from(ProductAssociation)) == 1
 

@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select
 
 from accord.models import Base, Customer, CustomerScore
 from accord.privacy.registry import BY_TABLE, REGISTRY
+from tests.privacy.registry_export import registry_rows
 
 NOW = datetime(2026, 1, 15, tzinfo=UTC)
 
@@ -28,23 +29,6 @@ def _customer(session, name: str) -> int:
     return c.id
 
 
-def _registry_rows(session, customer_id: int) -> dict[str, list[dict]]:
-    """What an export driven by the registry collects for one customer."""
-    found: dict[str, list[dict]] = {}
-    for entry in REGISTRY:
-        if entry.subject != "customer" or entry.link in ("payload", "external_id", "left_id"):
-            continue
-        table = Base.metadata.tables[entry.table]
-        if table.c[entry.link].type.python_type is not int:  # tracking ids, not customer ids
-            continue
-        rows = session.execute(
-            select(table).where(table.c[entry.link] == customer_id)
-        ).mappings().all()
-        if rows:
-            found[entry.table] = [{k: r[k] for k in entry.columns} for r in rows]
-    return found
-
-
 def test_scores_are_declared_as_personal_data_deleted_on_erasure() -> None:
     entry = BY_TABLE["customer_scores"]
     assert entry.subject == "customer" and entry.link == "customer_id"
@@ -57,7 +41,7 @@ def test_scores_are_declared_as_personal_data_deleted_on_erasure() -> None:
 def test_export_includes_the_scores_and_erasure_removes_them(session) -> None:
     ada = _customer(session, "Ada")
     bob = _customer(session, "Bob")
-    exported = _registry_rows(session, ada)
+    exported = registry_rows(session, ada)
     assert exported["customer_scores"][0]["churn_reasons"][0]["text"] == "canary Ada"
     assert exported["customer_scores"][0]["value_tier"] == "gold"
     assert "canary Bob" not in repr(exported)
@@ -67,8 +51,8 @@ def test_export_includes_the_scores_and_erasure_removes_them(session) -> None:
                 "customer_scores",):
             table = Base.metadata.tables[entry.table]
             session.execute(delete(table).where(table.c[entry.link] == ada))
-    assert "customer_scores" not in _registry_rows(session, ada)
-    assert _registry_rows(session, bob)["customer_scores"][0]["churn_reasons"][0]["text"] == \
+    assert "customer_scores" not in registry_rows(session, ada)
+    assert registry_rows(session, bob)["customer_scores"][0]["churn_reasons"][0]["text"] == \
         "canary Bob"
 
 
