@@ -1,6 +1,6 @@
 """Identity resolution at scale: the demo's messy extracts resolved end to end, beside Splink.
 
-    python bench/resolve_scale.py [RECORDS] [--db FILE] [--new 1000]     # default 1,000,000
+    python bench/resolve_scale.py [RECORDS] [--db FILE] [--new 1000] [--keep-resolved]
 
 Setup (not timed; kept with --db and reused): demo customers are generated into a scratch
 database, written out as the messy billing / web-shop / support extracts with their ground truth,
@@ -185,6 +185,8 @@ def main() -> None:
     parser.add_argument("records", nargs="?", type=int, default=1_000_000)
     parser.add_argument("--db", type=Path, help="keep the prepared database here and reuse it")
     parser.add_argument("--new", type=int, default=1000, help="records for the incremental run")
+    parser.add_argument("--keep-resolved", action="store_true",
+                        help="keep the resolved database (FILE.resolved) for inspection")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -207,7 +209,8 @@ def main() -> None:
         quality = _quality(db, fresh)
         incremental = run_part("incremental", fresh, held)
         for suffix in ("", "-wal", "-shm"):
-            Path(f"{fresh}{suffix}").unlink(missing_ok=True)
+            if not args.keep_resolved:
+                Path(f"{fresh}{suffix}").unlink(missing_ok=True)
     ratio = accord["seconds"] / baseline["seconds"]
     print()
     print("| run | records | seconds | records/s | peak MB | golden customers | target |")
