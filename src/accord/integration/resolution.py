@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, tuple_, update
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -309,20 +309,25 @@ def find_candidates(session: Session, profiles: Sequence[SourceProfile]) -> list
                        if p.last_name_key and p.date_of_birth})
     post_last = sorted({(p.postcode, p.last_name_key) for p in profiles
                         if p.postcode and p.last_name_key})
+    # Customers are looked up by their own values only to find those entered by hand, which
+    # have no source profile yet; every other customer is found through its profiles below.
+    def unprofiled(customer_id: Any) -> Any:
+        return ~exists().where(SourceProfile.customer_id == customer_id)
+
     customer_ids: set[int] = set()
     for chunk in _chunks(emails):
-        customer_ids.update(session.scalars(select(CustomerEmail.customer_id)
-                                            .where(CustomerEmail.email_normalized.in_(chunk))))
+        customer_ids.update(session.scalars(select(CustomerEmail.customer_id).where(
+            CustomerEmail.email_normalized.in_(chunk), unprofiled(CustomerEmail.customer_id))))
     for chunk in _chunks(phones):
-        customer_ids.update(session.scalars(select(CustomerPhone.customer_id)
-                                            .where(CustomerPhone.e164.in_(chunk))))
+        customer_ids.update(session.scalars(select(CustomerPhone.customer_id).where(
+            CustomerPhone.e164.in_(chunk), unprofiled(CustomerPhone.customer_id))))
     by_dob: dict[Any, set[str]] = {}
     for key, dob in last_dob:
         by_dob.setdefault(dob, set()).add(key)
     for chunk in _chunks(sorted(by_dob)):
         for cid, name_key, dob in session.execute(
                 select(Customer.id, Customer.name_key, Customer.date_of_birth)
-                .where(Customer.date_of_birth.in_(chunk))):
+                .where(Customer.date_of_birth.in_(chunk), unprofiled(Customer.id))):
             if _surname_in(name_key, by_dob[dob]):
                 customer_ids.add(cid)
     by_postcode: dict[str, set[str]] = {}
@@ -332,28 +337,28 @@ def find_candidates(session: Session, profiles: Sequence[SourceProfile]) -> list
         for cid, name_key, postcode in session.execute(
                 select(CustomerAddress.customer_id, Customer.name_key, CustomerAddress.postcode)
                 .join(Customer, Customer.id == CustomerAddress.customer_id)
-                .where(CustomerAddress.postcode.in_(chunk))):
+                .where(CustomerAddress.postcode.in_(chunk), unprofiled(Customer.id))):
             if _surname_in(name_key, by_postcode[postcode]):
                 customer_ids.add(cid)
     _ensure_manual_profiles(session, _live(session, customer_ids))
 
     conditions = []
     if emails:
-        conditions.append(SourceProfile.email.in_(emails))
+        conditions += [SourceProfile.email.in_(chunk) for chunk in _chunks(emails)]
     if phones:
-        conditions.append(SourceProfile.phone.in_(phones))
+        conditions += [SourceProfile.phone.in_(chunk) for chunk in _chunks(phones)]
     if nids:
-        conditions.append(SourceProfile.national_id.in_(nids))
-    if last_dob:
-        conditions.append(tuple_(SourceProfile.last_name_key, SourceProfile.date_of_birth)
-                          .in_(last_dob))
-    if post_last:
-        conditions.append(tuple_(SourceProfile.postcode, SourceProfile.last_name_key)
-                          .in_(post_last))
+        conditions += [SourceProfile.national_id.in_(chunk) for chunk in _chunks(nids)]
+    # pairs of keys as ORs of ANDs: SQLite then searches the two-column index on both columns
+    # (a row-value IN uses only its first column: every profile with a common surname)
+    conditions += [or_(*(and_(SourceProfile.last_name_key == k, SourceProfile.date_of_birth == d)
+                         for k, d in chunk)) for chunk in _chunks(last_dob, 100)]
+    conditions += [or_(*(and_(SourceProfile.postcode == p, SourceProfile.last_name_key == k)
+                         for p, k in chunk)) for chunk in _chunks(post_last, 100)]
     if not conditions:
         return []
     found: dict[int, SourceProfile] = {}
-    # one OR per key kind keeps each lookup on its index; chunk to bound the statement size
+    # one query per key kind and chunk keeps each lookup on its index
     for condition in conditions:
         for row in session.scalars(select(SourceProfile).where(
                 condition, SourceProfile.customer_id.is_not(None))):
