@@ -357,7 +357,7 @@ def reliability_bins(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> list[dic
     return bins
 
 
-def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
+def classification_scores(y: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
     from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
     two = len(np.unique(y)) == 2
@@ -560,7 +560,8 @@ def train_churn_model(
     for k, (tr, te) in enumerate(skf.split(X, y)):
         m = make_model(params, calibration, calibration_cv).fit(X.iloc[tr], y[tr])
         oof[te] = m.predict_proba(X.iloc[te])[:, 1]
-        per_fold.append({"fold": k + 1, "rows": int(len(te)), **_scores(y[te], oof[te])})
+        per_fold.append({"fold": k + 1, "rows": int(len(te)),
+                         **classification_scores(y[te], oof[te])})
     cv = {
         "folds": folds,
         "roc_auc": float(np.mean([f["roc_auc"] for f in per_fold])),
@@ -568,7 +569,7 @@ def train_churn_model(
         "pr_auc": float(np.mean([f["pr_auc"] for f in per_fold])),
         "pr_auc_std": float(np.std([f["pr_auc"] for f in per_fold])),
         "brier": float(np.mean([f["brier"] for f in per_fold])),
-        "pooled": _scores(y, oof),
+        "pooled": classification_scores(y, oof),
         "per_fold": per_fold,
     }
 
@@ -597,7 +598,8 @@ def train_churn_model(
         hm = make_model(params, calibration, calibration_cv).fit(X.iloc[tr_idx], y_tr)
         X_te, y_te = X.iloc[te_idx], y[te_idx]
         p_te = hm.predict_proba(X_te)[:, 1]
-        holdout.update({**_scores(y_te, p_te), "positive_rate": float(y_te.mean())})
+        holdout.update({**classification_scores(y_te, p_te),
+                        "positive_rate": float(y_te.mean())})
         if holdout["roc_auc"] is not None:
             pi = permutation_importance(
                 hm, X_te, y_te, scoring="roc_auc", n_repeats=5, random_state=0

@@ -447,7 +447,7 @@ def _out_of_time(
 ) -> dict[str, Any]:
     """Honest time-based evaluation: a model trained one window earlier (features as of
     cutoff - window, label in (cutoff - window, cutoff]) predicts the current training labels."""
-    from accord.analytics.churn import ChurnInputError, _scores, make_model
+    from accord.analytics.churn import ChurnInputError, classification_scores, make_model
 
     earlier = cutoff - window_days * DAY
     try:
@@ -462,7 +462,7 @@ def _out_of_time(
     p = fitted.predict_proba(X_now)[:, 1]
     return {"train_cutoff": earlier.isoformat(), "train_rows": int(len(y)),
             "test_cutoff": cutoff.isoformat(), "test_rows": int(len(y_now)),
-            **_scores(y_now, p)}
+            **classification_scores(y_now, p)}
 
 
 def _train_churn(
