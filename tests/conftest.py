@@ -142,6 +142,31 @@ def client(app):
         yield c
 
 
+@pytest.fixture
+def signed_in_as(app, db: str) -> Iterator[Callable[[str], Any]]:
+    """`signed_in_as(role)` → a browser-like TestClient (own cookie jar) signed in as a new user
+    with that role."""
+    from fastapi.testclient import TestClient
+
+    from tests.web.conftest import login
+    from tests.web.seed import make_user
+
+    clients: list[TestClient] = []
+
+    def make(role: str) -> TestClient:
+        email = f"{role}-{len(clients)}-web@example.com"
+        with dbmod.session_scope(db) as s:
+            make_user(s, role, email, f"{role.title()} Web")
+        client = TestClient(app)
+        clients.append(client)
+        assert login(client, email).status_code == 303
+        return client
+
+    yield make
+    for c in clients:
+        c.close()
+
+
 class Actor:
     """A user with an API token, ready to call the API."""
 

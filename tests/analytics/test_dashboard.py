@@ -7,14 +7,13 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from accord.access.policy import ROLES, can
@@ -23,8 +22,6 @@ from accord.core import db as dbmod
 from accord.core.settings import reset_settings
 from accord.models import Customer, CustomerScore, KpiValue
 from tests.analytics.kpi_data import seed
-from tests.web.conftest import login
-from tests.web.seed import make_user
 
 
 @pytest.fixture
@@ -34,25 +31,6 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield tmp_path
     monkeypatch.delenv("ACCORD_DATA_DIR")
     reset_settings()
-
-
-@pytest.fixture
-def browser(app: Any, db: str) -> Iterator[Callable[[str], TestClient]]:
-    """`browser(role)` → a TestClient signed in as a new user with that role."""
-    clients: list[TestClient] = []
-
-    def make(role: str) -> TestClient:
-        email = f"dash-{role}-{len(clients)}@example.com"
-        with dbmod.session_scope(db) as s:
-            make_user(s, role, email, f"{role.title()} Viewer")
-        client = TestClient(app)
-        clients.append(client)
-        assert login(client, email).status_code == 303
-        return client
-
-    yield make
-    for c in clients:
-        c.close()
 
 
 @pytest.fixture
@@ -89,8 +67,8 @@ def read_csv(response: Any) -> list[list[str]]:
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_access_follows_the_policy(role: str, browser, db: str) -> None:
-    client = browser(role)
+def test_access_follows_the_policy(role: str, signed_in_as, db: str) -> None:
+    client = signed_in_as(role)
     page = client.get("/analytics")
     data = client.get("/analytics/charts/customers.csv")
     home = client.get("/customers").text
@@ -108,16 +86,16 @@ def test_access_follows_the_policy(role: str, browser, db: str) -> None:
         assert 'href="/analytics"' not in home
 
 
-def test_empty_store_shows_no_data_yet(browser) -> None:
-    html = browser("analyst").get("/analytics").text
+def test_empty_store_shows_no_data_yet(signed_in_as) -> None:
+    html = signed_in_as("analyst").get("/analytics").text
     assert "No KPI refresh has run yet" in html
     assert html.count("no data yet") == 11  # every tile
     assert json.loads(re.search(r'<script type="application/json" id="chart-data">(.*?)'
                                 r'</script>', html, re.S).group(1)) == {}
 
 
-def test_tiles_show_the_refreshed_values(browser, refreshed, db: str) -> None:
-    html = browser("admin").get("/analytics").text
+def test_tiles_show_the_refreshed_values(signed_in_as, refreshed, db: str) -> None:
+    html = signed_in_as("admin").get("/analytics").text
     active = stored(db, "active_customers")
     assert active, "the seeded refresh has active customers"
     last = active[-1]
@@ -136,8 +114,8 @@ def test_tiles_show_the_refreshed_values(browser, refreshed, db: str) -> None:
         assert "no data yet" in tile(html, kpi)
 
 
-def test_chart_csv_equals_the_stored_values(browser, refreshed, db: str) -> None:
-    client = browser("analyst")
+def test_chart_csv_equals_the_stored_values(signed_in_as, refreshed, db: str) -> None:
+    client = signed_in_as("analyst")
     rows = read_csv(client.get("/analytics/charts/customers.csv"))
     assert rows[0] == ["month", "Active customers", "New customers"]
     active = {r.period_start.strftime("%Y-%m"): r.value for r in stored(db, "active_customers")}
@@ -154,8 +132,8 @@ def test_chart_csv_equals_the_stored_values(browser, refreshed, db: str) -> None
     assert client.get("/analytics/charts/nope.csv").status_code == 404
 
 
-def test_country_filter_uses_the_country_slice(browser, refreshed, db: str) -> None:
-    client = browser("analyst")
+def test_country_filter_uses_the_country_slice(signed_in_as, refreshed, db: str) -> None:
+    client = signed_in_as("analyst")
     gb = stored(db, "active_customers", "country", "GB")
     page = client.get("/analytics?country=gb&from=2025-01-01")
     assert page.status_code == 200
@@ -177,8 +155,8 @@ def test_country_filter_uses_the_country_slice(browser, refreshed, db: str) -> N
                                               ("from=2025-13-01", "from"),
                                               ("from=2025-05-01&to=2025-01-01", "from"),
                                               ("owner_id=abc", "owner_id")])
-def test_bad_filters_are_refused_naming_the_field(browser, query: str, field: str) -> None:
-    client = browser("analyst")
+def test_bad_filters_are_refused_naming_the_field(signed_in_as, query: str, field: str) -> None:
+    client = signed_in_as("analyst")
     page = client.get(f"/analytics?{query}")
     assert page.status_code == 422
     assert f"Filter not applied — {field}:" in page.text
@@ -186,7 +164,7 @@ def test_bad_filters_are_refused_naming_the_field(browser, query: str, field: st
     assert data.status_code == 422 and data.text.startswith(f"{field}:")
 
 
-def test_score_distributions_come_from_customer_scores(browser, refreshed, db: str) -> None:
+def test_score_distributions_come_from_customer_scores(signed_in_as, refreshed, db: str) -> None:
     risks = {"C1": 0.05, "C2": 0.95, "C3": 0.5, "C4": 1.0, "C6": 0.51}
     clv = {"C1": "120.00", "C2": "0.00", "C3": "35.50", "C4": "980.00", "C6": "10.00"}
     with dbmod.session_scope(db) as s:
@@ -195,7 +173,7 @@ def test_score_distributions_come_from_customer_scores(browser, refreshed, db: s
                                 clv_12m=Decimal(clv[name]), currency="EUR", run_id="t",
                                 computed_at=datetime(2026, 1, 1, tzinfo=UTC)))
         gb = {c.id for c in s.scalars(select(Customer).where(Customer.country == "GB"))}
-    client = browser("analyst")
+    client = signed_in_as("analyst")
     rows = read_csv(client.get("/analytics/charts/churn-risk.csv"))
     counts = [int(r[1]) for r in rows[1:]]
     assert len(counts) == 10 and sum(counts) == len(risks)
@@ -206,9 +184,9 @@ def test_score_distributions_come_from_customer_scores(browser, refreshed, db: s
     assert rows[0][0] == "clv_12m (EUR)"
 
 
-def test_page_uses_only_vendored_assets_and_a_json_data_block(browser, refreshed,
+def test_page_uses_only_vendored_assets_and_a_json_data_block(signed_in_as, refreshed,
                                                               client) -> None:
-    html = browser("analyst").get("/analytics").text
+    html = signed_in_as("analyst").get("/analytics").text
     assert not re.search(r'(src|href)="(https?:)?//', html)
     assert '<script src="/static/vendor/echarts/echarts.min.js" defer></script>' in html
     scripts = re.findall(r"<script([^>]*)>", html)

@@ -8,7 +8,6 @@ import re
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from accord.access.policy import SYSTEM
@@ -17,8 +16,8 @@ from accord.integration.ingest import Incoming, ingest_batch
 from accord.integration.resolution import resolve_pending
 from accord.integration.sources import create_source
 from accord.models import AuditEntry, Customer, IdentityChange, MatchReview, Order, SourceProfile
-from tests.web.conftest import inline_code, login
-from tests.web.seed import csrf_of, make_user
+from tests.web.conftest import inline_code
+from tests.web.seed import csrf_of
 
 PROBLEM = "application/problem+json"
 
@@ -210,26 +209,8 @@ def test_unlink_over_the_api(client, make_actor, world, db) -> None:
 # --- pages -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def browser_as(app, db) -> Any:
-    clients: list[TestClient] = []
-
-    def make(role: str) -> TestClient:
-        email = f"{role}-web@example.com"
-        with dbmod.session_scope(db) as s:
-            make_user(s, role, email, f"{role.title()} Web")
-        client = TestClient(app)
-        clients.append(client)
-        assert login(client, email).status_code == 303
-        return client
-
-    yield make
-    for c in clients:
-        c.close()
-
-
-def test_steward_accepts_a_match_side_by_side(browser_as, world, db) -> None:
-    web = browser_as("manager")
+def test_steward_accepts_a_match_side_by_side(signed_in_as, world, db) -> None:
+    web = signed_in_as("manager")
     queue = web.get("/identity/reviews")
     assert queue.status_code == 200 and inline_code(queue.text) == []
     assert f'href="/identity/reviews/{world["review"]}"' in queue.text
@@ -254,16 +235,16 @@ def test_steward_accepts_a_match_side_by_side(browser_as, world, db) -> None:
     assert read(db, lambda s: s.get(MatchReview, world["review"]).status) == "accepted"
 
 
-def test_queue_needs_identity_read(browser_as, world) -> None:
-    web = browser_as("support")
+def test_queue_needs_identity_read(signed_in_as, world) -> None:
+    web = signed_in_as("support")
     assert web.get("/identity/reviews").status_code == 403
     page = web.get(f"/customers/{world['a']}")
     assert page.status_code == 200 and 'id="sources"' not in page.text  # no panel either
 
 
-def test_sources_panel_merge_unmerge_and_unlink_from_the_360_page(browser_as, world,
+def test_sources_panel_merge_unmerge_and_unlink_from_the_360_page(signed_in_as, world,
                                                                   db) -> None:
-    web = browser_as("admin")
+    web = signed_in_as("admin")
     a, b = world["a"], world["b"]
     page = web.get(f"/customers/{b}")
     assert page.status_code == 200 and inline_code(page.text) == []
