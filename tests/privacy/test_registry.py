@@ -10,6 +10,8 @@ NOT_PERSONAL = {
     ("products", "name"), ("teams", "name"), ("custom_field_definitions", "help_text"),
     ("custom_field_definitions", "label"), ("accounts", "name"), ("accounts", "name_key"),
     ("order_lines", "description"), ("sources", "name"), ("import_runs", "file_name"),
+    ("pipelines", "name"), ("pipeline_stages", "name"), ("lead_forms", "name"),
+    ("assignment_rules", "name"), ("deal_lines", "description"),
 }
 
 

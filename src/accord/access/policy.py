@@ -32,11 +32,16 @@ RESOURCES = (
     "imports",
     "identity",
     "analytics",  # KPI series (aggregates) read; create = enter marketing spend
+    "leads",
+    "deals",  # deals and their forecasts (a forecast sums only the deals the reader may see)
+    "activities",
+    "sales_config",  # pipelines and stages, lead forms, assignment rules, lead scoring
 )
 SCOPE_RANK = {"own": 0, "team": 1, "all": 2}
 
 _CRUD = ("read", "create", "update", "delete")
 _CUSTOMER_DATA = ("customers", "accounts", "contacts", "interactions", "orders")
+_SALES_DATA = ("leads", "deals", "activities")
 
 
 def _grant(
@@ -63,17 +68,29 @@ GRANTS: dict[str, dict[str, dict[str, Scope]]] = {
         _grant(("imports",), ("read", "create"), "all"),
         _grant(("identity",), ("read", "update"), "all"),
         _grant(("analytics",), ("read",), "all"),
+        # sales managers run their teams' pipelines and tune routing and stages
+        _grant(_SALES_DATA, ("read", "create", "update", "delete", "export"), "team"),
+        _grant(("sales_config",), ("read", "create", "update"), "all"),
     ),
     "sales": _merge(
         _grant(_CUSTOMER_DATA, ("read",), "team"),
         _grant(_CUSTOMER_DATA, ("create",), "team"),
         _grant(_CUSTOMER_DATA, ("update",), "own"),
         _grant(("products", "teams", "custom_fields"), ("read",), "all"),
+        # own and team's leads and deals; changes only to one's own
+        _grant(_SALES_DATA, ("read", "create"), "team"),
+        _grant(_SALES_DATA, ("update",), "own"),
+        _grant(("activities",), ("delete",), "own"),
+        _grant(("sales_config",), ("read",), "all"),
     ),
     "support": _merge(
         _grant(_CUSTOMER_DATA, ("read",), "all"),
         _grant(("customers", "interactions"), ("create", "update"), "all"),
         _grant(("products", "teams", "custom_fields"), ("read",), "all"),
+        # the agent sees a customer's open deals and logs calls and tasks on the customer
+        _grant(("deals",), ("read",), "all"),
+        _grant(("activities",), ("read", "create"), "all"),
+        _grant(("activities",), ("update",), "own"),
     ),
     "marketing": _merge(
         _grant(_CUSTOMER_DATA, ("read",), "all"),
@@ -83,15 +100,21 @@ GRANTS: dict[str, dict[str, dict[str, Scope]]] = {
         _grant(("sources",), ("read",), "all"),
         _grant(("imports",), ("read", "create"), "all"),
         _grant(("analytics",), ("read", "create"), "all"),
+        # marketing captures and nurtures leads and runs the web forms
+        _grant(("leads",), ("read", "create", "update"), "all"),
+        _grant(("deals",), ("read",), "all"),
+        _grant(("sales_config",), ("read", "create", "update"), "all"),
     ),
     "analyst": _merge(
         _grant((*_CUSTOMER_DATA, "products", "custom_fields", "teams"), ("read",), "all"),
         _grant(("sources", "imports", "identity"), ("read",), "all"),
         _grant(("analytics",), ("read", "create"), "all"),
+        _grant((*_SALES_DATA, "sales_config"), ("read",), "all"),
     ),
     "privacy_officer": _merge(
         _grant((*_CUSTOMER_DATA, "products", "custom_fields", "teams", "users"), ("read",), "all"),
         _grant(_CUSTOMER_DATA, ("export",), "all"),
+        _grant(_SALES_DATA, ("read", "export"), "all"),
         _grant(("audit",), ("read",), "all"),
     ),
 }

@@ -30,9 +30,37 @@ from accord.models.integration import (
     SourceRecord,
 )
 from accord.models.interaction import Interaction
+from accord.models.sales import (
+    Activity,
+    AssignmentRule,
+    ConsentRecord,
+    Deal,
+    DealLine,
+    DealStageChange,
+    Lead,
+    LeadEngagement,
+    LeadForm,
+    LeadScoreModel,
+    Notification,
+    Pipeline,
+    PipelineStage,
+)
 from accord.models.system import IdempotencyKey, Job, OutboxEvent
 
 __all__ = [
+    "Activity",
+    "AssignmentRule",
+    "ConsentRecord",
+    "Deal",
+    "DealLine",
+    "DealStageChange",
+    "Lead",
+    "LeadEngagement",
+    "LeadForm",
+    "LeadScoreModel",
+    "Notification",
+    "Pipeline",
+    "PipelineStage",
     "AnalyticsRun",
     "CustomerRecommendation",
     "CustomerScore",

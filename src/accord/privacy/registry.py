@@ -2,7 +2,8 @@
 
 Export and erasure (the privacy domain) are driven by these declarations, and a test fails when
 a model grows a personal-looking column that is not declared here. `subject` says how a row is
-tied to a data subject: `customers.id` for a customer's rows, `users.id` for employees.
+tied to a data subject: `customers.id` for a customer's rows, `leads.id` for a prospect not yet
+(or never) a customer, `users.id` for employees.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ Erasure = Literal["delete", "anonymise", "redact_payload", "keep"]
 class PersonalTable:
     table: str
     columns: tuple[str, ...]
-    subject: Literal["customer", "user", "mixed"]
+    subject: Literal["customer", "lead", "user", "mixed"]
     link: str  # the column pointing at the subject (or "id" for the subject table itself)
     erasure: Erasure
     why: str
@@ -209,6 +210,52 @@ REGISTRY: tuple[PersonalTable, ...] = (
         "profiling (suggested products and the person's purchases behind them), recomputed by "
         "`accord analytics run`; deleted on erasure",
     ),
+    PersonalTable(
+        "leads",
+        (
+            "first_name", "last_name", "email", "email_normalized", "phone", "phone_e164",
+            "company", "job_title", "website", "country", "preferred_language", "notes", "need",
+            "budget", "score_factors",
+        ),
+        "lead",
+        "id",
+        "delete",
+        "a prospect's contact details and qualification; deleted on erasure (a converted lead's "
+        "customer is erased through the customer)",
+    ),
+    PersonalTable(
+        "lead_engagements", ("detail",), "lead", "lead_id", "delete",
+        "what the prospect did (forms, downloads, sign-ups) and the submitted values",
+    ),
+    PersonalTable(
+        "consent_records",
+        ("wording", "source", "granted"),
+        "mixed",
+        "customer_id",
+        "keep",
+        "proof of consent (customer_id or lead_id); kept after erasure as the legal record that "
+        "consent existed, the person's link is cut",
+    ),
+    PersonalTable(
+        "deals",
+        ("name", "lost_note", "competitors"),
+        "customer",
+        "customer_id",
+        "anonymise",
+        "a sale to the person; the name and notes are anonymised, amounts stay for forecasts",
+    ),
+    PersonalTable(
+        "activities",
+        ("subject", "body", "outcome"),
+        "mixed",
+        "customer_id",
+        "anonymise",
+        "calls, meetings, tasks and notes about a customer (customer_id) or a lead (lead_id)",
+    ),
+    PersonalTable(
+        "notifications", ("title", "body"), "user", "user_id", "delete",
+        "an employee's in-app messages; may name the customer concerned",
+    ),
     PersonalTable("users", ("email", "full_name"), "user", "id", "anonymise", "employees"),
     PersonalTable("web_sessions", ("user_id",), "user", "user_id", "delete", "login sessions"),
     PersonalTable(
@@ -247,6 +294,9 @@ REGISTRY: tuple[PersonalTable, ...] = (
 # customers), `marketing_spend` (amounts per channel; `created_by` is the employee's user id).
 # `product_associations` (bought together: support, confidence and lift over all orders) is an
 # aggregate too: no person's data, it stays after an erasure.
+# Sales configuration (`lead_forms`, `assignment_rules`, `pipelines`, `pipeline_stages`,
+# `lead_score_models`) and `deal_lines`, `deal_stage_changes` (products, amounts, stage ids)
+# hold no person's data.
 # Analytics snapshots on disk hold pseudonymous ids only and are pruned after each refresh.
 
 BY_TABLE = {entry.table: entry for entry in REGISTRY}
