@@ -36,10 +36,11 @@ def api_router() -> APIRouter:
     from accord.integration.sources_api import router as sources
     from accord.integration.stewardship_api import router as stewardship
     from accord.interactions.api import router as interactions
+    from accord.sales.api import router as sales
 
     api = APIRouter(prefix="/api/v1")
     for router in (access, customers, accounts, interactions, commerce, sources, imports,
-                   stewardship, analytics, customer_scores, customer_recommendations):
+                   stewardship, analytics, customer_scores, customer_recommendations, sales):
         api.include_router(router)
     return api
 

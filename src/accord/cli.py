@@ -11,6 +11,7 @@ import typer
 
 from accord.analytics.cli import analytics_app
 from accord.core.settings import get_settings
+from accord.sales.cli import sales_app
 
 app = typer.Typer(
     help="Accord: enterprise customer management.", no_args_is_help=True, add_completion=False
@@ -242,6 +243,7 @@ def import_file(
 export_app = typer.Typer(help="Exports.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 app.add_typer(analytics_app, name="analytics")
+app.add_typer(sales_app, name="sales")
 
 
 @app.command()

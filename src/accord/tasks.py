@@ -8,6 +8,7 @@ DOMAIN_TASKS: tuple[str, ...] = (
     "accord.integration.resolution",  # integration.match: incremental identity resolution
     "accord.integration.imports",  # integration.import: large uploaded files
     "accord.analytics.tasks",  # analytics.refresh: periodic KPI refresh
+    "accord.sales.tasks",  # reminders, lead events from the collection API, lead rescoring
 )  # each module registers its job handlers on import
 
 

@@ -6,8 +6,9 @@
 from fastapi import APIRouter
 
 from accord.analytics import web as analytics
+from accord.sales import web as sales
 from accord.web import admin, auth, customers, docs, imports, sources, stewardship
 
 router = APIRouter(include_in_schema=False)
-for _area in (auth, customers, admin, docs, imports, sources, stewardship, analytics):
+for _area in (auth, customers, admin, docs, imports, sources, stewardship, analytics, sales):
     router.include_router(_area.router)
