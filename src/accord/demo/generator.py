@@ -223,10 +223,11 @@ class BulkWriter:
         else:
             self._raw.commit()
 
-    def write(self, table: str, rows: list[tuple[Any, ...]]) -> None:
+    def write(self, table: str, rows: list[tuple[Any, ...]],
+              columns: tuple[str, ...] | None = None) -> None:
         if not rows:
             return
-        cols = COLUMNS[table]
+        cols = columns or COLUMNS[table]
         names = ", ".join(f'"{c}"' for c in cols)
         cur = self._raw.cursor()
         if self.dialect == "sqlite":
@@ -777,11 +778,11 @@ def _first_ids(engine: Engine) -> dict[str, int]:
     return out
 
 
-def _finish(engine: Engine) -> None:
+def finish_tables(engine: Engine, tables: tuple[str, ...]) -> None:
     """Move PostgreSQL sequences past the explicit ids; refresh planner statistics."""
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            for table in BULK_TABLES:
+            for table in tables:
                 conn.execute(text(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
                     f"COALESCE(MAX(id), 1), MAX(id) IS NOT NULL) FROM \"{table}\""))
@@ -864,7 +865,7 @@ def generate(customers: int, seed: int, *, url: str | None = None, now: datetime
             writer.commit()
             progress("customers", done, customers)
     progress("indexes and statistics", 0, 1)
-    _finish(engine)
+    finish_tables(engine, BULK_TABLES)
     with session_scope(url) as session:
         audit.record(session, SYSTEM, "generate", "demo", None, list(writer.rows),
                      {"customers": customers, "seed": seed, "rows": writer.rows})
