@@ -920,5 +920,9 @@ def ensure_demo(customers: int = DEFAULT_CUSTOMERS, seed: int = 42, fresh: bool 
         stats = generate(customers, seed, url=url, now=now, progress=progress or Progress())
         if progress is None:
             sys.stderr.write(f"  {stats.total_rows:,} rows in {stats.seconds:.1f} s\n")
+    from accord.demo.sales import demo_sales, sales_exist
+
+    if not sales_exist(url):  # also a demo made before the sales domain existed
+        demo_sales(customers, seed, url=url, now=now, progress=progress)
     return demo_logins()
 

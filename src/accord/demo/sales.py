@@ -31,7 +31,7 @@ from accord.demo.generator import (
     finish_tables,
 )
 from accord.demo.pools import COUNTRIES
-from accord.models import Account, Base, Customer, Pipeline, PipelineStage
+from accord.models import Account, Base, Customer, Deal, Pipeline, PipelineStage
 
 SALES_COLUMNS: dict[str, tuple[str, ...]] = {
     "leads": (
@@ -328,6 +328,11 @@ def generate_sales(size: SalesSize, seed: int = 42, *, url: str | None = None,
     if after is not None:
         after()
     return dict(writer.rows)
+
+
+def sales_exist(url: str | None = None) -> bool:
+    with session_scope(url) as session:
+        return session.execute(select(Deal.id).limit(1)).first() is not None
 
 
 def demo_sales(customers: int, seed: int = 42, *, url: str | None = None,
