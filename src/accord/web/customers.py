@@ -486,6 +486,8 @@ def _detail_context(ctx: WebCtx, customer_id: int, *, log_values: dict[str, str]
         # analytics: "Suggested for this customer" (top 5, reasons in plain words)
         "suggestions": recommend_view.customer_recommendations(ctx.session, ctx.principal,
                                                                customer_id, limit=5),
+        # sales: one click from a suggestion to an upsell deal
+        "can_open_deal": can(ctx.principal, "deals", "create"),
     }
 
 
