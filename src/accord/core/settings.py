@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_SECRET = "accord-demo-secret-change-me"  # noqa: S105 - the published demo value, refused in production
@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     match_rules: list[list[str]] = Field(
         default_factory=lambda: [["national_id"], ["email", "last_name"]]
     )
+    # outbound e-mail (`accord.core.mail`): an empty host turns sending off (jobs record a skip)
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_from: str = "Accord <accord@localhost>"
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = True
+    smtp_ssl: bool = False  # implicit TLS (port 465) instead of STARTTLS
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    # how often the worker turns due activity reminders into notifications (0: never)
+    sales_reminder_minutes: int = Field(default=5, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -488,6 +488,8 @@ def _detail_context(ctx: WebCtx, customer_id: int, *, log_values: dict[str, str]
                                                                customer_id, limit=5),
         # sales: one click from a suggestion to an upsell deal
         "can_open_deal": can(ctx.principal, "deals", "create"),
+        # sales: "Log a call or add a task" and the customer's activities (loaded by HTMX)
+        "can_log_activity": can(ctx.principal, "activities", "read"),
     }
 
 
