@@ -107,6 +107,10 @@ def create_app(*, start_worker: bool = False) -> FastAPI:
     return app
 
 
+# Endpoints under /api/v1 that take no login (web forms posted by anonymous visitors).
+PUBLIC_API_PATHS = ("/api/v1/forms/",)
+
+
 def _document_security(app: FastAPI) -> None:
     """Declare bearer tokens (and the UI's session cookie) in the OpenAPI document, so clients
     and the interactive docs know how to authenticate."""
@@ -131,7 +135,10 @@ def _document_security(app: FastAPI) -> None:
                 },
             }
             for path, item in schema.get("paths", {}).items():
-                if path.startswith("/api/v1/"):
+                if path.startswith(PUBLIC_API_PATHS):
+                    for operation in item.values():
+                        operation["security"] = []  # no login: public by design
+                elif path.startswith("/api/v1/"):
                     for operation in item.values():
                         operation["security"] = [{"bearer": []}, {"session": []}]
             app.openapi_schema = schema

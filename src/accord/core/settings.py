@@ -59,6 +59,20 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
     # how often the worker turns due activity reminders into notifications (0: never)
     sales_reminder_minutes: int = Field(default=5, ge=0)
+    # collected `track` events that create or update a lead (comma-separated, any case); other
+    # events stay on the timeline only and cost sales nothing
+    sales_lead_events: str = ("Newsletter Signed Up,Whitepaper Downloaded,Demo Requested,"
+                              "Webinar Registered,Form Submitted,Trial Started")
+
+    # lead scores: how often open leads are rescored (engagement decays; 0: never) and the
+    # half-life of an engagement signal's weight
+    sales_rescore_minutes: int = Field(default=1440, ge=0)
+    lead_score_half_life_days: float = Field(default=30.0, gt=0)
+
+    @property
+    def lead_event_names(self) -> frozenset[str]:
+        return frozenset(e.strip().casefold() for e in self.sales_lead_events.split(",")
+                         if e.strip())
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

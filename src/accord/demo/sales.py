@@ -9,6 +9,7 @@ rates, stage durations and win rates measured on them are realistic and known.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import random
 from collections.abc import Callable
@@ -31,7 +32,17 @@ from accord.demo.generator import (
     finish_tables,
 )
 from accord.demo.pools import COUNTRIES
-from accord.models import Account, Base, Customer, Deal, Pipeline, PipelineStage
+from accord.models import (
+    Account,
+    AssignmentRule,
+    Base,
+    Customer,
+    Deal,
+    LeadForm,
+    Pipeline,
+    PipelineStage,
+    Team,
+)
 
 SALES_COLUMNS: dict[str, tuple[str, ...]] = {
     "leads": (
@@ -68,6 +79,7 @@ DISQUALIFY = ("no_budget", "no_need", "bad_timing", "competitor", "unreachable")
 LOST = ("price", "competitor", "no_decision", "timing", "product_fit")
 JOBS = ("Head of Procurement", "Operations Manager", "Purchasing Lead", "Managing Director",
         "Team Lead", "Buyer", "Facilities Manager", "CEO", "Office Manager", "Club Secretary")
+GOOD_FIT = frozenset({"Retail", "Sports clubs", "Outdoor education", "Tourism"})
 ADVANCE = 0.65  # chance that a deal passes each open stage; after the last it is won at WIN_LAST
 WIN_LAST = 0.6
 STAGE_DAYS = 12.0  # mean days in a stage
@@ -160,8 +172,13 @@ class SalesGenerator:
             source = _pick(rnd, LEAD_SOURCES)
             created = self.now - timedelta(seconds=int(r() * 365 * DAY))
             owner, team = self._team_owner(code)
-            touched = None if status == "new" else created + timedelta(hours=r() * 40)
             employees = int(10 ** (0.5 + r() * 3.5))
+            industry = rnd.choice(catalog.INDUSTRIES)
+            if status in ("converted", "disqualified"):  # bigger clubs and shops buy more often
+                fit = min(1.0, len(str(employees)) / 5) * 0.6 + (
+                    0.4 if industry in GOOD_FIT else 0.0)
+                status = "converted" if r() < 0.15 + 0.6 * fit else "disqualified"
+            touched = None if status == "new" else created + timedelta(hours=r() * 40)
             qualified = status in ("qualified", "converted")
             engaged = []
             for _ in range(int(r() * 5)):
@@ -177,7 +194,7 @@ class SalesGenerator:
                 lid, status, rnd.choice(DISQUALIFY) if status == "disqualified" else None,
                 first, last, email, email.lower(), pools.landline.raw(nsn, 0),
                 pools.landline.e164(nsn), company, rnd.choice(JOBS),
-                rnd.choice(catalog.INDUSTRIES), employees,
+                industry, employees,
                 f"{employees * (50000 + int(r() * 150000))}.00", code, pools.country.language,
                 source, None, f"{int(1000 + r() * 50000)}.00" if qualified else None,
                 pools.country.currency if qualified else None,
@@ -330,6 +347,39 @@ def generate_sales(size: SalesSize, seed: int = 42, *, url: str | None = None,
     return dict(writer.rows)
 
 
+def _demo_setup(url: str | None, now: datetime) -> None:
+    """A contact form with consent, a newsletter form, territory routing, then lead scores
+    (a model trained on the demo's past conversions, every open lead rescored)."""
+    from accord.sales import scoring
+
+    with session_scope(url) as session:
+        if session.execute(select(LeadForm.id).limit(1)).first() is None:
+            teams = {t.name: t.id for t in session.scalars(select(Team))}
+            session.add_all([
+                LeadForm(slug="contact-us", name="Contact sales",
+                         fields=["first_name", "last_name", "email", "phone", "company",
+                                 "job_title", "country", "employees", "need"],
+                         required=["email"], consent_purpose="marketing",
+                         consent_wording="Yes, Accord Outdoor may e-mail me news and offers. "
+                         "I can unsubscribe at any time.", engagement_kind="demo_requested"),
+                LeadForm(slug="newsletter", name="Newsletter sign-up",
+                         fields=["first_name", "email", "country"], required=["email"],
+                         consent_purpose="newsletter", consent_required=True,
+                         consent_wording="Send me the monthly newsletter.",
+                         engagement_kind="newsletter_signup"),
+            ])
+            for position, team in enumerate(("Sales North", "Sales South")):
+                codes = sorted(c.code for c in COUNTRIES if c.team == team)
+                session.add(AssignmentRule(
+                    name=f"{team} territory", position=position, method="round_robin",
+                    conditions={"countries": codes}, team_id=teams.get(team),
+                    first_touch_hours=24))
+        session.flush()
+        with contextlib.suppress(scoring.LeadModelError):  # a tiny demo: rules only
+            scoring.train_lead_model(session, now=now)
+        scoring.rescore_leads(session, now=now)
+
+
 def sales_exist(url: str | None = None) -> bool:
     with session_scope(url) as session:
         return session.execute(select(Deal.id).limit(1)).first() is not None
@@ -339,7 +389,9 @@ def demo_sales(customers: int, seed: int = 42, *, url: str | None = None,
                now: datetime | None = None, progress: ProgressFn | None = None
                ) -> dict[str, int]:
     """The demo's pipeline, scaled to its customer base."""
+    now = now or default_now()
     return generate_sales(SalesSize.for_customers(customers), seed, url=url, now=now,
-                          progress=progress or Progress())
+                          progress=progress or Progress(),
+                          after=lambda: _demo_setup(url, now))
 
 

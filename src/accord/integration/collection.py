@@ -41,6 +41,7 @@ from accord.core.clock import utcnow
 from accord.core.contact import InvalidValue, fold
 from accord.core.errors import Problem, Unauthorized
 from accord.core.events import emit
+from accord.core.settings import get_settings
 from accord.integration import ingest
 from accord.integration.ingest import Incoming, Outcome, parse_datetime
 from accord.integration.sources import source_for_write_key
@@ -546,12 +547,20 @@ def collect(session: Session, source: Source, raws: Sequence[Any], *,
 
     outcomes = ingest.ingest_batch(session, source_principal(source), source, items)
     landed_groups = []
+    lead_worthy = get_settings().lead_event_names
     for outcome, owner, item in zip(outcomes, owners, items, strict=True):
         _count(result, outcome, item)
         if outcome.status == "rejected":
             result.reject(owner.index, outcome.field, outcome.reason)
         elif owner.type == "group" and item.kind == "event":
             landed_groups.append(owner)
+        elif (owner.type == "track" and item.kind == "event"
+              and str(owner.payload.get("event", "")).strip().casefold() in lead_worthy):
+            # sales turns these into leads (accord.sales.lead_events); the payload names the
+            # stored call, so no personal data is copied into the outbox
+            emit(session, "collection.tracked", "source", source.id, {
+                "event": owner.payload.get("event"), "message_id": owner.message_id,
+                "source_id": source.id, "occurred_at": owner.occurred_at})
     if landed_groups:
         link_groups(session, source, landed_groups)
     if linked:

@@ -143,9 +143,10 @@ class ConsentRecord(IdMixin, Base):
         Index("ix_consent_records_lead", "lead_id", "purpose", "recorded_at"),
     )
 
+    # SET NULL: the proof outlives the record it was given for (deleted or erased person)
     customer_id: Mapped[int | None] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE"))
-    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+        ForeignKey("customers.id", ondelete="SET NULL"))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
     purpose: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str | None] = mapped_column(String(16))
     granted: Mapped[bool] = mapped_column()
@@ -220,6 +221,9 @@ class Deal(IdMixin, TimestampMixin, VersionedMixin, Base):
     __table_args__ = (
         # kanban: the open deals of one stage, newest first, keyset by id
         Index("ix_deals_stage_status_id", "stage_id", "status", "id"),
+        # kanban totals: one grouped read of a pipeline that never touches the table (covering)
+        Index("ix_deals_board_totals", "pipeline_id", "stage_id", "currency", "probability",
+              "amount", "owner_id", "team_id", "expected_close_date"),
         Index("ix_deals_owner_status_close", "owner_id", "status", "expected_close_date"),
         Index("ix_deals_team_status_close", "team_id", "status", "expected_close_date"),
         Index("ix_deals_pipeline_status_close", "pipeline_id", "status", "expected_close_date"),

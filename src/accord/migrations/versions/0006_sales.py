@@ -199,8 +199,8 @@ def upgrade() -> None:
     sa.Column('recorded_at', UTC, nullable=False),
     sa.Column('id', BigId, autoincrement=True, nullable=False),
     sa.ForeignKeyConstraint(['actor_id'], ['users.id'], name=op.f('fk_consent_records_actor_id_users'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_consent_records_customer_id_customers'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['lead_id'], ['leads.id'], name=op.f('fk_consent_records_lead_id_leads'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_consent_records_customer_id_customers'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['lead_id'], ['leads.id'], name=op.f('fk_consent_records_lead_id_leads'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_consent_records'))
     )
     with op.batch_alter_table('consent_records', schema=None) as batch_op:
@@ -253,6 +253,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_deals_owner_status_close', ['owner_id', 'status', 'expected_close_date'], unique=False)
         batch_op.create_index('ix_deals_pipeline_status_close', ['pipeline_id', 'status', 'expected_close_date'], unique=False)
         batch_op.create_index('ix_deals_stage_status_id', ['stage_id', 'status', 'id'], unique=False)
+        batch_op.create_index('ix_deals_board_totals', ['pipeline_id', 'stage_id', 'currency', 'probability', 'amount', 'owner_id', 'team_id', 'expected_close_date'], unique=False)
         batch_op.create_index('ix_deals_team_status_close', ['team_id', 'status', 'expected_close_date'], unique=False)
 
     op.create_table('lead_engagements',
