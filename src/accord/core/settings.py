@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     # lead scores: how often open leads are rescored (engagement decays; 0: never) and the
     # half-life of an engagement signal's weight
     sales_rescore_minutes: int = Field(default=1440, ge=0)
+    sales_train_minutes: int = Field(default=10080, ge=0)  # retrain on new outcomes (weekly)
     lead_score_half_life_days: float = Field(default=30.0, gt=0)
 
     @property

@@ -25,6 +25,10 @@ router.include_router(_conversion)
 from accord.sales.upsell_api import router as _upsell  # noqa: E402
 
 router.include_router(_upsell)
+# lead scoring:
+from accord.sales.scoring_api import router as _scoring  # noqa: E402
+
+router.include_router(_scoring)
 # forecast:
 from accord.sales.forecast_api import router as _forecast  # noqa: E402
 

@@ -44,4 +44,12 @@ def train(session: Session, payload: dict[str, Any]) -> None:
     scoring.rescore_leads(session)
 
 
+def train_interval() -> timedelta | None:
+    """`ACCORD_SALES_TRAIN_MINUTES` (weekly by default); 0 turns it off: new outcomes (won,
+    lost leads) reach the model without anyone remembering to retrain."""
+    minutes = get_settings().sales_train_minutes
+    return timedelta(minutes=minutes) if minutes > 0 else None
+
+
 jobs.periodic(RESCORE, rescore_interval)
+jobs.periodic(TRAIN, train_interval)
