@@ -7,10 +7,10 @@ turns one into a deal in the upsell pipeline, with the product as its line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
+from pydantic import BaseModel
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
@@ -34,8 +34,7 @@ from accord.sales.deals_schemas import DealCreate, DealLineIn
 CLOSE_IN_DAYS = 30
 
 
-@dataclass(frozen=True)
-class Opportunity:
+class Opportunity(BaseModel):
     customer_id: int
     customer_name: str
     product_id: int
@@ -92,8 +91,11 @@ def opportunities(session: Session, principal: Principal, limit: int = 25,
         stmt = stmt.where(rec.rank == 1).order_by(rec.score.desc(), rec.customer_id)
     rows = session.execute(stmt.limit(limit)).all()
     taken = _open_deals(session, sorted({r[0] for r in rows}))
-    return [Opportunity(r[0], r[1], r[2], r[3], r[4], r[5], r[6], float(r[7]), r[8],
-                        taken.get((r[0], r[2]))) for r in rows]
+    return [Opportunity(customer_id=r[0], customer_name=r[1], product_id=r[2],
+                        product_name=r[3], sku=r[4], price=r[5], currency=r[6],
+                        score=float(r[7]), value_tier=r[8],
+                        open_deal_id=taken.get((r[0], r[2])))
+            for r in rows]
 
 
 def open_deal(session: Session, principal: Principal, customer_id: int,

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel
 
 from accord.access.deps import Ctx, api_ctx
 from accord.core.concurrency import etag
@@ -16,24 +13,12 @@ from accord.sales.deals_schemas import DealOut
 router = APIRouter()
 
 
-class OpportunityOut(BaseModel):
-    customer_id: int
-    customer_name: str
-    product_id: int
-    product_name: str
-    sku: str
-    price: Decimal
-    currency: str
-    score: float
-    value_tier: str | None
-    open_deal_id: int | None
-
-
 class UpsellDealIn(StrictIn):
     product_id: int
 
 
-@router.get("/upsell/opportunities", tags=["deals"], response_model=list[OpportunityOut],
+@router.get("/upsell/opportunities", tags=["deals"],
+            response_model=list[upsell.Opportunity],
             summary="Upsell opportunities",
             description="The strongest suggested product per customer the caller may read "
             "(from `accord analytics run`), strongest first; with `customer_id`, every "
@@ -41,9 +26,8 @@ class UpsellDealIn(StrictIn):
             "holds the product.")
 def list_opportunities(limit: int = Query(default=25, ge=1, le=200),
                        customer_id: int | None = Query(default=None, ge=1),
-                       ctx: Ctx = Depends(api_ctx)) -> list[OpportunityOut]:
-    found = upsell.opportunities(ctx.session, ctx.principal, limit, customer_id)
-    return [OpportunityOut(**o.__dict__) for o in found]
+                       ctx: Ctx = Depends(api_ctx)) -> list[upsell.Opportunity]:
+    return upsell.opportunities(ctx.session, ctx.principal, limit, customer_id)
 
 
 @router.post("/customers/{customer_id}/upsell-deals", tags=["deals"], status_code=201,
