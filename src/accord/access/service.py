@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from accord.access import audit
 from accord.access.passwords import digest, hash_password, new_secret, verify_password
-from accord.access.policy import Principal, can
+from accord.access.policy import Principal, can, record_in_scope, scope_for
 from accord.access.schemas import TeamIn, TeamUpdate, TokenCreate, UserCreate, UserUpdate
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, Forbidden, NotFound, ValidationProblem
@@ -23,6 +23,28 @@ TOKEN_PREFIX = "acc_"
 def require(principal: Principal, resource: str, action: str) -> None:
     if not can(principal, resource, action):
         raise Forbidden(f"your role may not {action} {resource}")
+
+
+def check_reassignment(session: Session, principal: Principal, resource: str, record: Any,
+                       changes: dict[str, Any]) -> None:
+    """Ownership changes are their own action, the same for every owned record (customers,
+    leads, deals ...): only roles that update every record in their scope (team or all) may
+    reassign, a team-scoped role only within its team, and only to an active user and an
+    existing team. An `own`-scoped role could otherwise give records away and back."""
+    scope = scope_for(principal, resource, "update")
+    if scope not in ("team", "all") or not record_in_scope(principal, scope, record.owner_id,
+                                                           record.team_id):
+        raise Forbidden(f"your role may not reassign {resource}")
+    owner_id = changes.get("owner_id")
+    if owner_id is not None:
+        user = session.get(User, owner_id)
+        if user is None or not user.is_active:
+            raise ValidationProblem(f"user {owner_id} does not exist", field="owner_id")
+    team_id = changes.get("team_id")
+    if team_id is not None and session.get(Team, team_id) is None:
+        raise ValidationProblem(f"team {team_id} does not exist", field="team_id")
+    if scope == "team" and "team_id" in changes and team_id != principal.team_id:
+        raise Forbidden(f"you may only assign {resource} within your team", field="team_id")
 
 
 # --- users -------------------------------------------------------------------------------------

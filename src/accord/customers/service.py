@@ -20,7 +20,7 @@ from accord.access.policy import (
     scope_clause,
     scope_for,
 )
-from accord.access.service import require
+from accord.access.service import check_reassignment, require
 from accord.core.clock import utcnow
 from accord.core.contact import (
     InvalidValue,
@@ -53,7 +53,6 @@ from accord.models import (
     CustomFieldDefinition,
     CustomFieldValue,
     LifecycleChange,
-    Team,
     User,
 )
 from accord.models.customer import CHANNELS, LIFECYCLE_STAGES, VALUE_TIERS
@@ -448,17 +447,8 @@ def update_customer(
 
 
 def assign(session: Session, principal: Principal, customer: Customer, data: AssignIn) -> Customer:
-    """Ownership changes are their own action: only roles that update every record in scope."""
-    scope = scope_for(principal, RESOURCE, "update")
-    if scope not in ("team", "all") or not in_scope(principal, customer, "update"):
-        raise Forbidden("your role may not reassign customers")
     changes = data.model_dump(exclude_unset=True)
-    if changes.get("owner_id") is not None and session.get(User, changes["owner_id"]) is None:
-        raise ValidationProblem(f"user {changes['owner_id']} does not exist", field="owner_id")
-    if changes.get("team_id") is not None and session.get(Team, changes["team_id"]) is None:
-        raise ValidationProblem(f"team {changes['team_id']} does not exist", field="team_id")
-    if scope == "team" and "team_id" in changes and changes["team_id"] != principal.team_id:
-        raise Forbidden("you may only assign customers within your team", field="team_id")
+    check_reassignment(session, principal, RESOURCE, customer, changes)
     for key, value in changes.items():
         setattr(customer, key, value)
     session.flush()

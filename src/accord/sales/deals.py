@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from accord.access import audit
 from accord.access.policy import Principal, record_in_scope, scope_clause, scope_for
-from accord.access.service import require
+from accord.access.service import check_reassignment, require
 from accord.commerce.schemas import CENT, MONEY_LIMIT
 from accord.core.clock import utcnow
 from accord.core.errors import Forbidden, NotFound, ValidationProblem
@@ -467,19 +467,8 @@ def move_deal(session: Session, principal: Principal, deal: Deal, data: DealMove
 
 
 def assign(session: Session, principal: Principal, deal: Deal, data: AssignIn) -> Deal:
-    """Ownership changes are their own action: only roles that update every deal in scope."""
-    scope = scope_for(principal, RESOURCE, "update")
-    if scope not in ("team", "all") or not in_scope(principal, deal, "update"):
-        raise Forbidden("your role may not reassign deals")
     changes = data.model_dump(exclude_unset=True)
-    if changes.get("owner_id") is not None:
-        user = session.get(User, changes["owner_id"])
-        if user is None or not user.is_active:
-            raise _refuse("owner_id", f"user {changes['owner_id']} does not exist")
-    if changes.get("team_id") is not None and session.get(Team, changes["team_id"]) is None:
-        raise _refuse("team_id", f"team {changes['team_id']} does not exist")
-    if scope == "team" and "team_id" in changes and changes["team_id"] != principal.team_id:
-        raise Forbidden("you may only assign deals within your team", field="team_id")
+    check_reassignment(session, principal, RESOURCE, deal, changes)
     changed = [k for k, v in changes.items() if getattr(deal, k) != v]
     if not changed:
         return deal

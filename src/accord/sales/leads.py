@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from accord.access import audit
 from accord.access.policy import Principal, record_in_scope, scope_clause, scope_for
-from accord.access.service import require
+from accord.access.service import check_reassignment, require
 from accord.core.clock import as_utc, utcnow
 from accord.core.contact import InvalidValue
 from accord.core.errors import Conflict, Forbidden, NotFound, ValidationProblem
@@ -37,7 +37,7 @@ from accord.integration.standardise import (
     standardise_email,
     standardise_phone,
 )
-from accord.models import Customer, CustomerEmail, CustomerPhone, Team, User
+from accord.models import Customer, CustomerEmail, CustomerPhone
 from accord.models.sales import (
     DISQUALIFY_REASONS,
     LEAD_SOURCES,
@@ -551,17 +551,8 @@ def mark_first_touch(session: Session, lead: Lead, at: datetime,
 
 
 def assign(session: Session, principal: Principal, lead: Lead, data: LeadAssignIn) -> Lead:
-    """Ownership changes are their own action: only roles that update every record in scope."""
-    scope = scope_for(principal, RESOURCE, "update")
-    if scope not in ("team", "all") or not in_scope(principal, lead, "update"):
-        raise Forbidden("your role may not reassign leads")
     changes = data.model_dump(exclude_unset=True)
-    if changes.get("owner_id") is not None and session.get(User, changes["owner_id"]) is None:
-        raise ValidationProblem(f"user {changes['owner_id']} does not exist", field="owner_id")
-    if changes.get("team_id") is not None and session.get(Team, changes["team_id"]) is None:
-        raise ValidationProblem(f"team {changes['team_id']} does not exist", field="team_id")
-    if scope == "team" and "team_id" in changes and changes["team_id"] != principal.team_id:
-        raise Forbidden("you may only assign leads within your team", field="team_id")
+    check_reassignment(session, principal, RESOURCE, lead, changes)
     for key, value in changes.items():
         setattr(lead, key, value)
     lead.assigned_at = utcnow()
