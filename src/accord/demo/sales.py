@@ -179,7 +179,9 @@ class SalesGenerator:
                     0.4 if industry in GOOD_FIT else 0.0)
                 status = "converted" if r() < 0.15 + 0.6 * fit else "disqualified"
             touched = None if status == "new" else created + timedelta(hours=r() * 40)
-            qualified = status in ("qualified", "converted")
+            # BANT answers are collected while working a lead, whatever its outcome
+            qualified = status != "new" and r() < (
+                0.9 if status in ("qualified", "converted") else 0.5)
             engaged = []
             for _ in range(int(r() * 5)):
                 at = created + timedelta(seconds=int(r() * max(1, (self.now - created)
@@ -198,9 +200,9 @@ class SalesGenerator:
                 f"{employees * (50000 + int(r() * 150000))}.00", code, pools.country.language,
                 source, None, f"{int(1000 + r() * 50000)}.00" if qualified else None,
                 pools.country.currency if qualified else None,
-                rnd.choice(("decision_maker", "influencer")) if qualified else None,
+                rnd.choice(("decision_maker", "influencer", "user")) if qualified else None,
                 "Team outfitting for the coming season" if qualified else None,
-                rnd.choice(("now", "quarter", "half_year")) if qualified else None,
+                rnd.choice(("now", "quarter", "half_year", "year")) if qualified else None,
                 owner, team, self.ts(created), self.ts(created + timedelta(hours=24)),
                 self.ts(touched) if touched else None,
                 self.ts(max(engaged)) if engaged else None, 0, 0, 0, "{}", customer_id,
