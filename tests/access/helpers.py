@@ -30,12 +30,13 @@ DATA_TABLES = (
 DENIED = "denied"
 
 
-def snapshot(url: str) -> dict[str, Any]:
-    """Every row of the data tables and the audit chain's data rows (denials left out)."""
+def snapshot(url: str, tables: tuple[str, ...] = DATA_TABLES) -> dict[str, Any]:
+    """Every row of `tables` (by default the customer data tables) and the audit chain's data
+    rows (denials left out): what a refused request must not change."""
     engine = dbmod.get_engine(url)
     out: dict[str, Any] = {}
     with engine.connect() as conn:
-        for table in DATA_TABLES:
+        for table in tables:
             sql = text(f'SELECT * FROM "{table}" ORDER BY 1')  # noqa: S608 - fixed names
             out[table] = [dict(r) for r in conn.execute(sql).mappings()]
         sql = text("SELECT * FROM audit_log WHERE action <> :denied ORDER BY id")

@@ -5,58 +5,24 @@ outcome is derived from the policy functions (`scope_for`, `record_in_scope`), n
 hand: not readable → 404 (no existence oracle), readable but the action is not allowed → 403,
 allowed → 2xx. Every refused request must leave the data, the outbox and the audit chain's data
 rows unchanged; a 403 is itself audited as a `denied` entry.
+
+The generic half (expected status, the own/team/other world, the refusal check) is
+`tests.access.matrix`; this module declares only what is the customers' own.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from accord.access.policy import ROLES, Principal, can, record_in_scope, scope_for
-from tests.access.helpers import assert_problem, audit_actions, seed_customer, snapshot
+from accord.access.policy import ROLES
+from tests.access.helpers import assert_problem, seed_customer, snapshot
+from tests.access.matrix import Matrix, build_world
 
 RECORD_ACTIONS = ("read", "update", "delete", "assign")
 ACTIONS = (*RECORD_ACTIONS, "create", "list")
-RELATIONS = ("own", "team", "other")
-
-
-def _in_scope(p: Principal, action: str, owner_id: int, team_id: int | None) -> bool:
-    return record_in_scope(p, scope_for(p, "customers", action), owner_id, team_id)
-
-
-def expected_status(p: Principal, action: str, owner_id: int, team_id: int | None) -> int:
-    """The policy's answer for one request on one record."""
-    if not _in_scope(p, "read", owner_id, team_id):
-        return 404
-    if action == "read":
-        return 200
-    if action == "assign":
-        # Reassigning is an update that needs the update right over every record in scope
-        # (team or all): an `own`-scoped role could otherwise give records away and back.
-        allowed = scope_for(p, "customers", "update") in ("team", "all") and _in_scope(
-            p, "update", owner_id, team_id
-        )
-        return 200 if allowed else 403
-    return (
-        {"update": 200, "delete": 204}[action] if _in_scope(p, action, owner_id, team_id) else 403
-    )
-
-
-@pytest.fixture
-def world(db, make_actor):
-    """An actor in team alpha, a teammate in alpha and an outsider in beta, one record each."""
-
-    def build(role: str):
-        actor = make_actor(role, team="alpha")
-        mate = make_actor("sales", team="alpha")
-        outsider = make_actor("sales", team="beta")
-        owners = {"own": actor, "team": mate, "other": outsider}
-        records = {
-            rel: seed_customer(db, o.id, o.team_id, first_name=f"R-{rel}")
-            for rel, o in owners.items()
-        }
-        return actor, owners, records
-
-    return build
+# Every action needs its own right (`assign` follows the shared reassignment rule); a refusal
+# must leave every customer data table unchanged (`helpers.DATA_TABLES`).
+MATRIX = Matrix("customers", RECORD_ACTIONS, snapshot)
 
 
 def _request(client, actor, action: str, customer_id: int):
@@ -77,55 +43,31 @@ def _request(client, actor, action: str, customer_id: int):
 
 @pytest.mark.parametrize("action", ACTIONS)
 @pytest.mark.parametrize("role", ROLES)
-def test_matrix(role, action, db, client, world):
-    actor, owners, records = world(role)
-    p = actor.principal
+def test_matrix(role, action, db, client, make_actor):
+    world = build_world(
+        make_actor, role, lambda o, rel: seed_customer(db, o.id, o.team_id, first_name=f"R-{rel}")
+    )
+    actor = world.actor
     if action == "create":
-        before = snapshot(db)
-        r = client.post("/api/v1/customers", json={"first_name": "New"}, headers=actor.headers)
-        if can(p, "customers", "create"):
-            assert r.status_code == 201, r.text
-            assert r.json()["owner_id"] == actor.id and r.json()["team_id"] == actor.team_id
-        else:
-            assert_problem(r, 403)
-            assert snapshot(db) == before
-            assert audit_actions(db)[-1][:2] == ("denied", "customers")
-        return
-    if action == "list":
+        MATRIX.check_create(
+            db,
+            actor,
+            lambda: client.post(
+                "/api/v1/customers", json={"first_name": "New"}, headers=actor.headers
+            ),
+        )
+    elif action == "list":
         r = client.get("/api/v1/customers", headers=actor.headers)
-        if not can(p, "customers", "read"):
-            assert_problem(r, 403)
-            return
-        assert r.status_code == 200, r.text
-        ids = {c["id"] for c in r.json()["items"]}
-        assert ids == {
-            cid
-            for rel, cid in records.items()
-            if _in_scope(p, "read", owners[rel].id, owners[rel].team_id)
-        }
-        return
-    for relation in RELATIONS:
-        owner, cid = owners[relation], records[relation]
-        want = expected_status(p, action, owner.id, owner.team_id)
-        before = snapshot(db)
-        r = _request(client, actor, action, cid)
-        assert r.status_code == want, (role, action, relation, r.status_code, r.text)
-        if want >= 400:
-            assert_problem(r, want)
-            assert snapshot(db) == before, (role, action, relation)
-            if want == 403:
-                assert audit_actions(db)[-1] == ("denied", "customers", str(cid))
+        MATRIX.check_listing(world, r, lambda body: {c["id"] for c in body["items"]})
+    else:
+        MATRIX.check_record_action(
+            db, world, action, lambda cid: _request(client, actor, action, cid)
+        )
 
 
 def test_matrix_covers_every_outcome():
     """The generated matrix is not vacuous: it contains allowed, 403 and 404 cases."""
-    outcomes = set()
-    for role in ROLES:
-        p = Principal(user_id=1, email="x", role=role, team_id=1)
-        for action in RECORD_ACTIONS:
-            for owner_id, team_id in ((1, 1), (2, 1), (3, 2)):
-                outcomes.add(expected_status(p, action, owner_id, team_id))
-    assert {200, 204, 403, 404} <= outcomes
+    assert {200, 204, 403, 404} <= MATRIX.outcomes()
 
 
 @pytest.mark.parametrize("action", ["read", "update", "delete", "create", "list"])

@@ -4,47 +4,34 @@ For every role × action × record relation (own / same team / other team) the e
 comes from the policy functions for the `activities` resource: not readable → 404, readable but
 not allowed → 403 (audited as denied), allowed → 2xx. A refused request changes nothing: no
 activity, timeline entry, lead, notification, job, event or audit data row.
+
+The generic half (expected status, the own/team/other world, the refusal check) is
+`tests.access.matrix`; this module declares only what is the activities' own.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from accord.access.policy import ROLES, Principal, can, record_in_scope, scope_for
+from accord.access.policy import ROLES
 from accord.core import db as dbmod
 from accord.sales import activities
 from accord.sales.activities_schemas import ActivityCreate
-from tests.access.helpers import as_admin, assert_problem, audit_actions, seed_customer, snapshot
+from tests.access.helpers import DATA_TABLES, as_admin, assert_problem, seed_customer, snapshot
+from tests.access.matrix import RELATIONS, Matrix, build_world
 
 RECORD_ACTIONS = ("read", "update", "complete", "delete")  # in this order: deletes last
-RELATIONS = ("own", "team", "other")
-POLICY_ACTION = {"read": "read", "update": "update", "complete": "update", "delete": "delete"}
-SUCCESS = {"read": 200, "update": 200, "complete": 200, "delete": 204}
 EXTRA_TABLES = ("activities", "interactions", "leads", "notifications")
-
-
-def _in_scope(p: Principal, action: str, owner_id: int, team_id: int | None) -> bool:
-    return record_in_scope(p, scope_for(p, "activities", action), owner_id, team_id)
-
-
-def expected_status(p: Principal, action: str, owner_id: int, team_id: int | None) -> int:
-    if not _in_scope(p, "read", owner_id, team_id):
-        return 404
-    if _in_scope(p, POLICY_ACTION[action], owner_id, team_id):
-        return SUCCESS[action]
-    return 403
-
-
-def full_snapshot(url: str) -> dict[str, Any]:
-    out = snapshot(url)
-    with dbmod.get_engine(url).connect() as conn:
-        for table in EXTRA_TABLES:
-            sql = text(f'SELECT * FROM "{table}" ORDER BY 1')  # noqa: S608 - fixed names
-            out[table] = [dict(r) for r in conn.execute(sql).mappings()]
-    return out
+# Completing an activity is an update of it: it needs the update right. Activities have no
+# owner reassignment of their own, so no `assign` action.
+MATRIX = Matrix("activities", RECORD_ACTIONS,
+                partial(snapshot, tables=(*DATA_TABLES, *EXTRA_TABLES)),
+                rights={"complete": "update"})
+full_snapshot = MATRIX.snapshot
 
 
 def seed_activity(url: str, owner: Any, customer_id: int) -> int:
@@ -54,20 +41,6 @@ def seed_activity(url: str, owner: Any, customer_id: int) -> int:
             s, as_admin(owner.id, owner.team_id),
             ActivityCreate(kind="call", subject=f"Call {owner.id}", customer_id=customer_id))
         return a.id
-
-
-@pytest.fixture
-def world(db, make_actor):
-    def build(role: str):
-        actor = make_actor(role, team="alpha")
-        mate = make_actor("sales", team="alpha")
-        outsider = make_actor("sales", team="beta")
-        owners = {"own": actor, "team": mate, "other": outsider}
-        customers = {rel: seed_customer(db, o.id, o.team_id) for rel, o in owners.items()}
-        records = {rel: seed_activity(db, o, customers[rel]) for rel, o in owners.items()}
-        return actor, owners, customers, records
-
-    return build
 
 
 def _version(url: str, activity_id: int) -> int:
@@ -90,70 +63,43 @@ def _request(client: Any, actor: Any, action: str, activity_id: int, version: in
     raise AssertionError(action)
 
 
-def _check_create(db: str, client: Any, actor: Any, customer_id: int) -> None:
-    p = actor.principal
-    before = full_snapshot(db)
-    r = client.post("/api/v1/activities", headers=actor.headers,
-                    json={"kind": "task", "subject": "New", "customer_id": customer_id})
-    if can(p, "activities", "create"):
-        assert r.status_code == 201, r.text
-        assert (r.json()["owner_id"], r.json()["team_id"]) == (actor.id, actor.team_id)
-    else:
-        assert_problem(r, 403)
-        assert full_snapshot(db) == before
-        assert audit_actions(db)[-1][:2] == ("denied", "activities")
-
-
-def _check_list(client: Any, actor: Any, owners: dict[str, Any], records: dict[str, int]
-                ) -> None:
-    p = actor.principal
-    r = client.get("/api/v1/activities", headers=actor.headers)
-    if not can(p, "activities", "read"):
-        assert_problem(r, 403)
-        return
-    assert r.status_code == 200, r.text
-    assert {a["id"] for a in r.json()["items"]} == {
-        aid for rel, aid in records.items()
-        if _in_scope(p, "read", owners[rel].id, owners[rel].team_id)}
-
-
 @pytest.mark.parametrize("role", ROLES)
-def test_matrix(role, db, client, world):
-    """One world per role; every action on every relation (deletes last, as they remove the
-    records). Allowed changes bump the version, so each request sends the current one."""
-    actor, owners, customers, records = world(role)
-    p = actor.principal
-    _check_list(client, actor, owners, records)
+def test_matrix(role, db, client, make_actor):
+    """One world per role (unlike the other matrices, which build one per role × action); every
+    action on every relation, deletes last as they remove the records. Allowed changes bump the
+    version, so each request sends the current one, and each success is checked for its effect."""
+    customers: dict[str, int] = {}
+
+    def seed(owner: Any, relation: str) -> int:
+        customers[relation] = seed_customer(db, owner.id, owner.team_id)
+        return seed_activity(db, owner, customers[relation])
+
+    world = build_world(make_actor, role, seed)
+    actor = world.actor
+    r = client.get("/api/v1/activities", headers=actor.headers)
+    MATRIX.check_listing(world, r, lambda body: {a["id"] for a in body["items"]})
     for action in RECORD_ACTIONS:
         for relation in RELATIONS:
-            owner, aid = owners[relation], records[relation]
-            want = expected_status(p, action, owner.id, owner.team_id)
-            before = full_snapshot(db)
-            r = _request(client, actor, action, aid, _version(db, aid))
-            assert r.status_code == want, (role, action, relation, r.status_code, r.text)
-            if want >= 400:
-                assert_problem(r, want)
-                assert full_snapshot(db) == before, (role, action, relation)
-                if want == 403:
-                    assert audit_actions(db)[-1] == ("denied", "activities", str(aid))
-            elif action == "delete":
+            aid = world.records[relation]
+            out = MATRIX.check_record(
+                db, world, action, relation,
+                lambda i, a=action: _request(client, actor, a, i, _version(db, i)))
+            if out.expected >= 400:
+                continue
+            if action == "delete":
                 after = full_snapshot(db)
                 assert aid not in {a["id"] for a in after["activities"]}
-                assert len(after["interactions"]) == len(before["interactions"]) - 1
+                assert len(after["interactions"]) == len(out.before["interactions"]) - 1
             elif action in ("update", "complete"):
                 assert _version(db, aid) > 1
-    _check_create(db, client, actor, customers["own"])
+    MATRIX.check_create(db, actor, lambda: client.post(
+        "/api/v1/activities", headers=actor.headers,
+        json={"kind": "task", "subject": "New", "customer_id": customers["own"]}))
 
 
 def test_matrix_covers_every_outcome():
     """The generated matrix is not vacuous: allowed, 403 and 404 cases all occur."""
-    outcomes = set()
-    for role in ROLES:
-        p = Principal(user_id=1, email="x", role=role, team_id=1)
-        for action in RECORD_ACTIONS:
-            for owner_id, team_id in ((1, 1), (2, 1), (3, 2)):
-                outcomes.add(expected_status(p, action, owner_id, team_id))
-    assert {200, 204, 403, 404} <= outcomes
+    assert {200, 204, 403, 404} <= MATRIX.outcomes()
 
 
 def test_token_scope_limits_below_role(db, client, make_actor):

@@ -4,59 +4,34 @@ For every role × action × record relation (own / same team / other team) the e
 outcome comes from the policy functions for the `deals` resource, never written by hand: not
 readable → 404, readable but not allowed → 403 (audited as denied), allowed → 2xx. Every refused
 request leaves the sales tables, the outbox and the audit chain's data rows unchanged.
+
+The generic half (expected status, the own/team/other world, the refusal check) is
+`tests.access.matrix`; this module declares only what is the deals' own.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from accord.access.policy import ROLES, Principal, can, record_in_scope, scope_for
+from accord.access.policy import ROLES
 from accord.core import db as dbmod
 from accord.sales import deals
 from accord.sales.deals_schemas import DealCreate
-from tests.access.helpers import as_admin, assert_problem, audit_actions
+from tests.access.helpers import as_admin, assert_problem
+from tests.access.matrix import Matrix, build_world
 from tests.sales.test_deals_fixtures import new_business, snapshot
 
 RECORD_ACTIONS = ("read", "update", "move", "delete", "assign")
 ACTIONS = (*RECORD_ACTIONS, "create", "list", "board")
-RELATIONS = ("own", "team", "other")
+# Moving a deal to another stage is an update of the deal: it needs the update right. A refusal
+# must leave the sales tables unchanged (`test_deals_fixtures.SALES_TABLES`).
+MATRIX = Matrix("deals", RECORD_ACTIONS, snapshot, rights={"move": "update"})
 
 
-def _in_scope(p: Principal, action: str, owner_id: int, team_id: int | None) -> bool:
-    return record_in_scope(p, scope_for(p, "deals", action), owner_id, team_id)
-
-
-def expected_status(p: Principal, action: str, owner_id: int, team_id: int | None) -> int:
-    if not _in_scope(p, "read", owner_id, team_id):
-        return 404
-    if action == "read":
-        return 200
-    if action == "assign":
-        allowed = scope_for(p, "deals", "update") in ("team", "all") and _in_scope(
-            p, "update", owner_id, team_id)
-        return 200 if allowed else 403
-    needed = "update" if action == "move" else action
-    if not _in_scope(p, needed, owner_id, team_id):
-        return 403
-    return 204 if action == "delete" else 200
-
-
-@pytest.fixture
-def world(db, make_actor):
-    def build(role: str):
-        actor = make_actor(role, team="alpha")
-        mate = make_actor("sales", team="alpha")
-        outsider = make_actor("sales", team="beta")
-        owners = {"own": actor, "team": mate, "other": outsider}
-        nb = new_business(db)
-        records = {}
-        with dbmod.session_scope(db) as s:
-            for rel, o in owners.items():
-                records[rel] = deals.create_deal(s, as_admin(o.id, o.team_id), DealCreate(
-                    name=f"D-{rel}", pipeline_id=nb["id"], currency="EUR", amount="10.00")).id
-        return actor, owners, records, nb
-
-    return build
+def seed_deal(url: str, owner, name: str, nb: dict) -> int:
+    with dbmod.session_scope(url) as s:
+        return deals.create_deal(s, as_admin(owner.id, owner.team_id), DealCreate(
+            name=name, pipeline_id=nb["id"], currency="EUR", amount="10.00")).id
 
 
 def _request(client, actor, action: str, deal_id: int, nb: dict):
@@ -76,62 +51,38 @@ def _request(client, actor, action: str, deal_id: int, nb: dict):
     raise AssertionError(action)
 
 
+def _board_ids(body: dict) -> set[int]:
+    """The cards on the board; the first column's count must agree with them (the board's
+    totals sum only the deals the reader may see)."""
+    ids = {c["id"] for col in body["columns"] for c in col["cards"]}
+    assert body["columns"][0]["totals"]["count"] == len(ids)
+    return ids
+
+
 @pytest.mark.parametrize("action", ACTIONS)
 @pytest.mark.parametrize("role", ROLES)
-def test_matrix(role, action, db, client, world):
-    actor, owners, records, nb = world(role)
-    p = actor.principal
-    visible = {did for rel, did in records.items()
-               if _in_scope(p, "read", owners[rel].id, owners[rel].team_id)}
+def test_matrix(role, action, db, client, make_actor):
+    nb = new_business(db)
+    world = build_world(make_actor, role, lambda o, rel: seed_deal(db, o, f"D-{rel}", nb))
+    actor = world.actor
     if action == "create":
-        before = snapshot(db)
-        r = client.post("/api/v1/deals", headers=actor.headers, json={
-            "name": "New", "pipeline_id": nb["id"], "currency": "EUR"})
-        if can(p, "deals", "create"):
-            assert r.status_code == 201, r.text
-            assert (r.json()["owner_id"], r.json()["team_id"]) == (actor.id, actor.team_id)
-        else:
-            assert_problem(r, 403)
-            assert snapshot(db) == before
-            assert audit_actions(db)[-1][:2] == ("denied", "deals")
-        return
-    if action in ("list", "board"):
-        url = ("/api/v1/deals" if action == "list"
-               else f"/api/v1/pipelines/{nb['id']}/board")
-        r = client.get(url, headers=actor.headers)
-        if not can(p, "deals", "read"):
-            assert_problem(r, 403)
-            return
-        assert r.status_code == 200, r.text
-        if action == "list":
-            ids = {d["id"] for d in r.json()["items"]}
-        else:
-            ids = {c["id"] for col in r.json()["columns"] for c in col["cards"]}
-            assert r.json()["columns"][0]["totals"]["count"] == len(visible)
-        assert ids == visible
-        return
-    for relation in RELATIONS:
-        owner, did = owners[relation], records[relation]
-        want = expected_status(p, action, owner.id, owner.team_id)
-        before = snapshot(db)
-        r = _request(client, actor, action, did, nb)
-        assert r.status_code == want, (role, action, relation, r.status_code, r.text)
-        if want >= 400:
-            assert_problem(r, want)
-            assert snapshot(db) == before, (role, action, relation)
-            if want == 403:
-                assert audit_actions(db)[-1] == ("denied", "deals", str(did))
+        MATRIX.check_create(db, actor, lambda: client.post(
+            "/api/v1/deals", headers=actor.headers,
+            json={"name": "New", "pipeline_id": nb["id"], "currency": "EUR"}))
+    elif action == "list":
+        r = client.get("/api/v1/deals", headers=actor.headers)
+        MATRIX.check_listing(world, r, lambda body: {d["id"] for d in body["items"]})
+    elif action == "board":
+        r = client.get(f"/api/v1/pipelines/{nb['id']}/board", headers=actor.headers)
+        MATRIX.check_listing(world, r, _board_ids)
+    else:
+        MATRIX.check_record_action(db, world, action,
+                                   lambda did: _request(client, actor, action, did, nb))
 
 
 def test_matrix_covers_every_outcome():
     """The generated matrix is not vacuous: it contains allowed, 403 and 404 cases."""
-    outcomes = set()
-    for role in ROLES:
-        p = Principal(user_id=1, email="x", role=role, team_id=1)
-        for action in RECORD_ACTIONS:
-            for owner_id, team_id in ((1, 1), (2, 1), (3, 2)):
-                outcomes.add(expected_status(p, action, owner_id, team_id))
-    assert {200, 204, 403, 404} <= outcomes
+    assert {200, 204, 403, 404} <= MATRIX.outcomes()
 
 
 def test_token_scope_limits_below_role(db, client, make_actor):
