@@ -62,7 +62,8 @@ def test_admin_creates_edits_and_logs_an_interaction(tab: Tab, live_server: Any)
 
     # Logging an interaction swaps only the activity section (no page load).
     page.evaluate("window.accordMarker = 'same page'")
-    page.locator(".log-interaction > summary").click()
+    page.get_by_role("region", name="Activity across channels").locator(
+        ".log-interaction > summary").click()
     page.get_by_label("Channel", exact=True).select_option("phone")
     page.get_by_label("Subject").fill("Welcome call")
     page.locator(".log-form").get_by_role("button", name="Log interaction").click()

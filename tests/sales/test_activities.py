@@ -272,6 +272,22 @@ def test_timeline_mirror_follows_the_activity(db, client, make_actor):
     assert count(db, "interactions") == 0
 
 
+def test_activity_on_a_deal_or_known_lead_lands_on_the_customers_timeline(db, client,
+                                                                          make_actor):
+    me = make_actor("sales", team="alpha")
+    cid = seed_customer(db, me.id, me.team_id)
+    deal_id = seed_deal(db, me.id, me.team_id, customer_id=cid)
+    lead_id = seed_lead(db, me.id, me.team_id, customer_id=cid)
+    bare_lead = seed_lead(db, me.id, me.team_id)
+    on_deal = create(client, me, kind="call", subject="Negotiation", deal_id=deal_id).json()
+    on_lead = create(client, me, kind="meeting", subject="Demo", lead_id=lead_id).json()
+    unknown = create(client, me, kind="note", subject="Cold", lead_id=bare_lead).json()
+    assert _interaction(db, on_deal["id"]).customer_id == cid
+    assert _interaction(db, on_lead["id"]).customer_id == cid
+    assert unknown["interaction_id"] is None  # a lead not known as a customer has no timeline
+    assert count(db, "interactions") == 2
+
+
 def test_mirror_moves_and_disappears(db, client, make_actor):
     me = make_actor("sales", team="alpha")
     first, second = seed_customer(db, me.id, me.team_id), seed_customer(db, me.id, me.team_id)

@@ -4,12 +4,16 @@ with its edit and move forms, and the fragments the board's script asks for."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import func, select
+
 from accord.core import db as dbmod
+from accord.models import Deal, User
 from accord.sales import deals
 from accord.sales.deals_schemas import DealCreate
-from tests.access.helpers import as_admin
+from tests.access.helpers import as_admin, seed_customer
 from tests.sales.test_deals_fixtures import new_business, snapshot
 from tests.web.seed import csrf_of
 
@@ -158,3 +162,152 @@ def test_pages_follow_the_record_scope(db, signed_in_as, make_actor):
     page = marketing.get("/sales/pipeline").text
     assert "Secret deal" in page and "kcard-move" not in page
     assert "Edit deal" not in marketing.get(f"/sales/deals/{theirs}").text
+
+
+# --- a new deal, reassigning ---------------------------------------------------------------------
+
+def _user_id(db: str, role: str) -> tuple[int, int | None]:
+    """The newest web user of `role` (what `signed_in_as(role)` just made)."""
+    with dbmod.session_scope(db, write=False) as s:
+        user = s.execute(select(User).where(User.email.like(f"{role}-%-web@example.com"))
+                         .order_by(User.id.desc())).scalars().first()
+        return user.id, user.team_id
+
+
+def _deal_row(db: str, deal_id: int) -> Deal:
+    with dbmod.session_scope(db, write=False) as s:
+        deal = s.get(Deal, deal_id)
+        s.expunge(deal)
+        return deal
+
+
+def _deal_count(db: str) -> int:
+    with dbmod.session_scope(db, write=False) as s:
+        return s.execute(select(func.count()).select_from(Deal)).scalar_one()
+
+
+def test_new_deal_form_creates_a_deal(db, signed_in_as):
+    nb = new_business(db)
+    st = nb["stages"]
+    b, csrf = _browser(signed_in_as, "sales")
+    me, team = _user_id(db, "sales")
+    cid = seed_customer(db, me, team, first_name="Ada", last_name="Lovelace")
+    board = b.get("/sales/pipeline").text
+    assert f'href="/sales/deals/new?pipeline_id={nb["id"]}"' in board
+    assert 'href="/sales/deals/new"' in b.get("/sales/deals").text
+    page = b.get("/sales/deals/new", params={"customer_id": cid})
+    assert page.status_code == 200, page.text
+    assert f'name="customer_id" type="text" value="{cid}"' in page.text
+    assert "Ada Lovelace" in page.text and 'name="currency" type="text" value="EUR"' in page.text
+    assert f'<option value="{st["Qualification"]}" selected>New business › Qualification' \
+        in page.text  # the first open stage
+    assert f'value="{st["Closed won"]}"' not in page.text  # deals start in an open stage
+    form = {"csrf_token": csrf, "name": "Big order", "stage_id": str(st["Proposal"]),
+            "amount": "1200.50", "currency": "usd", "expected_close_date": "2027-03-31",
+            "forecast_category": "commit", "customer_id": str(cid), "account_id": "",
+            "competitors": "Globex, Initech, globex"}
+    r = b.post("/sales/deals/new", data=form, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    did = int(re.fullmatch(r"/sales/deals/(\d+)\?done=created", r.headers["location"]).group(1))
+    deal = _deal_row(db, did)
+    assert (deal.name, deal.pipeline_id, deal.stage_id, deal.amount, deal.currency) == (
+        "Big order", nb["id"], st["Proposal"], Decimal("1200.50"), "USD")
+    assert (deal.customer_id, deal.owner_id, deal.forecast_category, deal.source) == (
+        cid, me, "commit", "manual")
+    assert deal.competitors == ["Globex", "Initech"] and str(deal.expected_close_date) == \
+        "2027-03-31"
+    assert "Deal created." in b.get(r.headers["location"]).text
+
+
+def test_new_deal_form_errors_keep_the_values(db, signed_in_as, make_actor):
+    nb = new_business(db)
+    st = nb["stages"]
+    b, csrf = _browser(signed_in_as, "sales")
+    form = {"csrf_token": csrf, "name": "Kept name", "stage_id": str(st["Negotiation"]),
+            "amount": "-5", "currency": "EUR", "expected_close_date": "", "customer_id": "",
+            "forecast_category": "best_case", "account_id": "", "competitors": "Globex"}
+    r = b.post("/sales/deals/new", data=form)
+    assert r.status_code == 422
+    assert 'id="n-amount" name="amount" type="text" value="-5"' in r.text
+    assert 'aria-describedby="err-amount"' in r.text and 'id="err-amount"' in r.text
+    assert 'value="Kept name"' in r.text and 'value="Globex"' in r.text
+    assert f'<option value="{st["Negotiation"]}" selected>' in r.text
+    assert '<option value="best_case" selected>' in r.text
+    r = b.post("/sales/deals/new", data={**form, "amount": "10", "currency": "XXQ"})
+    assert r.status_code == 422 and 'id="err-currency"' in r.text
+    r = b.post("/sales/deals/new", data={**form, "amount": "10", "stage_id": str(st["Closed won"])})
+    assert r.status_code == 422 and 'id="err-stage_id"' in r.text
+    # a customer the viewer may not read reads like one that does not exist
+    outsider = make_actor("sales", team="beta")
+    theirs = seed_customer(db, outsider.id, outsider.team_id, first_name="Hidden",
+                           last_name="Person")
+    r = b.post("/sales/deals/new", data={**form, "amount": "10", "customer_id": str(theirs)})
+    assert r.status_code == 422 and 'id="err-customer_id"' in r.text
+    assert f"customer {theirs} does not exist" in r.text and "Hidden" not in r.text
+    page = b.get("/sales/deals/new", params={"customer_id": theirs})
+    assert f"customer {theirs} does not exist" in page.text and "Hidden" not in page.text
+    assert _deal_count(db) == 0
+
+
+def test_new_deal_needs_the_create_right(db, signed_in_as):
+    nb = new_business(db)
+    b, csrf = _browser(signed_in_as, "marketing")  # reads deals, creates none
+    assert "/sales/deals/new" not in b.get("/sales/pipeline").text
+    assert "/sales/deals/new" not in b.get("/sales/deals").text
+    assert b.get("/sales/deals/new").status_code == 403
+    r = b.post("/sales/deals/new", data={"csrf_token": csrf, "name": "Nope", "currency": "EUR",
+                                         "stage_id": str(nb["stages"]["Qualification"])})
+    assert r.status_code == 403 and _deal_count(db) == 0
+
+
+def test_reassign_a_deal(db, signed_in_as, make_actor):
+    nb = new_business(db)
+    b, csrf = _browser(signed_in_as, "admin")
+    new_owner = make_actor("sales")
+    did = _seed(db, None, None, nb["id"], name="To hand over")
+    page = b.get(f"/sales/deals/{did}").text
+    assert f'action="/sales/deals/{did}/assign"' in page
+    assert f'<option value="{new_owner.id}"' in page
+    form = {"csrf_token": csrf, "version": "1", "owner_id": str(new_owner.id)}
+    r = b.post(f"/sales/deals/{did}/assign", data=form, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/sales/deals/{did}?done=assigned"
+    deal = _deal_row(db, did)
+    assert (deal.owner_id, deal.version) == (new_owner.id, 2)
+    assert "Owner changed." in b.get(r.headers["location"]).text
+    # a stale form (version 1 again) changes nothing and says why
+    admin_id, _ = _user_id(db, "admin")
+    r = b.post(f"/sales/deals/{did}/assign", data={**form, "owner_id": str(admin_id)})
+    assert r.status_code == 412 and "Someone else changed this deal" in r.text
+    assert _deal_row(db, did).owner_id == new_owner.id
+    r = b.post(f"/sales/deals/{did}/assign", data={**form, "version": "2", "owner_id": "x"})
+    assert r.status_code == 422 and 'id="err-owner_id"' in r.text
+
+
+def test_reassign_is_refused_to_a_salesperson(db, signed_in_as, make_actor):
+    nb = new_business(db)
+    b, csrf = _browser(signed_in_as, "sales")
+    me, team = _user_id(db, "sales")
+    other = make_actor("sales")
+    did = _seed(db, me, team, nb["id"], name="Mine")
+    page = b.get(f"/sales/deals/{did}").text
+    assert "Edit deal" in page and "/assign" not in page  # may edit, may not reassign
+    before = snapshot(db)
+    r = b.post(f"/sales/deals/{did}/assign",
+               data={"csrf_token": csrf, "version": "1", "owner_id": str(other.id)})
+    assert r.status_code == 403
+    assert snapshot(db) == before and _deal_row(db, did).owner_id == me
+
+
+def test_hostile_deal_name_is_escaped_everywhere(db, signed_in_as):
+    nb = new_business(db)
+    b, csrf = _browser(signed_in_as, "admin")
+    r = b.post("/sales/deals/new", data={
+        "csrf_token": csrf, "name": "<script>alert(1)</script>", "currency": "EUR",
+        "stage_id": str(nb["stages"]["Qualification"]), "forecast_category": "pipeline"},
+        follow_redirects=False)
+    assert r.status_code == 303, r.text
+    did = int(r.headers["location"].split("/")[-1].split("?")[0])
+    for url in ("/sales/pipeline", "/sales/deals", f"/sales/deals/{did}"):
+        html = b.get(url).text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, url
+        assert "<script>alert(1)" not in html, url

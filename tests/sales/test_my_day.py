@@ -153,3 +153,28 @@ def test_quick_log_from_the_customer_panel(db, signed_in_as):
     with session_scope(db, write=False) as s:
         assert len(s.execute(select(Activity)).all()) == 1
         assert s.execute(select(Lead)).first() is None
+
+
+def test_plain_complete_goes_back_to_a_same_site_page_only(db, signed_in_as):
+    """Without JavaScript "Complete" returns to the form's `next` (the panel's record page),
+    else to My day; an address on another site is never followed."""
+    browser = signed_in_as("sales")
+    me = _me(db)
+    cid = seed_customer(db, me.user_id, me.team_id)
+    first = _activity(db, me, cid, "First", utcnow())
+    second = _activity(db, me, cid, "Second", utcnow())
+    third = _activity(db, me, cid, "Third", utcnow())
+    csrf = csrf_of(browser.get("/sales/my-day").text)
+    r = browser.post(f"/sales/activities/{first}/complete", data={"csrf_token": csrf},
+                     follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/sales/my-day"
+    r = browser.post(f"/sales/activities/{second}/complete",
+                     data={"csrf_token": csrf, "next": f"/customers/{cid}#sales-activities"},
+                     follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/customers/{cid}#sales-activities"
+    r = browser.post(f"/sales/activities/{third}/complete",
+                     data={"csrf_token": csrf, "next": "https://evil.example/phish"},
+                     follow_redirects=False)
+    assert r.status_code == 303 and "evil" not in r.headers["location"]
+    assert r.headers["location"].startswith("/")
+    assert {get_row(db, Activity, i).status for i in (first, second, third)} == {"done"}

@@ -35,6 +35,7 @@ def test_open_a_deal_from_the_360_page(signed_in_as, db) -> None:
     page = web.get(f"/customers/{customer_id}")
     assert page.status_code == 200
     assert 'action="/sales/upsell/open"' in page.text and "Open a deal" in page.text
+    assert f'href="/sales/deals/new?customer_id={customer_id}"' in page.text
     form = {"csrf_token": csrf_of(page.text), "customer_id": str(customer_id),
             "product_id": str(product_id)}
     r = web.post("/sales/upsell/open", data=form, follow_redirects=False)
@@ -55,7 +56,7 @@ def test_roles_that_cannot_open_deals_see_no_button_and_are_refused(signed_in_as
     customer_id, product_id = _seed(db, "nobody@example.com")
     page = web.get(f"/customers/{customer_id}")
     assert page.status_code == 200 and "Expedition tent" in page.text
-    assert "/sales/upsell/open" not in page.text
+    assert "/sales/upsell/open" not in page.text and "/sales/deals/new" not in page.text
     r = web.post("/sales/upsell/open", data={
         "csrf_token": csrf_of(page.text), "customer_id": str(customer_id),
         "product_id": str(product_id)}, follow_redirects=False)

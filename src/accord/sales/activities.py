@@ -194,13 +194,28 @@ def _set_interaction(session: Session, a: Activity, interaction_id: int | None) 
     set_committed_value(a, "interaction_id", interaction_id)
 
 
+def timeline_customer(session: Session, a: Activity) -> int | None:
+    """Whose timeline the activity belongs on: its customer, else the customer of its deal, else
+    the known customer of its lead (a call on a deal is a call with that customer)."""
+    if a.customer_id is not None:
+        return a.customer_id
+    if a.deal_id is not None:
+        found = session.scalar(select(Deal.customer_id).where(Deal.id == a.deal_id))
+        if found is not None:
+            return found
+    if a.lead_id is not None:
+        return session.scalar(select(Lead.customer_id).where(Lead.id == a.lead_id))
+    return None
+
+
 def _sync_mirror(session: Session, principal: Principal, a: Activity) -> None:
     """Keep the activity's timeline entry in step: one while it is about a customer and not
     cancelled, none otherwise (an entry deleted by hand is recreated on the next change)."""
     mp = _mirror_principal(principal)
     row = session.get(Interaction, a.interaction_id) if a.interaction_id else None
-    wanted = a.customer_id is not None and a.status != "cancelled"
-    if row is not None and (not wanted or row.customer_id != a.customer_id):
+    customer_id = timeline_customer(session, a)
+    wanted = customer_id is not None and a.status != "cancelled"
+    if row is not None and (not wanted or row.customer_id != customer_id):
         interactions.delete_interaction(session, mp, row)
         _set_interaction(session, a, None)
         row = None
@@ -208,9 +223,9 @@ def _sync_mirror(session: Session, principal: Principal, a: Activity) -> None:
         return
     fields = _mirror_fields(a)
     if row is None:
-        assert a.customer_id is not None
+        assert customer_id is not None
         created = interactions.create_interaction(
-            session, mp, a.customer_id,
+            session, mp, customer_id,
             InteractionFields(**fields, source=MIRROR_SOURCE,
                               metadata={"activity_id": a.id, "kind": a.kind}))
         _set_interaction(session, a, created.id)

@@ -1,6 +1,7 @@
 """Pages for activities: "My day" (`/sales/my-day`), the quick "log a call" / "add task" panel
-for the customer 360° page (`/sales/activities/panel?customer_id=`), and the notifications
-panel behind the header's bell (`/notifications/panel`).
+of one customer, lead, deal or account (`/sales/activities/panel?customer_id=` or `lead_id=`,
+`deal_id=`, `account_id=`; the 360° page, the lead and deal pages show it), and the
+notifications panel behind the header's bell (`/notifications/panel`).
 
 Every write goes through `accord.sales.activities` / `notifications` (policy, audit, events);
 this module only turns form fields into input schemas and errors into messages. Times typed
@@ -18,14 +19,15 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from accord.access.policy import can, scope_clause, scope_for
-from accord.core.errors import Forbidden, NotFound, Problem
+from accord.core.errors import Forbidden, NotFound, Problem, ValidationProblem
+from accord.customers import accounts
 from accord.customers import service as customers
 from accord.models.sales import Activity
 from accord.sales import activities as service
-from accord.sales import notifications
+from accord.sales import deals, leads, notifications
 from accord.sales.activities_schemas import ActivityCreate
 from accord.web.admin import form_errors
-from accord.web.context import WebCtx, is_htmx, safe_next, web_ctx
+from accord.web.context import WebCtx, is_htmx, safe_next, wants_partial, web_ctx
 from accord.web.rendering import PageRoute, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -49,16 +51,28 @@ def my_day(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
 
 @router.post("/sales/activities/{activity_id}/complete")
 def complete(request: Request, activity_id: RowPath, ctx: WebCtx = Depends(web_ctx)) -> Response:
-    """HTMX swaps the activity's row for its completed state; a plain post goes back."""
+    """HTMX swaps the activity's row for its completed state; a plain post goes back (to the
+    form's `next`, a same-site path, else My day)."""
     a = service.get_activity(ctx.session, ctx.principal, activity_id, "update")
     service.complete_activity(ctx.session, ctx.principal, a)
     ctx.commit()
     if not is_htmx(request):
-        return RedirectResponse("/sales/my-day", status_code=303)
+        back = ctx.field("next")
+        return RedirectResponse(safe_next(back) if back else "/sales/my-day", status_code=303)
     return render(request, "sales/activities/_row.html", {"a": a, "can_update": True})
 
 
-# --- the 360° panel: quick "log a call" / "add task" -------------------------------------------
+# --- the activities panel: quick "log a call" / "add task" on a customer, lead, deal, account --
+
+# The record kinds a panel can be about: link field → (label, the record's page).
+PANEL_TARGETS: dict[str, tuple[str, str]] = {
+    "customer_id": ("customer", "/customers/{}"),
+    "lead_id": ("lead", "/sales/leads/{}"),
+    "deal_id": ("deal", "/sales/deals/{}"),
+    "account_id": ("account", "/sales/activities/panel?account_id={}"),  # no account page yet
+}
+PANEL_ANCHOR = "#sales-activities"
+
 
 def _parse_due(raw: str) -> datetime | None | str:
     """A `datetime-local` value read as UTC; the raw text back when it is not a date."""
@@ -71,40 +85,92 @@ def _parse_due(raw: str) -> datetime | None | str:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def _panel(ctx: WebCtx, customer_id: int, *, values: dict[str, str] | None = None,
-           errors: dict[str, str] | None = None, notice: str = "") -> dict[str, Any]:
-    customers.get_customer(ctx.session, ctx.principal, customer_id)  # 404 out of scope
+def _check_target(ctx: WebCtx, link: str, record_id: int) -> None:
+    """The record must be readable by the viewer; anything else is a 404 (no existence oracle),
+    also for a role that reads no records of that kind at all."""
+    label = PANEL_TARGETS[link][0]
+    try:
+        if link == "customer_id":
+            customers.get_customer(ctx.session, ctx.principal, record_id)
+        elif link == "lead_id":
+            leads.get_lead(ctx.session, ctx.principal, record_id)
+        elif link == "deal_id":
+            deals.get_deal(ctx.session, ctx.principal, record_id)
+        else:
+            accounts.get_account(ctx.session, ctx.principal, record_id)
+    except Forbidden:
+        raise NotFound(f"{label} {record_id} does not exist") from None
+
+
+def record_page(link: str, record_id: int) -> str:
+    """Where a plain (non-HTMX) post from the panel goes back to."""
+    return PANEL_TARGETS[link][1].format(record_id) + PANEL_ANCHOR
+
+
+def panel_context(ctx: WebCtx, link: str, record_id: int, *,
+                  values: dict[str, str] | None = None, errors: dict[str, str] | None = None,
+                  notice: str = "") -> dict[str, Any]:
+    """The panel of one record (checked readable first): its activities the viewer may read,
+    open ones on top and then newest first, each with whether the viewer may complete it."""
+    _check_target(ctx, link, record_id)
     scope = scope_for(ctx.principal, service.RESOURCE, "read")
     rows: list[Activity] = []
     if scope is not None:
+        column = getattr(Activity, link)
         rows = list(ctx.session.execute(
             select(Activity)
-            .where(Activity.customer_id == customer_id,
+            .where(column == record_id,
                    scope_clause(ctx.principal, scope, Activity.owner_id, Activity.team_id))
-            .order_by(Activity.status != "open", Activity.due_at.is_(None), Activity.due_at,
-                      Activity.id.desc())
+            .order_by(Activity.status != "open", Activity.id.desc())
             .limit(PANEL_LIMIT)).scalars())
     return {
-        "customer_id": customer_id, "items": rows,
+        "link": link, "record_id": record_id, "label": PANEL_TARGETS[link][0],
+        "back": record_page(link, record_id),
+        "record_url": None if link == "account_id" else PANEL_TARGETS[link][1].format(record_id),
+        "rows": [(a, service.in_scope(ctx.principal, a, "update")) for a in rows],
+        "can_read": scope is not None,
         "can_create": can(ctx.principal, service.RESOURCE, "create"),
-        "can_update": can(ctx.principal, service.RESOURCE, "update"),
-        "values": values or {"kind": "call", "direction": "outbound"},
+        "fields": values or {"kind": "call", "direction": "outbound"},
         "errors": errors or {}, "notice": notice, "kinds": QUICK_KINDS,
     }
 
 
+def _one_target(given: dict[str, int | None]) -> tuple[str, int]:
+    chosen = [(k, v) for k, v in given.items() if v is not None]
+    if len(chosen) != 1:
+        raise ValidationProblem("give exactly one of customer_id, lead_id, deal_id or "
+                                "account_id", field="customer_id")
+    return chosen[0]
+
+
+PanelId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+
+
 @router.get("/sales/activities/panel")
-def panel(request: Request, customer_id: Annotated[int, Query(ge=1, le=MAX_ID)],
+def panel(request: Request, customer_id: PanelId = None, lead_id: PanelId = None,
+          deal_id: PanelId = None, account_id: PanelId = None,
           ctx: WebCtx = Depends(web_ctx)) -> Response:
-    return render(request, "sales/activities/_customer.html", _panel(ctx, customer_id))
+    """The panel as a fragment (HTMX, on the record's page) or as a page of its own."""
+    link, record_id = _one_target({"customer_id": customer_id, "lead_id": lead_id,
+                                   "deal_id": deal_id, "account_id": account_id})
+    context = {"panel": panel_context(ctx, link, record_id)}
+    if wants_partial(request):
+        return render(request, "sales/activities/_panel.html", context)
+    return render(request, "sales/activities/page.html", context)
+
+
+def _posted_target(ctx: WebCtx) -> tuple[str, int]:
+    given = [(k, ctx.field(k)) for k in PANEL_TARGETS if ctx.field(k)]
+    if len(given) != 1 or not (given[0][1].isascii() and given[0][1].isdigit()) \
+            or not 1 <= int(given[0][1]) <= MAX_ID:
+        raise NotFound("There is no such record.")
+    return given[0][0], int(given[0][1])
 
 
 @router.post("/sales/activities")
 def quick_create(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
-    raw_customer = ctx.field("customer_id")
-    if not raw_customer.isdigit() or not 1 <= int(raw_customer) <= MAX_ID:
-        raise NotFound("There is no such customer.")
-    customer_id = int(raw_customer)
+    link, record_id = _posted_target(ctx)
+    _check_target(ctx, link, record_id)
     values = {name: ctx.field(name) for name in QUICK_FIELDS}
     errors: dict[str, str] = {}
     due = _parse_due(values["due_at"])
@@ -117,7 +183,7 @@ def quick_create(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
             data = ActivityCreate.model_validate({
                 "kind": kind, "subject": values["subject"], "body": values["body"],
                 "status": "done" if logged and due is None else "open", "due_at": due,
-                "customer_id": customer_id,
+                link: record_id,
                 **{k: values[k] for k in ("direction", "duration_minutes", "outcome")
                    if values[k] and kind in ("call", "meeting")
                    and (k != "direction" or kind == "call")},
@@ -133,11 +199,13 @@ def quick_create(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
             ctx.session.rollback()
             errors = {exc.field if exc.field in QUICK_FIELDS else "subject": exc.detail}
     if not errors and not is_htmx(request):
-        return RedirectResponse(f"/customers/{customer_id}#sales-activities", status_code=303)
-    context = _panel(ctx, customer_id, values=values if errors else None, errors=errors,
-                     notice="" if errors else "Saved.")
-    return render(request, "sales/activities/_customer.html", context,
-                  status_code=422 if errors else 200)
+        return RedirectResponse(record_page(link, record_id), status_code=303)
+    if errors:
+        ctx.session.rollback()
+    context = {"panel": panel_context(ctx, link, record_id, values=values if errors else None,
+                                      errors=errors, notice="" if errors else "Saved.")}
+    template = "sales/activities/_panel.html" if is_htmx(request) else "sales/activities/page.html"
+    return render(request, template, context, status_code=422 if errors else 200)
 
 
 # --- notifications (the bell) ------------------------------------------------------------------

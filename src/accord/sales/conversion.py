@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -69,14 +69,21 @@ class ConvertIn(StrictIn):
     expected_close_date: date | None = None
 
 
-@dataclass(frozen=True)
-class Conversion:
+class Conversion(BaseModel):
     lead_id: int
     customer_id: int
     customer_created: bool
     account_id: int | None
     contact_id: int | None
     deal_id: int | None
+
+
+@dataclass(frozen=True)
+class DealDefaults:
+    name: str
+    amount: Decimal
+    currency: str | None
+    expected_close_date: date
 
 
 def _domain(email: str | None) -> str | None:
@@ -147,19 +154,29 @@ def _pipeline_id(session: Session, data: ConvertIn) -> int:
     return found
 
 
+def deal_defaults(lead: Lead) -> DealDefaults:
+    """What the deal gets when the caller leaves it out; the lead page prefills its convert
+    form with the same values, so what a user sees is what an empty request would do."""
+    label = lead.company or " ".join(p for p in (lead.first_name, lead.last_name) if p)
+    return DealDefaults(
+        name=f"{label or 'Lead'} – new business", amount=lead.budget or Decimal("0.00"),
+        currency=lead.budget_currency,
+        expected_close_date=utcnow().date() + timedelta(
+            days=TIMELINE_DAYS.get(lead.timeline or "unknown", 90)))
+
+
 def _deal(session: Session, principal: Principal, lead: Lead, data: ConvertIn,
           customer: Customer, account: Account | None, contact: Contact | None) -> Deal:
-    currency = data.currency or lead.budget_currency
+    defaults = deal_defaults(lead)
+    currency = data.currency or defaults.currency
     if currency is None:
         raise ValidationProblem("the lead has no budget currency; send `currency`",
                                 field="currency")
-    label = lead.company or " ".join(p for p in (lead.first_name, lead.last_name) if p)
-    close = data.expected_close_date or (
-        utcnow().date() + timedelta(days=TIMELINE_DAYS.get(lead.timeline or "unknown", 90)))
+    close = data.expected_close_date or defaults.expected_close_date
     return deals.create_deal(session, principal, DealCreate(
-        name=data.deal_name or f"{label or 'Lead'} – new business",
+        name=data.deal_name or defaults.name,
         pipeline_id=_pipeline_id(session, data),
-        amount=data.amount if data.amount is not None else (lead.budget or Decimal("0.00")),
+        amount=data.amount if data.amount is not None else defaults.amount,
         currency=currency.upper(), expected_close_date=close, customer_id=customer.id,
         account_id=account.id if account else None,
         contact_id=contact.id if contact else None, lead_id=lead.id, source="lead"))
@@ -207,8 +224,9 @@ def convert_lead(session: Session, principal: Principal, lead: Lead,
         lead.account_id = account.id if account else None
         lead.contact_id = contact.id if contact else None
         session.flush()
-    result = Conversion(lead.id, customer.id, created, lead.account_id, lead.contact_id,
-                        deal.id if deal else None)
+    result = Conversion(lead_id=lead.id, customer_id=customer.id, customer_created=created,
+                        account_id=lead.account_id, contact_id=lead.contact_id,
+                        deal_id=deal.id if deal else None)
     audit.record(session, principal, "convert", RESOURCE, lead.id,
                  ("status", "customer_id", "account_id", "contact_id"),
                  {"customer_id": customer.id, "customer_created": created,

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm.exc import StaleDataError
 
 from accord.access import audit
-from accord.access.policy import Principal, scope_for
+from accord.access.policy import Principal, can, scope_for
 from accord.core.errors import (
     Forbidden,
     NotFound,
@@ -29,10 +29,14 @@ from accord.core.errors import (
 )
 from accord.core.query import parse_list_params
 from accord.core.settings import get_settings
+from accord.customers import accounts
+from accord.customers import service as customers
+from accord.customers.schemas import AssignIn
 from accord.models import Pipeline
 from accord.models.sales import FORECAST_CATEGORIES, LOST_REASONS
 from accord.sales import deals, pipelines
-from accord.sales.deals_schemas import DealMove, DealUpdate
+from accord.sales.activities_web import panel_context
+from accord.sales.deals_schemas import DealCreate, DealMove, DealUpdate
 from accord.web.admin import form_errors
 from accord.web.context import WebCtx, safe_next, web_ctx
 from accord.web.rendering import Formatter, PageRoute, render
@@ -43,7 +47,8 @@ MAX_ID = 2**63 - 1
 BOARD_FILTERS = ("owner_id", "team_id", "close_month")
 STALE = ("Someone else changed this deal while you were working on it, so your change was not "
          "saved. The page now shows the current values; make your change again.")
-NOTICES = {"updated": "Changes saved.", "moved": "Deal moved."}
+NOTICES = {"updated": "Changes saved.", "moved": "Deal moved.", "created": "Deal created.",
+           "assigned": "Owner changed."}
 EDIT_FIELDS = ("name", "amount", "currency", "probability", "expected_close_date",
                "forecast_category", "competitors", "lost_reason", "lost_note")
 LIST_SORTS = (("-id", "Newest first"), ("-amount", "Largest amount"),
@@ -92,6 +97,7 @@ def board_page(request: Request, pipeline: Annotated[int | None, Query(ge=1, le=
         "owners": deals.owner_choices(ctx.session, ctx.principal),
         "teams": deals.team_choices(ctx.session, ctx.principal),
         "lost_reasons": LOST_REASONS, "stages": [], "can_move": False, "movable_ids": set(),
+        "can_create": _may_create(ctx.principal),
     }
     if not all_pipelines:
         return render(request, "sales/pipeline/board.html", context)
@@ -215,6 +221,7 @@ def deal_list(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
         "owners": deals.owner_choices(ctx.session, ctx.principal),
         "teams": deals.team_choices(ctx.session, ctx.principal),
         "sorts": LIST_SORTS, "statuses": ("open", "won", "lost"),
+        "can_create": _may_create(ctx.principal),
         "next_link": _list_link(values, cursor=next_cursor) if next_cursor else None,
         "first_link": _list_link(values, cursor=None) if "cursor" in values else None,
     }
@@ -223,6 +230,130 @@ def deal_list(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
                           deals.READ_FIELDS, {"via": "web.list"})
     return render(request, "sales/deals/list.html", context,
                   status_code=422 if error is not None else 200)
+
+
+# --- a new deal ----------------------------------------------------------------------------------
+
+NEW_FIELDS = ("name", "stage_id", "amount", "currency", "expected_close_date",
+              "forecast_category", "customer_id", "account_id", "competitors")
+# Service errors on inputs the form does not show go to the nearest field that it does.
+NEW_FIELD_OF = {"pipeline_id": "stage_id", "lines": "amount", "lost_reason": "stage_id",
+                "probability": "stage_id"}
+
+
+def _may_create(principal: Principal) -> bool:
+    return can(principal, deals.RESOURCE, "create")
+
+
+def _require_create(ctx: WebCtx) -> None:
+    if not _may_create(ctx.principal):
+        raise Forbidden("Your role may not create deals.")
+
+
+def _start_stages(ctx: WebCtx) -> list[dict[str, Any]]:
+    """Where a new deal may start: the open stages of the active pipelines, in board order."""
+    return [{"id": s.id, "pipeline_id": p.id, "label": f"{p.name} › {s.name} ({s.probability} %)"}
+            for p in pipelines.list_pipelines(ctx.session, ctx.principal, active_only=True)
+            for s in p.stages if s.outcome == "open"]
+
+
+def _query_id(request: Request, name: str) -> str:
+    raw = request.query_params.get(name, "").strip()
+    return raw if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ID else ""
+
+
+def _linked(ctx: WebCtx, values: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The names of the customer and account the form names, and a field error for each that
+    the viewer may not read (worded like a missing record: no existence oracle)."""
+    names: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    raw = values.get("customer_id", "")
+    if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ID:
+        try:
+            customer = customers.get_customer(ctx.session, ctx.principal, int(raw))
+            names["customer_id"] = customer.display_name or f"Customer {customer.id}"
+        except (NotFound, Forbidden):
+            errors["customer_id"] = f"customer {raw} does not exist"
+        except Problem as exc:  # merged into another customer: the message names it
+            errors["customer_id"] = exc.detail
+    raw = values.get("account_id", "")
+    if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ID:
+        try:
+            names["account_id"] = accounts.get_account(ctx.session, ctx.principal, int(raw)).name
+        except (NotFound, Forbidden):
+            errors["account_id"] = f"account {raw} does not exist"
+    return names, errors
+
+
+def _new_page(request: Request, ctx: WebCtx, values: dict[str, str],
+              errors: dict[str, str] | None = None, alert: str = "",
+              status_code: int = 200) -> Response:
+    names, link_errors = _linked(ctx, values)
+    if "customer_id" in names:
+        audit.record_read(ctx.principal, "customers", [values["customer_id"]], ("display_name",),
+                          {"via": "web.deal_form"})
+    return render(request, "sales/deals/new.html", {
+        "values": values, "errors": {**link_errors, **(errors or {})}, "alert": alert,
+        "stages": _start_stages(ctx), "categories": OPEN_CATEGORIES, "names": names,
+    }, status_code=status_code)
+
+
+@router.get("/sales/deals/new")
+def new_deal(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
+    """`?customer_id=` / `?account_id=` prefill the link (a customer page's "New deal"),
+    `?pipeline_id=` the pipeline (the board's button): it starts in its first open stage."""
+    _require_create(ctx)
+    stages = _start_stages(ctx)
+    pipeline_id = _query_id(request, "pipeline_id")
+    start = next((s for s in stages if str(s["pipeline_id"]) == pipeline_id),
+                 stages[0] if stages else None)
+    values = {**dict.fromkeys(NEW_FIELDS, ""), "currency": get_settings().default_currency,
+              "forecast_category": "pipeline", "stage_id": str(start["id"]) if start else "",
+              "customer_id": _query_id(request, "customer_id"),
+              "account_id": _query_id(request, "account_id")}
+    return _new_page(request, ctx, values)
+
+
+def _create_payload(values: dict[str, str], pipeline_id: int) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": values["name"], "pipeline_id": pipeline_id,
+                            "stage_id": values["stage_id"], "currency": values["currency"]}
+    for name in ("amount", "expected_close_date", "forecast_category", "customer_id",
+                 "account_id"):
+        if values[name]:
+            data[name] = values[name]
+    competitors = [c.strip() for c in values["competitors"].split(",") if c.strip()]
+    if competitors:
+        data["competitors"] = competitors
+    return data
+
+
+@router.post("/sales/deals/new")
+def create_deal(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
+    _require_create(ctx)
+    values = {name: ctx.field(name) for name in NEW_FIELDS}
+    start = next((s for s in _start_stages(ctx) if str(s["id"]) == values["stage_id"]), None)
+    errors: dict[str, str] = {}
+    if start is None:
+        errors["stage_id"] = "Choose the pipeline and stage the deal starts in."
+    else:
+        try:
+            data = DealCreate(**_create_payload(values, start["pipeline_id"]))
+            deal_id = deals.create_deal(ctx.session, ctx.principal, data).id
+            ctx.commit()
+            return RedirectResponse(f"/sales/deals/{deal_id}?done=created", status_code=303)
+        except ValidationError as exc:
+            for name, message in form_errors(exc, "name").items():
+                errors.setdefault(NEW_FIELD_OF.get(name, name), message)
+        except Forbidden:
+            raise
+        except Problem as exc:
+            name = (exc.field or "name").partition(".")[0]
+            errors = {NEW_FIELD_OF.get(name, name): exc.detail}
+    ctx.session.rollback()  # SQLite: release the write lock before the page's read is audited
+    alert = " ".join(v for k, v in errors.items() if k not in NEW_FIELDS)
+    return _new_page(request, ctx, values, {k: v for k, v in errors.items() if k in NEW_FIELDS},
+                     alert or "The deal was not saved: please correct the highlighted fields.",
+                     status_code=422)
 
 
 # --- one deal: page, edit, move ----------------------------------------------------------------
@@ -239,9 +370,16 @@ def _form_values(deal: Any) -> dict[str, str]:
     }
 
 
+def _may_assign(principal: Principal, deal: Any) -> bool:
+    """The service's rule for reassigning (update over team or all, and this deal in scope)."""
+    return (scope_for(principal, deals.RESOURCE, "update") in ("team", "all")
+            and deals.in_scope(principal, deal, "update"))
+
+
 def _detail(request: Request, ctx: WebCtx, deal_id: int, *, values: dict[str, str] | None = None,
             errors: dict[str, str] | None = None, move_errors: dict[str, str] | None = None,
-            alert: str = "", notice: str = "", status_code: int = 200) -> Response:
+            assign_errors: dict[str, str] | None = None, alert: str = "", notice: str = "",
+            status_code: int = 200) -> Response:
     deal = deals.get_deal(ctx.session, ctx.principal, deal_id)
     out = deals.to_out(ctx.session, deal)
     current = pipelines.get_pipeline(ctx.session, ctx.principal, deal.pipeline_id)
@@ -257,6 +395,11 @@ def _detail(request: Request, ctx: WebCtx, deal_id: int, *, values: dict[str, st
         "values": values or _form_values(deal), "errors": errors or {},
         "move_errors": move_errors or {}, "alert": alert, "notice": notice,
         "categories": OPEN_CATEGORIES, "lost_reasons": LOST_REASONS,
+        "can_assign": _may_assign(ctx.principal, deal), "assign_errors": assign_errors or {},
+        "owners": deals.owner_choices(ctx.session, ctx.principal) if _may_assign(
+            ctx.principal, deal) else [],
+        "panel": panel_context(ctx, "deal_id", deal_id) if any(
+            can(ctx.principal, "activities", a) for a in ("read", "create")) else None,
     }
     if ctx.request.method != "GET":
         ctx.session.rollback()  # SQLite: release the write lock before the read is audited
@@ -354,3 +497,28 @@ def move_deal(request: Request, deal_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     target = safe_next(back) if back else f"/sales/deals/{deal_id}?done=moved"
     return RedirectResponse(target, status_code=303)
 
+
+@router.post("/sales/deals/{deal_id}/assign")
+def assign_deal(request: Request, deal_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+                ctx: WebCtx = Depends(web_ctx)) -> Response:
+    """Give the deal to another owner (managers and admins: `deals.assign` decides)."""
+    deal = deals.get_deal(ctx.session, ctx.principal, deal_id, "update")
+    if _seen_version(ctx) != deal.version:
+        return _detail(request, ctx, deal_id, alert=STALE, status_code=412)
+    raw = ctx.field("owner_id")
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ID):
+        return _detail(request, ctx, deal_id, assign_errors={"owner_id": "Choose the new owner."},
+                       alert="The deal was not reassigned.", status_code=422)
+    try:
+        deals.assign(ctx.session, ctx.principal, deal, AssignIn(owner_id=int(raw)))
+        ctx.commit()
+    except Forbidden:
+        raise
+    except StaleDataError:
+        ctx.session.rollback()
+        return _detail(request, ctx, deal_id, alert=STALE, status_code=412)
+    except Problem as exc:
+        ctx.session.rollback()
+        return _detail(request, ctx, deal_id, assign_errors={"owner_id": exc.detail},
+                       alert="The deal was not reassigned.", status_code=422)
+    return RedirectResponse(f"/sales/deals/{deal_id}?done=assigned", status_code=303)
