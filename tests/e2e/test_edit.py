@@ -62,10 +62,10 @@ def test_admin_creates_edits_and_logs_an_interaction(tab: Tab, live_server: Any)
 
     # Logging an interaction swaps only the activity section (no page load).
     page.evaluate("window.accordMarker = 'same page'")
-    page.get_by_role("region", name="Activity across channels").locator(
-        ".log-interaction > summary").click()
-    page.get_by_label("Channel", exact=True).select_option("phone")
-    page.get_by_label("Subject").fill("Welcome call")
+    activity = page.get_by_role("region", name="Activity across channels")
+    activity.locator(".log-interaction > summary").click()
+    activity.get_by_label("Channel", exact=True).select_option("phone")
+    activity.get_by_label("Subject").fill("Welcome call")
     page.locator(".log-form").get_by_role("button", name="Log interaction").click()
     expect(page.locator(".timeline .tl-title").first).to_have_text("Welcome call")
     expect(page.locator("#activity")).to_contain_text("Interaction logged.")
