@@ -1,0 +1,1 @@
+"""Customer service: tickets, SLAs, knowledge base, assistant, surveys."""
