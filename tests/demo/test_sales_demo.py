@@ -71,7 +71,9 @@ def test_demo_leads_belong_to_the_team_of_their_country(db) -> None:
     with session_scope() as s:
         teams = {t.id: t.name for t in s.scalars(select(Team))}
         users = {u.id: u for u in s.scalars(select(User))}
-        for lead in s.scalars(select(Lead)):
+        leads = s.scalars(select(Lead)).all()
+        assert len(leads) == SalesSize.for_customers(N).leads
+        for lead in leads:
             assert teams[lead.team_id] == team_of[lead.country]
             if lead.owner_id is not None:
                 assert users[lead.owner_id].team_id == lead.team_id

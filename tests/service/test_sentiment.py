@@ -64,7 +64,7 @@ def test_result_carries_model_and_language() -> None:
     assert result.language == "en"
     assert result.model == "vader"
     assert result.model_version == "3.3.2"
-    assert -1.0 <= (result.compound or 0.0) <= 1.0
+    assert result.compound is not None and -1.0 <= result.compound <= 1.0
 
 
 def test_quoted_history_is_ignored() -> None:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import typer
 
 analytics_app = typer.Typer(help="Customer analytics: CLV, churn, KPIs.", no_args_is_help=True)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
 
 
 @analytics_app.command("churn")
@@ -100,35 +107,30 @@ def clv(
 ) -> None:
     """Fit BG/NBD + Gamma-Gamma on a transaction file; print parameters and CLV."""
     import json
-    from typing import NoReturn
 
     import pandas as pd
 
     from accord.analytics.clv import CLVDataError, fit_clv, read_transactions_csv
 
-    def fail(message: str) -> NoReturn:
-        typer.echo(f"error: {message}", err=True)
-        raise typer.Exit(2)
-
     if time_unit not in ("day", "week"):
-        fail(f"--time-unit must be day or week, not {time_unit!r}")
+        _fail(f"--time-unit must be day or week, not {time_unit!r}")
     if horizon_months < 1:
-        fail("--horizon-months must be at least 1")
+        _fail("--horizon-months must be at least 1")
     if discount_rate <= -1:
-        fail("--discount-rate must be greater than -1")
+        _fail("--discount-rate must be greater than -1")
     end = None
     if observation_end is not None:
         end = pd.to_datetime(observation_end, format="ISO8601", errors="coerce")
         if pd.isna(end):
-            fail(f"--observation-end: not a date (YYYY-MM-DD): {observation_end!r}")
+            _fail(f"--observation-end: not a date (YYYY-MM-DD): {observation_end!r}")
     known = None
     if known_customers is not None:
         try:
             frame = pd.read_csv(known_customers, dtype=str, keep_default_na=False)
         except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-            fail(f"{known_customers}: cannot read as CSV: {e}")
+            _fail(f"{known_customers}: cannot read as CSV: {e}")
         if customer_col not in frame.columns:
-            fail(f"{known_customers}: no column {customer_col!r}")
+            _fail(f"{known_customers}: no column {customer_col!r}")
         known = frame[customer_col].str.strip()
     try:
         tx = read_transactions_csv(
@@ -140,7 +142,7 @@ def clv(
             date_format=date_format,
         )
     except CLVDataError as exc:
-        fail(f"{transactions}: {exc}")
+        _fail(f"{transactions}: {exc}")
     try:
         result = fit_clv(
             tx,
@@ -154,7 +156,7 @@ def clv(
             typer.echo(f"  rejected line {r.line}: {r.column}: {r.reason}", err=True)
         if len(tx.rejected) > 20:
             typer.echo(f"  ... and {len(tx.rejected) - 20} more problems", err=True)
-        fail(
+        _fail(
             f"{transactions}: {exc} ({tx.rows_read} rows read, {tx.rows_rejected} rejected)"
         )
     report = result.report()
@@ -215,7 +217,6 @@ def recommend(
 ) -> None:
     """Fit bought-together + item-kNN, evaluate on a time split against popularity."""
     import json
-    from typing import NoReturn
 
     import pandas as pd
 
@@ -228,27 +229,23 @@ def recommend(
         recommendations_frame,
     )
 
-    def fail(message: str) -> NoReturn:
-        typer.echo(f"error: {message}", err=True)
-        raise typer.Exit(2)
-
     if k < 1:
-        fail("--k must be at least 1")
+        _fail("--k must be at least 1")
     if neighbours < 1:
-        fail("--neighbours must be at least 1")
+        _fail("--neighbours must be at least 1")
     split = None
     if split_date is not None:
         split = pd.to_datetime(split_date, format="ISO8601", errors="coerce")
         if pd.isna(split):
-            fail(f"--split-date: not a date (YYYY-MM-DD): {split_date!r}")
+            _fail(f"--split-date: not a date (YYYY-MM-DD): {split_date!r}")
     try:
         df = pd.read_csv(orders, dtype=str, keep_default_na=False, na_values=[""])
     except FileNotFoundError:
-        fail(f"{orders}: no such file")
+        _fail(f"{orders}: no such file")
     except pd.errors.EmptyDataError:
-        fail(f"{orders}: file is empty")
+        _fail(f"{orders}: file is empty")
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        fail(f"{orders}: cannot read as CSV: {exc}")
+        _fail(f"{orders}: cannot read as CSV: {exc}")
     repeat = [p.strip() for p in repeat_products.split(",") if p.strip()] if repeat_products else []
     try:
         lines = prepare_lines(
@@ -265,7 +262,7 @@ def recommend(
         together = bought_together(lines, top_n=k)
         model = fit_recommender(lines, neighbours=neighbours, repeat_products=repeat)
     except RecommendInputError as exc:
-        fail(f"{orders}: {exc}")
+        _fail(f"{orders}: {exc}")
     report["rows"] = {"read": lines.rows_read, "valid": len(lines.frame),
                       "rejected": lines.rows_read - len(lines.frame)}
     report["rejected"] = [

@@ -287,13 +287,18 @@ def take_snapshot(conn: Connection, root: Path | None = None, *,
     return snap
 
 
+def _finished(root: Path) -> list[Path]:
+    """Completed snapshots, oldest first (partial ones are hidden: `.<stamp>.partial`)."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 def prune(root: Path | None = None, keep: int | None = None) -> list[Path]:
     """Delete all but the newest `keep` snapshots (and abandoned partial ones)."""
     root = root or snapshots_root()
     keep = get_settings().analytics_snapshot_keep if keep is None else keep
     if not root.is_dir():
         return []
-    done = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    done = _finished(root)
     doomed = done[: max(0, len(done) - keep)]
     stale = time.time() - 6 * 3600  # a partial snapshot this old was abandoned by a crash
     doomed += [p for p in root.iterdir()
@@ -307,5 +312,5 @@ def latest(root: Path | None = None) -> Path | None:
     root = root or snapshots_root()
     if not root.is_dir():
         return None
-    done = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    done = _finished(root)
     return done[-1] if done else None

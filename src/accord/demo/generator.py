@@ -768,11 +768,11 @@ def _setup(url: str | None, now: datetime) -> Setup:
     return Setup(team_ids, user_ids, products, fields["loyalty_member"], fields["shoe_size"])
 
 
-def _first_ids(engine: Engine) -> dict[str, int]:
+def first_ids(engine: Engine, tables: tuple[str, ...]) -> dict[str, int]:
     """Explicit ids continue after whatever is already there."""
     out = {}
     with engine.connect() as conn:
-        for table in BULK_TABLES:
+        for table in tables:
             t = Base.metadata.tables[table]
             out[table] = (conn.execute(select(func.max(t.c.id))).scalar() or 0) + 1
     return out
@@ -852,7 +852,7 @@ def generate(customers: int, seed: int, *, url: str | None = None, now: datetime
     setup = _setup(url, now)
     progress("reference data", 1, 1)
     writer = BulkWriter(engine)
-    gen = Generator(setup, seed, now, _first_ids(engine), writer.tz_suffix)
+    gen = Generator(setup, seed, now, first_ids(engine, BULK_TABLES), writer.tz_suffix)
     n_accounts = max(3, customers // 60)
     with writer:
         for start in range(0, n_accounts, chunk):

@@ -12,12 +12,11 @@ import bisect
 import contextlib
 import json
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from accord.core.db import get_engine, session_scope
 from accord.demo import catalog
@@ -30,12 +29,12 @@ from accord.demo.generator import (
     _setup,
     default_now,
     finish_tables,
+    first_ids,
 )
 from accord.demo.pools import COUNTRIES
 from accord.models import (
     Account,
     AssignmentRule,
-    Base,
     Customer,
     Deal,
     LeadForm,
@@ -306,19 +305,9 @@ def _reference(url: str | None) -> tuple[list[tuple[int, str]], list[tuple[int, 
     return customers, accounts
 
 
-def _first_ids(url: str | None) -> dict[str, int]:
-    out = {}
-    with session_scope(url) as session:
-        for table in SALES_TABLES:
-            t = Base.metadata.tables[table]
-            out[table] = (session.execute(select(func.max(t.c.id))).scalar() or 0) + 1
-    return out
-
-
 def generate_sales(size: SalesSize, seed: int = 42, *, url: str | None = None,
                    now: datetime | None = None, progress: ProgressFn | None = None,
-                   chunk: int = 20000,
-                   after: Callable[[], None] | None = None) -> dict[str, int]:
+                   chunk: int = 20000) -> dict[str, int]:
     """Write the sales data set next to an existing customer base; returns rows per table."""
     progress = progress or _quiet
     now = now or default_now()
@@ -327,7 +316,7 @@ def generate_sales(size: SalesSize, seed: int = 42, *, url: str | None = None,
     stages = _pipelines(url)
     customers, accounts = _reference(url)
     writer = BulkWriter(engine)
-    gen = Generator(setup, seed + 1, now, _first_ids(url), writer.tz_suffix)
+    gen = Generator(setup, seed + 1, now, first_ids(engine, SALES_TABLES), writer.tz_suffix)
     sales = SalesGenerator(gen, stages, customers, accounts)
     total = size.leads + size.open_deals + size.closed_deals
     done = 0
@@ -344,8 +333,6 @@ def generate_sales(size: SalesSize, seed: int = 42, *, url: str | None = None,
                 done += min(chunk, n - start)
                 progress("sales", done, total)
     finish_tables(engine, SALES_TABLES)
-    if after is not None:
-        after()
     return dict(writer.rows)
 
 
@@ -392,8 +379,9 @@ def demo_sales(customers: int, seed: int = 42, *, url: str | None = None,
                ) -> dict[str, int]:
     """The demo's pipeline, scaled to its customer base."""
     now = now or default_now()
-    return generate_sales(SalesSize.for_customers(customers), seed, url=url, now=now,
-                          progress=progress or Progress(),
-                          after=lambda: _demo_setup(url, now))
+    rows = generate_sales(SalesSize.for_customers(customers), seed, url=url, now=now,
+                          progress=progress or Progress())
+    _demo_setup(url, now)
+    return rows
 
 

@@ -384,12 +384,14 @@ def send_due_reminders(session: Session, now: datetime | None = None,
     if is_postgres(session):
         stmt = stmt.with_for_update(skip_locked=True)
     due = list(session.execute(stmt).scalars())
+    if not due:  # the sweep runs every few minutes: nothing due, no further query
+        return 0
     owners = {u.id: u for u in session.execute(
         select(User).where(User.id.in_({a.owner_id for a in due if a.owner_id}))).scalars()}
-    if due:  # bookkeeping: no version bump, so nobody's open edit goes stale because of it
-        t = Activity.__table__
-        session.execute(update(t).where(t.c.id.in_([a.id for a in due]))
-                        .values(reminded_at=now, updated_at=t.c.updated_at))
+    # bookkeeping: no version bump, so nobody's open edit goes stale because of it
+    t = Activity.__table__
+    session.execute(update(t).where(t.c.id.in_([a.id for a in due]))
+                    .values(reminded_at=now, updated_at=t.c.updated_at))
     sent = 0
     for a in due:
         set_committed_value(a, "reminded_at", now)

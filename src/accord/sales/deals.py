@@ -46,7 +46,7 @@ from accord.models import (
     User,
 )
 from accord.models.sales import DEAL_STATUSES, FORECAST_CATEGORIES
-from accord.sales import pipelines
+from accord.sales import leads, pipelines
 from accord.sales.deals_schemas import (
     DealCreate,
     DealLineIn,
@@ -56,6 +56,7 @@ from accord.sales.deals_schemas import (
     DealUpdate,
     StageChangeOut,
 )
+from accord.sales.forecast import add_months
 
 RESOURCE = "deals"
 # Which personal fields a deal read exposes (the registry's columns), for the audit trail.
@@ -188,8 +189,7 @@ def _contact_account(session: Session, principal: Principal, contact_id: int) ->
 
 def _check_lead(session: Session, principal: Principal, lead_id: int) -> None:
     lead = session.get(Lead, lead_id)
-    if lead is None or not record_in_scope(principal, scope_for(principal, "leads", "read"),
-                                           lead.owner_id, lead.team_id):
+    if lead is None or not leads.in_scope(principal, lead, "read"):
         raise _refuse("lead_id", f"lead {lead_id} does not exist")
 
 
@@ -510,7 +510,7 @@ class BoardFilters:
             out.append(_D.team_id == self.team_id)
         if self.close_month is not None:
             start = self.close_month
-            end = date(start.year + (start.month == 12), start.month % 12 + 1, 1)
+            end = add_months(start, 1)
             out.append(_D.expected_close_date >= start)
             out.append(_D.expected_close_date < end)
         return out

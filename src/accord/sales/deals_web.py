@@ -9,7 +9,6 @@ goes through the deal service; this module only turns form fields into its input
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -33,10 +32,11 @@ from accord.customers import accounts
 from accord.customers import service as customers
 from accord.customers.schemas import AssignIn
 from accord.models import Pipeline
-from accord.models.sales import FORECAST_CATEGORIES, LOST_REASONS
+from accord.models.sales import DEAL_STATUSES, FORECAST_CATEGORIES, LOST_REASONS
 from accord.sales import deals, pipelines
 from accord.sales.activities_web import panel_context
 from accord.sales.deals_schemas import DealCreate, DealMove, DealUpdate
+from accord.sales.forecast import add_months
 from accord.web.admin import form_errors
 from accord.web.context import WebCtx, safe_next, web_ctx
 from accord.web.rendering import Formatter, PageRoute, render
@@ -109,7 +109,6 @@ def board_page(request: Request, pipeline: Annotated[int | None, Query(ge=1, le=
     context["stages"] = _stage_options(current)
     context["query"] = urlencode({"pipeline": current.id, **values})
     context["filter_query"] = urlencode(values)
-    status = 200
     try:
         filters = deals.parse_board_filters(values)
         board = deals.board(ctx.session, ctx.principal, current.id, filters)
@@ -126,7 +125,7 @@ def board_page(request: Request, pipeline: Annotated[int | None, Query(ge=1, le=
     shown = [c.id for col in board.columns for c in col.cards]
     audit.record_read(ctx.principal, deals.RESOURCE, shown, deals.READ_FIELDS,
                       {"via": "web.board"})
-    return render(request, "sales/pipeline/board.html", context, status_code=status)
+    return render(request, "sales/pipeline/board.html", context)
 
 
 @router.get("/sales/pipeline/{pipeline_id}/stages/{stage_id}/cards")
@@ -202,7 +201,7 @@ def deal_list(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
         month = deals.parse_board_filters({"close_month": values.get("close_month", "")})
         if month.close_month is not None:
             start = month.close_month
-            end = date(start.year + (start.month == 12), start.month % 12 + 1, 1)
+            end = add_months(start, 1)
             params_in["expected_close_date__gte"] = start.isoformat()
             params_in["expected_close_date__lt"] = end.isoformat()
         params = parse_list_params(params_in, deals.list_spec(), hidden=set(),
@@ -220,7 +219,7 @@ def deal_list(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
                                                           if d.owner_id is not None}),
         "owners": deals.owner_choices(ctx.session, ctx.principal),
         "teams": deals.team_choices(ctx.session, ctx.principal),
-        "sorts": LIST_SORTS, "statuses": ("open", "won", "lost"),
+        "sorts": LIST_SORTS, "statuses": DEAL_STATUSES,
         "can_create": _may_create(ctx.principal),
         "next_link": _list_link(values, cursor=next_cursor) if next_cursor else None,
         "first_link": _list_link(values, cursor=None) if "cursor" in values else None,

@@ -30,7 +30,15 @@ from accord.core.clock import as_utc, utcnow
 from accord.core.contact import InvalidValue
 from accord.core.errors import Conflict, Forbidden, NotFound, ValidationProblem
 from accord.core.events import emit
-from accord.core.query import Filter, ListParams, ListSpec, Sort, page_of, paginate
+from accord.core.query import (
+    Filter,
+    ListParams,
+    ListSpec,
+    Sort,
+    page_of,
+    paginate,
+    parse_list_params,
+)
 from accord.core.settings import get_settings
 from accord.integration.standardise import (
     standardise_country,
@@ -137,6 +145,14 @@ def list_spec() -> ListSpec:
                     default_sort="-id")
 
 
+def list_params(query: dict[str, str]) -> ListParams:
+    """The list's query parameters checked against `list_spec` (API and web pages alike)."""
+    settings = get_settings()
+    return parse_list_params(query, list_spec(), hidden=set(),
+                             default_limit=settings.page_size_default,
+                             max_limit=settings.page_size_max)
+
+
 def search_clause(q: str) -> ColumnElement[bool]:
     """An e-mail (exact, normalised), an id, or a prefix of the name or company."""
     text = q.strip()
@@ -239,6 +255,15 @@ def normalise_contact(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _standardise(values: dict[str, Any]) -> dict[str, Any]:
+    """`normalise_contact` for a new lead's values: the standardised country replaces the
+    given one in `values`; returns the normalised e-mail and phone columns."""
+    norm = normalise_contact(values)
+    if "country" in norm:
+        values["country"] = norm.pop("country")
+    return norm
+
+
 def _check_bant(lead: Lead) -> None:
     if lead.budget is not None and not lead.budget_currency:
         raise ValidationProblem("a budget needs its currency", field="budget_currency")
@@ -324,9 +349,7 @@ def capture(session: Session, principal: Principal, values: dict[str, Any], *, s
     if seen is not None:
         return Captured(seen, duplicate=True)
     values = {k: v for k, v in values.items() if v not in (None, "")}
-    norm = normalise_contact(values)
-    if "country" in norm:
-        values["country"] = norm.pop("country")
+    norm = _standardise(values)
     now = utcnow()
     at = occurred_at or now
     match = find_match(session, norm.get("email_normalized"), norm.get("phone_e164"))
@@ -385,9 +408,7 @@ def create_lead(session: Session, principal: Principal, data: LeadCreate,
     naming that lead (capture paths merge instead); a known customer is linked."""
     require(principal, RESOURCE, "create")
     values = data.model_dump(exclude_none=True)
-    norm = normalise_contact(values)
-    if "country" in norm:
-        values["country"] = norm.pop("country")
+    norm = _standardise(values)
     match = find_match(session, norm.get("email_normalized"), norm.get("phone_e164"))
     if match.lead is not None:
         field = "email" if match.matched_on == "lead.email" else "phone"

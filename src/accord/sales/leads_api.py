@@ -18,8 +18,6 @@ from accord.access.deps import Ctx, api_ctx
 from accord.core.concurrency import etag
 from accord.core.db import session_factory
 from accord.core.errors import Problem, ValidationProblem
-from accord.core.query import ListParams, parse_list_params
-from accord.core.settings import get_settings
 from accord.sales import assignment, forms, lead_import, leads
 from accord.sales.leads_schemas import (
     AssignmentRuleCreate,
@@ -54,18 +52,12 @@ READ_FIELDS = leads.PERSONAL_FIELDS
 CORS = {"Access-Control-Allow-Origin": "*"}
 
 
-def _params(request: Request) -> ListParams:
-    settings = get_settings()
-    return parse_list_params(dict(request.query_params), leads.list_spec(), hidden=set(),
-                             default_limit=settings.page_size_default,
-                             max_limit=settings.page_size_max)
-
-
 # --- leads ---------------------------------------------------------------------------------------
 
 @router.get("/leads", tags=["leads"], summary="List leads", description=LIST_HELP)
 def list_leads(request: Request, ctx: Ctx = Depends(api_ctx)) -> dict[str, Any]:
-    rows, cursor = leads.list_leads(ctx.session, ctx.principal, _params(request))
+    rows, cursor = leads.list_leads(ctx.session, ctx.principal,
+                                      leads.list_params(dict(request.query_params)))
     items = [leads.to_out(lead) for lead in rows]
     ctx.session.rollback()
     audit.record_read(ctx.principal, leads.RESOURCE, [i.id for i in items], READ_FIELDS,

@@ -28,7 +28,6 @@ from accord.core.errors import (
     Problem,
     ValidationProblem,
 )
-from accord.core.query import parse_list_params
 from accord.core.settings import get_settings
 from accord.customers import accounts as accounts_service
 from accord.models import Deal, Lead, User
@@ -93,7 +92,6 @@ def _row(lead: Any, owners: dict[int, str]) -> dict[str, Any]:
 
 @router.get(BASE)
 def lead_list(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
-    settings = get_settings()
     values = _values(request)
     query = dict(values)
     if query.get("owner_id") == "me":
@@ -102,10 +100,8 @@ def lead_list(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
     rows: list[Any] = []
     next_cursor = None
     try:
-        params = parse_list_params(query, leads.list_spec(), hidden=set(),
-                                   default_limit=settings.page_size_default,
-                                   max_limit=settings.page_size_max)
-        found, next_cursor = leads.list_leads(ctx.session, ctx.principal, params)
+        found, next_cursor = leads.list_leads(ctx.session, ctx.principal,
+                                              leads.list_params(query))
         owners = _owners(ctx, {lead.owner_id for lead in found if lead.owner_id})
         rows = [_row(lead, owners) for lead in found]
     except ValidationProblem as exc:
@@ -130,10 +126,12 @@ def lead_list(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
 # --- create ------------------------------------------------------------------------------------
 
 def _form_page(request: Request, values: dict[str, str], errors: dict[str, str] | None = None,
-               alert: str = "", status_code: int = 200) -> Response:
+               alert: str = "", status_code: int = 200, *, stale: bool = False,
+               lead: dict[str, Any] | None = None, version: int | None = None) -> Response:
+    """The lead form: a new lead, or (with `lead` and `version`) an edit."""
     return render(request, "sales/leads/form.html", {
-        "values": values, "errors": errors or {}, "alert": alert, "stale": False,
-        "lead": None, "record_version": None,
+        "values": values, "errors": errors or {}, "alert": alert, "stale": stale,
+        "lead": lead, "record_version": version,
         "authorities": [(a, label(a)) for a in AUTHORITY_LEVELS],
         "timelines": [(t, label(t)) for t in TIMELINES],
     }, status_code=status_code)
@@ -159,7 +157,7 @@ def create_lead(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
         ctx.commit()
         return RedirectResponse(f"{BASE}/{lead_id}?done=created", status_code=303)
     except ValidationError as exc:
-        errors = {k: v for k, v in form_errors(exc, "last_name").items()}
+        errors = form_errors(exc, "last_name")
     except Forbidden:
         raise
     except Problem as exc:
@@ -435,12 +433,8 @@ def _edit_page(request: Request, ctx: WebCtx, lead: Lead, values: dict[str, str]
                stale: bool = False, status_code: int = 200) -> Response:
     if request.method != "GET":
         ctx.session.rollback()  # drop a half-applied change; the name shown is the stored one
-    return render(request, "sales/leads/form.html", {
-        "values": values, "errors": errors or {}, "alert": alert, "stale": stale,
-        "lead": {"id": lead.id, "name": _row(lead, {})["name"]}, "record_version": version,
-        "authorities": [(a, label(a)) for a in AUTHORITY_LEVELS],
-        "timelines": [(t, label(t)) for t in TIMELINES],
-    }, status_code=status_code)
+    return _form_page(request, values, errors, alert, status_code, stale=stale,
+                      lead={"id": lead.id, "name": _row(lead, {})["name"]}, version=version)
 
 
 def _editable(ctx: WebCtx, lead_id: int) -> Lead:

@@ -364,13 +364,30 @@ def _sigmoid(x: float) -> float:
     return e / (1.0 + e)
 
 
-def active_model(session: Session) -> CompiledModel | None:
-    """The newest active predictive model, or None (rules only)."""
-    row = session.scalars(
+def active_model_row(session: Session) -> LeadScoreModel | None:
+    """The newest active stored model (its card), or None before the first training."""
+    return session.scalars(
         select(LeadScoreModel).where(LeadScoreModel.active.is_(True))
         .order_by(LeadScoreModel.trained_at.desc(), LeadScoreModel.id.desc()).limit(1)
     ).first()
+
+
+def active_model(session: Session) -> CompiledModel | None:
+    """The newest active predictive model, or None (rules only)."""
+    row = active_model_row(session)
     return CompiledModel.from_row(row) if row is not None else None
+
+
+_MODEL_KEY = "accord.sales.lead_model"
+
+
+def _session_model(session: Session) -> CompiledModel | None:
+    """The active model, looked up once per session: an import or a form burst scores many
+    leads in one transaction, each would otherwise re-read and re-parse the stored model.
+    Training in the same session drops the memo (`train_lead_model`)."""
+    if _MODEL_KEY not in session.info:
+        session.info[_MODEL_KEY] = active_model(session)
+    return session.info[_MODEL_KEY]
 
 
 def compute(
@@ -431,7 +448,7 @@ def score_lead(session: Session, lead: Lead, now: datetime | None = None) -> Non
         # callers may score under `no_autoflush`: count signals added but not yet flushed
         events += [(e.kind, e.occurred_at or now) for e in session.new
                    if isinstance(e, LeadEngagement) and e.lead_id == lead.id]
-    values = compute(_lead_mapping(lead), events, active_model(session), now)
+    values = compute(_lead_mapping(lead), events, _session_model(session), now)
     for name, value in values.items():
         setattr(lead, name, value)
 
@@ -676,6 +693,7 @@ def train_lead_model(
                            active=True)
     session.add(model)
     session.flush()
+    session.info.pop(_MODEL_KEY, None)
     audit.record(session, principal, "create", "sales_config", f"lead_score_model:{model.id}",
                  detail={"algorithm": ALGORITHM, "metrics": metrics})
     return model

@@ -8,14 +8,13 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from accord.access import audit
 from accord.access.deps import Ctx, api_ctx
 from accord.access.service import require
 from accord.core import jobs
 from accord.core.errors import NotFound
-from accord.models import LeadScoreModel
+from accord.sales import scoring
 from accord.sales.scoring_tasks import TRAIN
 
 router = APIRouter(prefix="/lead-scoring", tags=["leads"])
@@ -35,9 +34,7 @@ class ScoreModelOut(BaseModel):
             "from training on past conversions; 404 before the first training.")
 def active_model(ctx: Ctx = Depends(api_ctx)) -> ScoreModelOut:
     require(ctx.principal, "sales_config", "read")
-    row = ctx.session.scalars(
-        select(LeadScoreModel).where(LeadScoreModel.active.is_(True))
-        .order_by(LeadScoreModel.trained_at.desc(), LeadScoreModel.id.desc()).limit(1)).first()
+    row = scoring.active_model_row(ctx.session)
     if row is None:
         raise NotFound("no lead-scoring model has been trained yet")
     return ScoreModelOut(id=row.id, trained_at=row.trained_at, algorithm=row.algorithm,

@@ -50,13 +50,17 @@ def _fmt(value: time, *, is_end: bool) -> str:
     return value.strftime("%H:%M:%S" if value.second else "%H:%M")
 
 
-def _utc_naive(name: str, value: datetime) -> datetime:
+def require_aware(name: str, value: datetime) -> datetime:
     """Refuse naive datetimes: a naive SLA instant is a bug waiting for a DST change."""
     if not isinstance(value, datetime):
         raise TypeError(f"{name} must be a datetime")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware")
-    return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _utc_naive(name: str, value: datetime) -> datetime:
+    return require_aware(name, value).astimezone(UTC).replace(tzinfo=None)
 
 
 def _aware(value: datetime) -> datetime:

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from accord.service.calendar import BusinessCalendar, Pause
+from accord.service.calendar import BusinessCalendar, Pause, require_aware
 
 EventKind = Literal[
     "created", "public_reply_by_agent", "customer_message", "status_changed", "priority_changed"
@@ -71,14 +71,6 @@ def _target(name: str, value: float | None) -> float | None:
     if math.isnan(value) or math.isinf(value) or value <= 0:
         raise ValueError(f"{name}: must be a finite number of seconds > 0")
     return float(value)
-
-
-def _aware(name: str, value: datetime) -> datetime:
-    if not isinstance(value, datetime):
-        raise TypeError(f"{name} must be a datetime")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware")
-    return value
 
 
 @dataclass(frozen=True)
@@ -144,7 +136,7 @@ class TicketEvent:
     priority: str | None = None
 
     def __post_init__(self) -> None:
-        _aware("event.at", self.at)
+        require_aware("event.at", self.at)
         if self.kind not in EVENT_KINDS:
             raise ValueError(f"event kind {self.kind!r} is unknown")
         if self.kind == "status_changed":
@@ -326,7 +318,7 @@ def evaluate(
     now: datetime,
 ) -> SlaState:
     """Every timer's state at ``now``; ``priority`` is the ticket's priority at creation."""
-    _aware("now", now)
+    require_aware("now", now)
     tl = _timeline(policy, priority, events, now)
     replies = _replies(tl)
     first = _metric(
