@@ -12,6 +12,13 @@ NOT_PERSONAL = {
     ("order_lines", "description"), ("sources", "name"), ("import_runs", "file_name"),
     ("pipelines", "name"), ("pipeline_stages", "name"), ("lead_forms", "name"),
     ("assignment_rules", "name"), ("deal_lines", "description"),
+    ("kb_categories", "name"), ("survey_schedules", "name"), ("business_calendars", "name"),
+    ("routing_rules", "name"), ("sla_policies", "name"), ("canned_replies", "title"),
+    ("canned_replies", "body"), ("kb_articles", "title"), ("kb_articles", "body"),
+    ("kb_article_versions", "title"), ("kb_article_versions", "body"),
+    ("sla_targets", "first_response_minutes"), ("sla_targets", "next_response_minutes"),
+    ("tickets", "first_response_due_at"), ("tickets", "next_response_due_at"),
+    ("tickets", "first_response_seconds"),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -16,6 +17,19 @@ def alembic_config(url: str | None = None) -> Config:
     if url:
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Keep the hand-made search indexes (FTS5, tsvector) out of autogenerate comparisons."""
+    from accord.models.service import SEARCH_COLUMNS, SEARCH_TABLE_PREFIX
+
+    if type_ == "table" and name and name.startswith(SEARCH_TABLE_PREFIX):
+        return False
+    if type_ == "column" and reflected and (obj.table.name, name) in SEARCH_COLUMNS:
+        return False
+    return not (type_ == "index" and name == "ix_kb_articles_search_vector")
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from accord.core.db import get_engine
+from accord.core.migrate import include_object
 from accord.models import Base
 
 config = context.config
@@ -39,7 +40,8 @@ def _run(connection) -> None:
             connection.commit()
         connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
     context.configure(connection=connection, target_metadata=target_metadata,
-                      render_as_batch=sqlite, compare_type=True)
+                      render_as_batch=sqlite, compare_type=True,
+                      include_object=include_object)
     try:
         with context.begin_transaction():
             context.run_migrations()

@@ -256,6 +256,48 @@ REGISTRY: tuple[PersonalTable, ...] = (
         "notifications", ("title", "body"), "user", "user_id", "delete",
         "an employee's in-app messages; may name the customer concerned",
     ),
+    PersonalTable(
+        "tickets",
+        ("subject", "requester_email", "requester_name", "tags"),
+        "customer",
+        "customer_id",
+        "anonymise",
+        "the person's support requests; subject and requester anonymised, timings and SLA "
+        "outcomes stay for service KPIs",
+    ),
+    PersonalTable(
+        "ticket_messages",
+        ("from_address", "subject", "body_text", "body_html", "sentiment", "sentiment_label"),
+        "customer",
+        "customer_id",
+        "delete",
+        "what the person wrote to support and what agents answered, with its sentiment",
+    ),
+    PersonalTable(
+        "ticket_attachments", ("filename", "storage_key"), "customer", "customer_id", "delete",
+        "files the person sent or was sent; erasure deletes the stored file too",
+    ),
+    PersonalTable(
+        "assistant_conversations", ("email", "name"), "mixed", "customer_id", "delete",
+        "self-service conversations; anonymous until the person gives an e-mail or is known",
+    ),
+    PersonalTable(
+        "assistant_turns", ("text",), "mixed", "conversation_id", "delete",
+        "the questions the person asked the assistant (deleted with the conversation)",
+    ),
+    PersonalTable(
+        "survey_invitations", ("email",), "customer", "customer_id", "delete",
+        "who was asked for feedback, and where",
+    ),
+    PersonalTable(
+        "survey_responses",
+        ("score", "comment"),
+        "customer",
+        "customer_id",
+        "anonymise",
+        "the person's NPS/CSAT answer; the comment and the link are removed, the score stays "
+        "for aggregates",
+    ),
     PersonalTable("users", ("email", "full_name"), "user", "id", "anonymise", "employees"),
     PersonalTable("web_sessions", ("user_id",), "user", "user_id", "delete", "login sessions"),
     PersonalTable(
@@ -297,6 +339,9 @@ REGISTRY: tuple[PersonalTable, ...] = (
 # Sales configuration (`lead_forms`, `assignment_rules`, `pipelines`, `pipeline_stages`,
 # `lead_score_models`) and `deal_lines`, `deal_stage_changes` (products, amounts, stage ids)
 # hold no person's data.
+# Service configuration (`business_calendars`, `sla_policies`, `sla_targets`, `routing_rules`,
+# `service_agents`, `canned_replies`, `survey_schedules`) and the knowledge base (`kb_*`) hold
+# no person's data; `ticket_events`, `ticket_orders` and `ticket_presence` hold ids and states.
 # Analytics snapshots on disk hold pseudonymous ids only and are pruned after each refresh.
 
 BY_TABLE = {entry.table: entry for entry in REGISTRY}
