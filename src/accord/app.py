@@ -37,10 +37,12 @@ def api_router() -> APIRouter:
     from accord.integration.stewardship_api import router as stewardship
     from accord.interactions.api import router as interactions
     from accord.sales.api import router as sales
+    from accord.service.api import router as service
 
     api = APIRouter(prefix="/api/v1")
     for router in (access, customers, accounts, interactions, commerce, sources, imports,
-                   stewardship, analytics, customer_scores, customer_recommendations, sales):
+                   stewardship, analytics, customer_scores, customer_recommendations, sales,
+                   service):
         api.include_router(router)
     return api
 

@@ -12,6 +12,7 @@ import typer
 from accord.analytics.cli import analytics_app
 from accord.core.settings import get_settings
 from accord.sales.cli import sales_app
+from accord.service.cli import service_app
 
 app = typer.Typer(
     help="Accord: enterprise customer management.", no_args_is_help=True, add_completion=False
@@ -244,6 +245,7 @@ export_app = typer.Typer(help="Exports.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(sales_app, name="sales")
+app.add_typer(service_app, name="service")
 
 
 @app.command()

@@ -9,6 +9,7 @@ DOMAIN_TASKS: tuple[str, ...] = (
     "accord.integration.imports",  # integration.import: large uploaded files
     "accord.analytics.tasks",  # analytics.refresh: periodic KPI refresh
     "accord.sales.tasks",  # reminders, lead events from the collection API, lead rescoring
+    "accord.service.tasks",  # SLA timers, ticket mail, surveys
 )  # each module registers its job handlers on import
 
 

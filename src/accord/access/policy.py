@@ -36,6 +36,10 @@ RESOURCES = (
     "deals",  # deals and their forecasts (a forecast sums only the deals the reader may see)
     "activities",
     "sales_config",  # pipelines and stages, lead forms, assignment rules, lead scoring
+    "tickets",  # tickets, their messages, attachments and SLA timers (owner: assignee)
+    "knowledge",  # knowledge-base articles and categories (internal and public)
+    "surveys",  # NPS/CSAT invitations, responses and schedules
+    "service_config",  # SLA policies, business calendars, routing rules, agents, canned replies
 )
 SCOPE_RANK = {"own": 0, "team": 1, "all": 2}
 
@@ -71,6 +75,11 @@ GRANTS: dict[str, dict[str, dict[str, Scope]]] = {
         # sales managers run their teams' pipelines and tune routing and stages
         _grant(_SALES_DATA, ("read", "create", "update", "delete", "export"), "team"),
         _grant(("sales_config",), ("read", "create", "update"), "all"),
+        # service managers run their teams' queues, escalations, SLAs and knowledge base
+        _grant(("tickets",), ("read", "create", "update", "delete", "export"), "team"),
+        _grant(("knowledge",), ("read", "create", "update", "delete"), "all"),
+        _grant(("surveys",), ("read", "create", "update"), "all"),
+        _grant(("service_config",), ("read", "create", "update", "delete"), "all"),
     ),
     "sales": _merge(
         _grant(_CUSTOMER_DATA, ("read",), "team"),
@@ -82,6 +91,10 @@ GRANTS: dict[str, dict[str, dict[str, Scope]]] = {
         _grant(_SALES_DATA, ("update",), "own"),
         _grant(("activities",), ("delete",), "own"),
         _grant(("sales_config",), ("read",), "all"),
+        # account owners see their customers' support history and read the knowledge base
+        _grant(("tickets",), ("read",), "team"),
+        _grant(("knowledge",), ("read",), "all"),
+        _grant(("surveys",), ("read",), "team"),
     ),
     "support": _merge(
         _grant(_CUSTOMER_DATA, ("read",), "all"),
@@ -91,6 +104,11 @@ GRANTS: dict[str, dict[str, dict[str, Scope]]] = {
         _grant(("deals",), ("read",), "all"),
         _grant(("activities",), ("read", "create"), "all"),
         _grant(("activities",), ("update",), "own"),
+        # agents work every queue (a ticket may reach anyone by escalation); they write articles
+        _grant(("tickets",), ("read", "create", "update"), "all"),
+        _grant(("knowledge",), ("read", "create", "update"), "all"),
+        _grant(("surveys",), ("read",), "team"),
+        _grant(("service_config",), ("read",), "all"),
     ),
     "marketing": _merge(
         _grant(_CUSTOMER_DATA, ("read",), "all"),
@@ -104,17 +122,21 @@ GRANTS: dict[str, dict[str, dict[str, Scope]]] = {
         _grant(("leads",), ("read", "create", "update"), "all"),
         _grant(("deals",), ("read",), "all"),
         _grant(("sales_config",), ("read", "create", "update"), "all"),
+        _grant(("knowledge",), ("read",), "all"),
+        _grant(("surveys",), ("read", "create", "update"), "all"),
     ),
     "analyst": _merge(
         _grant((*_CUSTOMER_DATA, "products", "custom_fields", "teams"), ("read",), "all"),
         _grant(("sources", "imports", "identity"), ("read",), "all"),
         _grant(("analytics",), ("read", "create"), "all"),
         _grant((*_SALES_DATA, "sales_config"), ("read",), "all"),
+        _grant(("tickets", "knowledge", "surveys", "service_config"), ("read",), "all"),
     ),
     "privacy_officer": _merge(
         _grant((*_CUSTOMER_DATA, "products", "custom_fields", "teams", "users"), ("read",), "all"),
         _grant(_CUSTOMER_DATA, ("export",), "all"),
         _grant(_SALES_DATA, ("read", "export"), "all"),
+        _grant(("tickets", "surveys"), ("read", "export"), "all"),
         _grant(("audit",), ("read",), "all"),
     ),
 }
