@@ -17,6 +17,8 @@ DEMO_USERS: tuple[tuple[str, str, str, str | None], ...] = (
     ("sales.north", "Nora North", "sales", "Sales North"),
     ("sales.south", "Sergio South", "sales", "Sales South"),
     ("support", "Sam Support", "support", "Support"),
+    ("support.two", "Theo Tickets", "support", "Support"),
+    ("service.manager", "Siobhan Service", "manager", "Support"),
     ("marketing", "Mia Marketing", "marketing", "Marketing"),
     ("analyst", "Ana Analyst", "analyst", None),
     ("privacy", "Pat Privacy", "privacy_officer", None),
