@@ -77,22 +77,19 @@ SURVEYS = [(10, "nps"), (9, "nps"), (10, "nps"), (8, "nps"), (6, "nps"), (2, "np
 
 
 def add_feedback(snapshot_dir: Path, customer_id: int) -> None:
-    """Survey answers and tickets as the future service domain will hold them (March 2025)."""
+    """Survey answers and tickets as the service domain holds them (March 2025)."""
     ts = pa.timestamp("us")
     pq.write_table(pa.table({
         "id": pa.array(range(1, len(SURVEYS) + 1), pa.int64()),
         "customer_id": pa.array([customer_id] * len(SURVEYS), pa.int64()),
         "kind": [k for _, k in SURVEYS],
         "score": pa.array([float(s) for s, _ in SURVEYS]),
-        "answered_at": pa.array([datetime(2025, 3, 10)] * len(SURVEYS), ts),
+        "responded_at": pa.array([datetime(2025, 3, 10)] * len(SURVEYS), ts),
     }), snapshot_dir / "survey_responses.parquet")
     created = [datetime(2025, 3, 1, 10), datetime(2025, 3, 5, 0)]
-    first = [datetime(2025, 3, 1, 12), datetime(2025, 3, 5, 4)]
-    resolved = [datetime(2025, 3, 2, 10), None]
     pq.write_table(pa.table({
         "id": pa.array([1, 2], pa.int64()),
         "customer_id": pa.array([customer_id] * 2, pa.int64()),
-        "created_at": pa.array(created, ts), "first_response_at": pa.array(first, ts),
-        "resolved_at": pa.array(resolved, ts),
+        "created_at": pa.array(created, ts),
         "first_response_seconds": [7200.0, 14400.0], "resolution_seconds": [86400.0, None],
     }), snapshot_dir / "tickets.parquet")

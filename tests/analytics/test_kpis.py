@@ -43,8 +43,10 @@ def test_snapshot_keeps_no_personal_values(session, tmp_path: Path) -> None:
     assert not {"subject", "body", "metadata"} & columns["interactions"]
     for path in snap.tables.values():
         assert b"private reason" not in path.read_bytes()
-    assert {"survey_responses", "tickets"} <= set(snap.tables)  # empty stand-ins
-    assert "survey_responses" not in snap.present
+    assert {"survey_responses", "tickets"} <= set(snap.tables)  # the service tables, empty
+    assert {"survey_responses", "tickets"} <= snap.present
+    assert snap.rows["tickets"] == 0 and snap.rows["survey_responses"] == 0
+    assert not {"subject", "requester_email"} & columns["tickets"]
 
 
 def test_activity_churn_and_retention(session, tmp_path: Path) -> None:

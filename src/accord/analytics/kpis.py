@@ -191,7 +191,7 @@ _FIRST_IN_CURRENCY = """
     FROM cust_month_orders"""
 
 _SURVEYS = """
-    SELECT customer_id, year(answered_at) * 12 + month(answered_at) - 1 AS mi, score
+    SELECT customer_id, year(responded_at) * 12 + month(responded_at) - 1 AS mi, score
     FROM raw_survey_responses WHERE kind = '{kind}' AND score IS NOT NULL"""
 
 _TICKETS = """

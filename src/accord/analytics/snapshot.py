@@ -111,13 +111,15 @@ def _specs() -> tuple[TableSpec, ...]:
     )
 
 
-# Tables other domains will add (surveys, tickets): copied when present, so the KPIs that read
-# them light up by themselves. Column name → Arrow type; every listed column must exist.
+# The service domain's tables: copied when present (a database before migration 0007 has
+# none), so the KPIs that read them light up by themselves. Column name → Arrow type; every
+# listed column must exist. Ticket durations are the business seconds the SLA rules computed
+# (`accord.service.sla`), so the KPI and the SLA timers never disagree.
 OPTIONAL_TABLES: dict[str, dict[str, pa.DataType]] = {
     "survey_responses": {"id": INT, "customer_id": INT, "kind": TEXT, "score": FLOAT,
-                         "answered_at": TS},
-    "tickets": {"id": INT, "customer_id": INT, "created_at": TS, "first_response_at": TS,
-                "resolved_at": TS},
+                         "responded_at": TS},
+    "tickets": {"id": INT, "customer_id": INT, "created_at": TS,
+                "first_response_seconds": FLOAT, "resolution_seconds": FLOAT},
 }
 
 # Empty stand-ins so every KPI query can name every table (a KPI without data yields no rows).
@@ -163,20 +165,8 @@ def _epoch_days(batch: pa.RecordBatch) -> pa.RecordBatch:
         "end_day", days["period_end"])
 
 
-def _durations(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Ticket durations in seconds (timestamp differences are spelt differently per engine)."""
-    created = batch.column("created_at")
-    for name, col in (("first_response_seconds", "first_response_at"),
-                      ("resolution_seconds", "resolved_at")):
-        delta = pc.subtract(batch.column(col), created)
-        batch = batch.append_column(name, pc.divide(pc.cast(pc.cast(delta, pa.int64()),
-                                                            FLOAT), 1e6))
-    return batch
-
-
 DERIVE: dict[str, Callable[[pa.RecordBatch], pa.RecordBatch]] = {
     "marketing_spend": _epoch_days,
-    "tickets": _durations,
 }
 
 
