@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
 import resource
 import statistics
 import tempfile
@@ -33,21 +32,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _web import login, pct, timed  # bench/ is the script's directory
+
 TARGETS = {"kanban": 300.0, "leads_p99": 50.0, "forecast": 1000.0}
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def timed(fn: Callable[[], Any], n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1000)
-    return out
 
 
 def row(label: str, ms: list[float], target: str = "") -> None:
@@ -77,15 +64,6 @@ def prepare(args: argparse.Namespace) -> None:
         t = time.perf_counter()
         rows = generate_sales(size, args.seed, progress=Progress())
         print(f"  {sum(rows.values()):,} rows in {time.perf_counter() - t:.0f} s", flush=True)
-
-
-def login(client: Any, email: str, password: str) -> None:
-    page = client.get("/login")
-    token = re.search(r'name="login_token" value="([^"]+)"', page.text)
-    assert token, "no login token on the login page"
-    r = client.post("/login", data={"email": email, "password": password,
-                                    "login_token": token.group(1)}, follow_redirects=False)
-    assert r.status_code == 303, r.text[:300]
 
 
 def main() -> None:
