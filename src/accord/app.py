@@ -105,12 +105,20 @@ def create_app(*, start_worker: bool = False) -> FastAPI:
 
     _document_security(app)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    from accord.service.attachments import MAX_FILES
+
+    # ticket messages may carry attachments; each file is checked against its own limit
+    uploads = settings.attachment_max_bytes * MAX_FILES + settings.max_body_bytes
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       larger=(("/api/v1/tickets/", uploads), ("/service/tickets/", uploads)))
     return app
 
 
 # Endpoints under /api/v1 that take no login (web forms posted by anonymous visitors).
-PUBLIC_API_PATHS = ("/api/v1/forms/",)
+# Anonymous by design: web forms, the chat widget, the help centre and its assistant, survey
+# answers. Each is rate-limited per IP and returns nothing internal.
+PUBLIC_API_PATHS = ("/api/v1/forms/", "/api/v1/widget/", "/api/v1/help/",
+                    "/api/v1/surveys/answer/")
 
 
 def _document_security(app: FastAPI) -> None:

@@ -293,5 +293,28 @@ def export_golden(
             handle.close()
 
 
+@app.command("mail-in")
+def mail_in(
+    host: str = typer.Option("127.0.0.1", help="bind address"),
+    port: int | None = typer.Option(None, help="port (default: ACCORD_MAIL_IN_PORT, 2525)"),
+) -> None:
+    """Receive support e-mail over SMTP: new tickets and replies threaded to existing ones."""
+    import contextlib
+    import signal
+    import threading
+
+    from accord.service.mail_in import serve as serve_mail
+
+    settings = get_settings()
+    port = port or settings.mail_in_port
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    typer.echo(f"Accord mail-in on smtp://{host}:{port}/ (max {settings.mail_in_max_bytes} "
+               "bytes); Ctrl+C to stop.")
+    with contextlib.suppress(KeyboardInterrupt):
+        serve_mail(host, port, stop)
+    typer.echo("Mail-in stopped.")
+
+
 if __name__ == "__main__":
     app()

@@ -30,6 +30,7 @@ MAIL_SEND = "mail.send"
 SUBJECT_MAX = 300
 BODY_MAX = 100_000
 Outcome = Literal["sent", "skipped"]
+EXTRA_HEADERS = ("Reply-To", "In-Reply-To", "References", "X-Loop")
 
 
 class InvalidMail(ValueError):
@@ -83,7 +84,14 @@ def build_message(payload: dict[str, Any], settings: Settings) -> EmailMessage:
     msg["Subject"] = _check_header(str(payload.get("subject", "")), "subject")
     msg["Message-ID"] = str(payload.get("message_id") or make_msgid(domain=_domain(settings)))
     msg["Date"] = formatdate(localtime=False, usegmt=True)
-    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to notifications
+    # RFC 3834: no auto-replies to notifications; a payload may say otherwise (an agent's reply
+    # is not automatic: `auto_submitted` None) and add threading headers
+    auto = payload.get("auto_submitted", "auto-generated")
+    if auto:
+        msg["Auto-Submitted"] = _check_header(str(auto), "auto_submitted")
+    for name, value in (payload.get("headers") or {}).items():
+        if name in EXTRA_HEADERS and value:
+            msg[name] = _check_header(str(value), name)
     msg.set_content(str(payload.get("body", "")))
     return msg
 

@@ -17,24 +17,35 @@ CSP = (
 
 
 class BodyLimit:
-    """Refuse bodies over `max_bytes` with 413, whether or not Content-Length is honest."""
+    """Refuse bodies over `max_bytes` with 413, whether or not Content-Length is honest.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    `larger` lifts the limit for path prefixes that take file uploads (ticket attachments),
+    which check each file's own size limit themselves."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int,
+                 larger: tuple[tuple[str, int], ...] = ()) -> None:
+        self.app, self.default_max, self.larger = app, max_bytes, larger
+
+    def _limit(self, path: str) -> int:
+        for prefix, limit in self.larger:
+            if path.startswith(prefix):
+                return max(limit, self.default_max)
+        return self.default_max
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self._limit(scope.get("path", ""))
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None:
             try:
-                too_big = int(length) > self.max_bytes
+                too_big = int(length) > max_bytes
             except ValueError:
                 too_big = True
             if too_big:
-                await self._reject(scope, send)
+                await self._reject(scope, send, max_bytes)
                 return
         received = 0
         exceeded = False
@@ -45,7 +56,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     exceeded = True
                     raise _TooLarge
             return message
@@ -57,7 +68,7 @@ class BodyLimit:
                 # parsing into a 400): whatever it answers is replaced by the 413.
                 if message["type"] == "http.response.start" and not sent_response:
                     sent_response = True
-                    await self._reject(scope, send)
+                    await self._reject(scope, send, max_bytes)
                 return
             if message["type"] == "http.response.start":
                 sent_response = True
@@ -67,14 +78,14 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not sent_response:
-                await self._reject(scope, send)
+                await self._reject(scope, send, max_bytes)
 
-    async def _reject(self, scope: Scope, send: Send) -> None:
+    async def _reject(self, scope: Scope, send: Send, max_bytes: int) -> None:
         body = json.dumps(
             problem_body(
                 413,
                 "Payload too large",
-                f"the request body is larger than {self.max_bytes} bytes",
+                f"the request body is larger than {max_bytes} bytes",
                 instance=scope.get("path"),
                 field="body",
             )

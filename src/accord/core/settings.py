@@ -69,6 +69,29 @@ class Settings(BaseSettings):
     sales_rescore_minutes: int = Field(default=1440, ge=0)
     sales_train_minutes: int = Field(default=10080, ge=0)  # retrain on new outcomes (weekly)
     lead_score_half_life_days: float = Field(default=30.0, gt=0)
+    # SLA timers and escalation (`accord.service.sla_tasks`, `accord.service.escalation`): how
+    # often due warnings/breaches are recorded (0: never), the compound sentiment at or below
+    # which a message is negative, the churn risk from which a customer is at risk
+    service_sla_check_seconds: int = Field(default=60, ge=0)
+    service_negative_sentiment: float = Field(default=-0.3, ge=-1, le=1)
+    service_escalation_churn_risk: float = Field(default=0.6, ge=0, le=1)
+    # ticket attachments (`accord.service.attachments`): where files live (empty: under the data
+    # dir) and the largest file accepted
+    attachments_dir: Path | None = None
+    attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    # inbound e-mail (`accord mail-in`): the port, the largest message accepted (SMTP SIZE), the
+    # support addresses mail is accepted for ("*": any; empty: the ACCORD_SMTP_FROM address) and
+    # the messages per hour one sender may send before further mail is deferred (loop guard)
+    mail_in_port: int = Field(default=2525, ge=1, le=65535)
+    mail_in_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    mail_in_addresses: str = ""
+    mail_in_sender_hourly_limit: int = Field(default=20, ge=1)
+    # surveys (`accord.service.surveys`): link lifetime, no second survey to one customer within
+    # the cooldown, the kind sent when a ticket is solved ("off": none), schedule sweep interval
+    survey_link_days: int = Field(default=14, ge=1, le=365)
+    survey_cooldown_days: int = Field(default=30, ge=0)
+    survey_ticket_kind: Literal["csat", "nps", "off"] = "csat"
+    survey_schedule_minutes: int = Field(default=60, ge=0)
 
     @property
     def lead_event_names(self) -> frozenset[str]:

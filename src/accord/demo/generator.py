@@ -924,5 +924,9 @@ def ensure_demo(customers: int = DEFAULT_CUSTOMERS, seed: int = 42, fresh: bool 
 
     if not sales_exist(url):  # also a demo made before the sales domain existed
         demo_sales(customers, seed, url=url, now=now, progress=progress)
+    from accord.demo.service import demo_service, service_exist
+
+    if not service_exist(url):  # also a demo made before the service domain existed
+        demo_service(customers, seed, url=url, now=now, progress=progress)
     return demo_logins()
 

@@ -468,6 +468,8 @@ def _detail_context(ctx: WebCtx, customer_id: int, *, log_values: dict[str, str]
     stage_index = (LIFECYCLE_STAGES.index(customer.lifecycle_stage)
                    if customer.lifecycle_stage in LIFECYCLE_STAGES else -1)
     may_log = _may_log(ctx, customer_id)
+    from accord.service import customer_summary  # service: the support panel below
+
     return {
         "view": view, "c": customer, "sensitive": SENSITIVE_LABELS,
         "journey": [s for s in LIFECYCLE_STAGES if s != "churned"], "stage_index": stage_index,
@@ -490,6 +492,8 @@ def _detail_context(ctx: WebCtx, customer_id: int, *, log_values: dict[str, str]
         "can_open_deal": can(ctx.principal, "deals", "create"),
         # sales: "Log a call or add a task" and the customer's activities (loaded by HTMX)
         "can_log_activity": can(ctx.principal, "activities", "read"),
+        # service: sentiment trend and recent tickets (None when tickets are not readable)
+        "service_panel": customer_summary.panel_360(ctx.session, ctx.principal, customer_id),
     }
 
 

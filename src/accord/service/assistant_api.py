@@ -1,0 +1,131 @@
+"""The public assistant API (no login): start a conversation, ask, say it helped, or hand off to a
+person. The conversation's `public_id` is the only credential; every endpoint is rate-limited
+per client address (429 with Retry-After) and bodies are small (a question is at most 1,000
+characters). Errors are problem+json naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from sqlalchemy.orm import Session
+
+from accord.core.db import session_factory
+from accord.models.service import AssistantConversation
+from accord.service import assistant, knowledge
+from accord.service.knowledge_schemas import (
+    AnswerOut,
+    CitationOut,
+    ConversationOut,
+    ConversationStart,
+    HandoffIn,
+    HandoffOut,
+    MessageIn,
+    TurnOut,
+)
+
+router = APIRouter(prefix="/help/assistant", tags=["help centre"])
+PublicId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+def _client(request: Request) -> str:
+    """The peer address (as `knowledge_api.client_of`; X-Forwarded-For is not trusted)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _session(write: bool = True) -> Session:
+    return session_factory(write=write)()
+
+
+def conversation_out(session: Session, conversation: AssistantConversation) -> ConversationOut:
+    ticket = f"T-{conversation.ticket_id}" if conversation.ticket_id else None
+    turns = [TurnOut(role=t.role, text=t.text, answered=t.answered, created_at=t.created_at,
+                     citations=[CitationOut(article_id=c.article_id, title=c.title, url=c.url,
+                                            quote=c.quote)
+                                for c in assistant.citations_of(session, t)])
+             for t in assistant.turns(session, conversation)]
+    return ConversationOut(public_id=conversation.public_id, locale=conversation.locale,
+                           status=conversation.status, ticket_reference=ticket, turns=turns)
+
+
+@router.post("/conversations", status_code=201, response_model=ConversationOut,
+             summary="Start an assistant conversation (no login)")
+def start(request: Request, body: ConversationStart | None = None) -> ConversationOut:
+    knowledge.throttle(assistant.STARTS_PER_CLIENT, _client(request))
+    session = _session()
+    try:
+        conversation = assistant.start(session, locale=(body or ConversationStart()).locale)
+        out = conversation_out(session, conversation)
+        session.commit()
+        return out
+    finally:
+        session.rollback()
+        session.close()
+
+
+@router.get("/conversations/{public_id}", response_model=ConversationOut,
+            summary="A conversation's turns (no login)")
+def read(public_id: PublicId, request: Request) -> ConversationOut:
+    knowledge.throttle(knowledge.PUBLIC_READS_PER_CLIENT, _client(request))
+    session = _session(write=False)
+    try:
+        return conversation_out(session, assistant.get(session, public_id))
+    finally:
+        session.rollback()
+        session.close()
+
+
+@router.post("/conversations/{public_id}/messages", response_model=AnswerOut,
+             summary="Ask a question (no login)",
+             description="Answers from published public articles only, quoting them, or says "
+             "it does not know (`answered: false`). At most 20 questions per conversation.")
+def ask(public_id: PublicId, body: MessageIn, request: Request) -> AnswerOut:
+    knowledge.throttle(assistant.QUESTIONS_PER_CLIENT, _client(request))
+    session = _session()
+    try:
+        conversation = assistant.get(session, public_id)
+        result = assistant.ask(session, conversation, body.text)
+        out = AnswerOut(answered=result.answered, text=result.text, status=conversation.status,
+                        citations=[CitationOut(article_id=c.article_id, title=c.title,
+                                               url=c.url, quote=c.quote)
+                                   for c in result.citations])
+        session.commit()
+        return out
+    finally:
+        session.rollback()
+        session.close()
+
+
+@router.post("/conversations/{public_id}/resolved", response_model=ConversationOut,
+             summary="\"That answered my question\" (no login)")
+def resolved(public_id: PublicId, request: Request) -> ConversationOut:
+    knowledge.throttle(assistant.QUESTIONS_PER_CLIENT, _client(request))
+    session = _session()
+    try:
+        conversation = assistant.get(session, public_id)
+        assistant.mark_resolved(session, conversation)
+        out = conversation_out(session, conversation)
+        session.commit()
+        return out
+    finally:
+        session.rollback()
+        session.close()
+
+
+@router.post("/conversations/{public_id}/handoff", response_model=HandoffOut,
+             summary="Pass the conversation to a person (no login)",
+             description="Creates a ticket (channel `assistant`) whose first message is the "
+             "whole transcript; replies go to `email`. Repeating it returns the same ticket.")
+def handoff(public_id: PublicId, body: HandoffIn, request: Request) -> HandoffOut:
+    knowledge.throttle(assistant.HANDOFFS_PER_CLIENT, _client(request))
+    session = _session()
+    try:
+        conversation = assistant.get(session, public_id)
+        ticket = assistant.hand_off(session, conversation, name=body.name, email=body.email)
+        out = HandoffOut(status=conversation.status, ticket_reference=f"T-{ticket.id}")
+        session.commit()
+        return out
+    finally:
+        session.rollback()
+        session.close()
