@@ -15,6 +15,8 @@ from accord.models import (
     KbArticle,
     ServiceAgent,
     SlaPolicy,
+    SurveyInvitation,
+    SurveyResponse,
     Ticket,
     TicketEvent,
     TicketMessage,
@@ -85,6 +87,22 @@ def test_demo_open_tickets_carry_exact_sla_timers(db) -> None:
             sla_tracking.refresh(s, t, now=NOW)
             assert (t.sla_state, t.first_response_due_at, t.resolution_due_at, t.due_at) == stored
         s.rollback()
+
+
+def test_demo_surveys_follow_solved_tickets(db) -> None:
+    _make()
+    with session_scope() as s:
+        invitations = {i.id: i for i in s.scalars(select(SurveyInvitation))}
+        responses = list(s.scalars(select(SurveyResponse)))
+        assert invitations and responses
+        tickets = {t.id: t for t in s.scalars(select(Ticket))}
+        for inv in invitations.values():
+            assert tickets[inv.ticket_id].solved_at < inv.sent_at <= NOW
+        for resp in responses:
+            inv = invitations[resp.invitation_id]
+            assert inv.used_at == resp.responded_at and inv.sent_at < resp.responded_at <= NOW
+            assert 1 <= resp.score <= 5 and resp.customer_id == inv.customer_id
+        assert sum(i.used_at is not None for i in invitations.values()) == len(responses)
 
 
 def test_demo_help_articles_are_searchable_and_the_demo_is_idempotent(db) -> None:

@@ -59,8 +59,18 @@ SERVICE_COLUMNS: dict[str, tuple[str, ...]] = {
         "from_address", "subject", "body_text", "language", "sentiment", "sentiment_label",
         "sentiment_model", "is_auto_reply", "created_at"),
     "ticket_events": ("id", "ticket_id", "at", "kind", "status", "priority", "actor_id", "data"),
+    "survey_invitations": ("id", "kind", "trigger", "customer_id", "ticket_id", "team_id",
+                           "agent_id", "email", "token_hash", "sent_at", "expires_at", "used_at"),
+    "survey_responses": ("id", "invitation_id", "kind", "score", "comment", "customer_id",
+                         "ticket_id", "team_id", "agent_id", "responded_at"),
 }
 SERVICE_TABLES = tuple(SERVICE_COLUMNS)
+SURVEYED = 0.35  # share of solved tickets that get a CSAT survey; 60% of those answer
+CSAT_CALM = ((5, 0.45), (4, 0.35), (3, 0.12), (2, 0.05), (1, 0.03))
+CSAT_UPSET = ((5, 0.10), (4, 0.20), (3, 0.25), (2, 0.25), (1, 0.20))
+COMMENTS = {5: "Quick and friendly, thank you!", 4: "Solved, took a little while.",
+            3: "Okay in the end.", 2: "Too slow and I had to repeat myself.",
+            1: "Nobody read what I wrote."}
 KB_COLUMNS = {
     "kb_articles": (
         "id", "slug", "locale", "category_id", "visibility", "status", "title", "body",
@@ -234,6 +244,8 @@ class ServiceGenerator:
             for kind, at, st, pr in events:
                 out["ticket_events"].append((self.take("ticket_events"), tid, self.ts(at), kind,
                                              st, pr, None, "{}"))
+            if solved_at is not None and r() < SURVEYED:
+                self._survey(out, tid, cid, email, assignee, solved_at, upset_first)
             tags = json.dumps(["upset"] if upset_first else [])
             out["tickets"].append((
                 tid, subject, cid, email, first, channel, priority, category, status, lang,
@@ -245,6 +257,28 @@ class ServiceGenerator:
                 self.ts(closed_at) if closed_at else None, sentiment,
                 0, self.ts(created), self.ts(max(m[1] for m in msgs)), 1))
         return out
+
+    def _survey(self, out: dict[str, list[tuple[Any, ...]]], tid: int, cid: int, email: str,
+                agent: int | None, solved_at: datetime, upset: bool) -> None:
+        """A CSAT invitation after the solve and, often, its answer (never in the future)."""
+        rnd, r = self.rnd, self.rnd.random
+        sent = solved_at + timedelta(hours=1)
+        if sent >= self.now:
+            return
+        iid = self.take("survey_invitations")
+        answered = sent + timedelta(hours=2 + r() * 46)
+        used = answered if r() < 0.6 and answered < self.now else None
+        out["survey_invitations"].append((
+            iid, "csat", "ticket_solved", cid, tid, self.team_id, agent, email,
+            f"{rnd.getrandbits(256):064x}", self.ts(sent), self.ts(sent + timedelta(days=14)),
+            self.ts(used) if used else None))
+        if used is not None:
+            score = int(_pick(rnd, tuple((str(s), w) for s, w in (
+                CSAT_UPSET if upset else CSAT_CALM))))
+            out["survey_responses"].append((
+                self.take("survey_responses"), iid, "csat", score,
+                COMMENTS[score] if r() < 0.4 else None, cid, tid, self.team_id, agent,
+                self.ts(used)))
 
 
 def _service_setup(url: str | None, now: datetime, extra_agents: int) -> tuple[int, int, list[int]]:
