@@ -170,8 +170,8 @@ class ServiceGenerator:
             priority = _pick(rnd, PRIORITY_MIX)
             age = (r() ** 2.2) * 365 * DAY  # most tickets are recent
             created = now - timedelta(seconds=int(age) + 60)
-            # older tickets are mostly done; the last days hold the open work
-            done = r() < min(0.985, age / (6 * DAY))
+            # tickets older than three weeks are done; the last days hold the open work
+            done = age > 21 * DAY or r() < min(0.97, age / (6 * DAY))
             status = ("closed" if age > 10 * DAY else "solved") if done else rnd.choice(
                 ("new", "open", "open", "pending_customer", "on_hold"))
             assignee = None if status == "new" and r() < 0.6 else rnd.choice(self.agents)
