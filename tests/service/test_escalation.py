@@ -159,3 +159,33 @@ def test_manual_escalation_raises_a_level_each_time(session, desk):
                          team_id=seller.team_id)
     with pytest.raises(NotFound):  # not readable: 404
         escalation.escalate(s, outsider, t.id, "why not")
+
+
+def test_outbox_event_carries_ids_not_the_reason_text(session, desk):
+    """The reason is free text (it may name the customer): kept on the ticket, never in the
+    outbox payload, which other systems read."""
+    s = session
+    team, _ = desk
+    t = open_ticket(s, make_customer(s, "bronze"), team)
+    agent = make_user(s, "support", team)
+    who = Principal(user_id=agent.id, email=agent.email, role="support", team_id=team)
+    escalation.escalate(s, who, t.id, "Ann Archer (ann@example.com) threatens to sue")
+    [out] = s.scalars(select(OutboxEvent).where(OutboxEvent.type == "ticket.escalated")).all()
+    assert out.payload == {"ticket_id": t.id, "level": 1, "auto": False, "priority": "high",
+                           "team_id": team}
+    assert t.escalation_reason == "Ann Archer (ann@example.com) threatens to sue"
+
+
+def test_automatic_escalation_is_audited(session, desk):
+    """It changes the ticket (level, reason, priority) like a manual one, so it is audited."""
+    from accord.models import AuditEntry
+
+    s = session
+    team, _ = desk
+    t = open_ticket(s, make_customer(s, "platinum"), team)
+    write(s, t, ANGRY)
+    assert t.escalation_level == 1
+    [entry] = s.scalars(select(AuditEntry).where(AuditEntry.action == "escalate",
+                                                 AuditEntry.record_id == str(t.id))).all()
+    assert (entry.actor, entry.resource, entry.detail["auto"]) == (
+        "system:service.escalation", "tickets", True)

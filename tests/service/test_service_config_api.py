@@ -181,6 +181,9 @@ def test_ticket_sla_and_escalate_endpoints(client, admin, make_actor, db):
     seller = make_actor("sales", team="Other")
     assert_problem(client.post(f"/api/v1/tickets/{tid}/escalate", headers=seller.headers,
                                json={"reason": "x"}), 404)
+    reader = make_actor("analyst")  # reads every ticket, changes none
+    assert_problem(client.post(f"/api/v1/tickets/{tid}/escalate", headers=reader.headers,
+                               json={"reason": "x"}), 403)
     notes = client.get("/api/v1/notifications", headers=manager.headers).json()
     items = notes["items"] if isinstance(notes, dict) else notes
     assert any(n["link"] == f"/service/tickets/{tid}" for n in items)
@@ -199,3 +202,32 @@ def test_high_value_customer_gets_the_tier_target(client, admin, db):
     assert body["timers"][0]["target_seconds"] == 15 * 60
     with dbmod.session_scope(db) as s:
         assert s.scalar(select(SlaPolicy.name)) == "Tiered"
+
+
+def test_policy_list_reads_targets_in_one_query(client, admin, db):
+    """The list once read each policy's targets separately (a query per row)."""
+    from sqlalchemy import event
+
+    engine = dbmod.get_engine(db)
+
+    def target_reads() -> tuple[int, int]:
+        seen: list[str] = []
+
+        def record(conn, cursor, statement, *args):  # noqa: ANN001 - SQLAlchemy's signature
+            if statement.lstrip().upper().startswith("SELECT") and "sla_targets" in statement:
+                seen.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            r = client.get(f"{BASE}/sla-policies", headers=admin.headers)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        assert r.status_code == 200, r.text
+        return len(seen), sum(len(p["targets"]) for p in r.json())
+
+    for n in range(4):
+        r = client.post(f"{BASE}/sla-policies", headers=admin.headers, json={
+            "name": f"P{n}", "targets": [{"priority": "normal", "first_response_minutes": 60},
+                                         {"priority": "high", "first_response_minutes": 30}]})
+        assert r.status_code == 201, r.text
+    assert target_reads() == (1, 8)

@@ -279,19 +279,30 @@ def test_recorded_instances_drop_out_of_warn_at(session, kind):
     assert t.warn_at == (z(2026, 1, 5, 11, 40) if kind == "sla_warning" else None)
 
 
-def test_the_same_life_through_the_tickets_module(session, monkeypatch):
-    """The ticket workflow records the events and refreshes the timers at each step."""
+@pytest.fixture
+def desk(session: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, dict[str, datetime]]:
+    """The Berlin calendar, the default policy, an admin agent and a clock the tickets and
+    SLA modules both read (set `clock["now"]` to move time)."""
     from accord.access.policy import Principal
     from accord.service import tickets
 
-    s = session
-    make_calendar(s)
-    make_policy(s)
-    admin = make_user(s, "admin")
+    make_calendar(session)
+    make_policy(session)
+    admin = make_user(session, "admin")
     agent = Principal(user_id=admin.id, email=admin.email, role="admin")
-    clock = {"now": z(2026, 3, 27, 15, 0)}
+    clock = {"now": z(2026, 1, 1, 0, 0)}
     monkeypatch.setattr(tickets, "utcnow", lambda: clock["now"])
     monkeypatch.setattr(sla_tracking, "utcnow", lambda: clock["now"])
+    return agent, clock
+
+
+def test_the_same_life_through_the_tickets_module(session, desk):
+    """The ticket workflow records the events and refreshes the timers at each step."""
+    from accord.service import tickets
+
+    s = session
+    agent, clock = desk
+    clock["now"] = z(2026, 3, 27, 15, 0)
 
     t = tickets.create_ticket(s, tickets.system_principal("email"), subject="Late parcel",
                               channel="email", body_text="Where is my parcel?",
@@ -314,19 +325,13 @@ def test_the_same_life_through_the_tickets_module(session, monkeypatch):
     assert (t.resolution_seconds, t.sla_state, t.sla_checked_at) == (9 * H, "met", clock["now"])
 
 
-def test_an_auto_reply_starts_no_next_response_timer(session, monkeypatch):
+def test_an_auto_reply_starts_no_next_response_timer(session, desk):
     """An out-of-office after the agent's answer is not a customer waiting for us."""
-    from accord.access.policy import Principal
     from accord.service import tickets
 
     s = session
-    make_calendar(s)
-    make_policy(s)
-    admin = make_user(s, "admin")
-    agent = Principal(user_id=admin.id, email=admin.email, role="admin")
-    clock = {"now": z(2026, 4, 1, 8, 0)}
-    monkeypatch.setattr(tickets, "utcnow", lambda: clock["now"])
-    monkeypatch.setattr(sla_tracking, "utcnow", lambda: clock["now"])
+    agent, clock = desk
+    clock["now"] = z(2026, 4, 1, 8, 0)
     t = tickets.create_ticket(s, tickets.system_principal("email"), subject="Zip broken",
                               channel="email", body_text="The zip broke.",
                               requester_email="ann@example.com", at=clock["now"])

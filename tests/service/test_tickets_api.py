@@ -197,3 +197,27 @@ def test_list_parameters_are_allow_listed(db, client, make_actor):
         assert_problem(client.get(API, params=params, headers=agent.headers), 422, field)
     with dbmod.session_scope(db) as s:
         assert s.scalar(select(Ticket.id).where(Ticket.id == a)) == a
+
+
+def test_search_by_reference_takes_ascii_digits_only(db, client, make_actor):
+    """`"²".isdigit()` is true but `int("²")` fails: such a search was a 500."""
+    agent = make_actor("support")
+    tid = customer_ticket(db, subject="²nd delivery")
+    for q in ("²", "T-²", "T-1²"):
+        r = client.get(API, params={"q": q}, headers=agent.headers)
+        assert r.status_code == 200, (q, r.text)
+    assert [i["id"] for i in client.get(API, params={"q": "²n"},
+                                        headers=agent.headers).json()["items"]] == [tid]
+    assert [i["id"] for i in client.get(API, params={"q": f"T-{tid}"},
+                                        headers=agent.headers).json()["items"]] == [tid]
+
+
+def test_patched_subject_is_one_line_as_on_create(db, client, make_actor):
+    """A subject with line breaks reached escalation mails (refused as header injection)."""
+    agent = make_actor("support")
+    tid = customer_ticket(db)
+    r = client.patch(f"{API}/{tid}", json={"subject": "Refund\r\nBcc: all@example.com\tnow"},
+                     headers={**agent.headers, "If-Match": _etag(client, agent, tid)})
+    assert r.status_code == 200, r.text
+    assert r.json()["subject"] == "Refund Bcc: all@example.com now"
+    assert load(db, tid).subject == "Refund Bcc: all@example.com now"

@@ -106,3 +106,11 @@ def test_rate_limited_per_client(db, client, monkeypatch):
 def test_preflight(client):
     r = client.options(URL)
     assert r.status_code == 204 and "POST" in r.headers["access-control-allow-methods"]
+
+
+def test_a_token_with_non_ascii_digits_is_refused_not_a_crash(db, client):
+    """`"²".isdigit()` is true but `int("²")` fails: such a token was a 500."""
+    for token in ("².abc", "1².abc", "١.abc"):
+        assert_problem(client.post(URL, json={**HELLO, "conversation": token}), 422,
+                       "conversation")
+    assert count(db, "tickets") == 0

@@ -77,17 +77,17 @@ def load(url: str, ticket_id: int) -> Ticket:
         return ticket
 
 
-def messages(url: str, ticket_id: int) -> list[TicketMessage]:
+def _detached(url: str, model: Any, *where: Any) -> list[Any]:
+    """Rows by id, usable after the session closes."""
     with dbmod.session_scope(url) as s:
-        rows = list(s.scalars(select(TicketMessage).where(TicketMessage.ticket_id == ticket_id)
-                              .order_by(TicketMessage.id)))
+        rows = list(s.scalars(select(model).where(*where).order_by(model.id)))
         s.expunge_all()
         return rows
+
+
+def messages(url: str, ticket_id: int) -> list[TicketMessage]:
+    return _detached(url, TicketMessage, TicketMessage.ticket_id == ticket_id)
 
 
 def interactions_of(url: str, customer_id: int) -> list[Interaction]:
-    with dbmod.session_scope(url) as s:
-        rows = list(s.scalars(select(Interaction).where(Interaction.customer_id == customer_id)
-                              .order_by(Interaction.id)))
-        s.expunge_all()
-        return rows
+    return _detached(url, Interaction, Interaction.customer_id == customer_id)

@@ -198,6 +198,19 @@ def parse_list_params(
     return ListParams(limit, sort_key, descending, cursor, where, str(q).strip() if q else None)
 
 
+def request_params(params: Mapping[str, Any], spec: ListSpec, *,
+                   hidden: set[str] | frozenset[str] = frozenset()) -> ListParams:
+    """`parse_list_params` with the deployment's page sizes (`ACCORD_PAGE_SIZE_DEFAULT` /
+    `_MAX`): what a list endpoint or page without its own limits uses, so that every list
+    pages the same way."""
+    from accord.core.settings import get_settings
+
+    settings = get_settings()
+    return parse_list_params(params, spec, hidden=set(hidden),
+                             default_limit=settings.page_size_default,
+                             max_limit=settings.page_size_max)
+
+
 def _encode_value(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()

@@ -74,6 +74,11 @@ def _team(session: Session, team_id: int | None) -> None:
         raise ValidationProblem(f"team {team_id} does not exist", field="team_id")
 
 
+def _list(session: Session, principal: Principal, model: Any, *order: Any) -> list[Any]:
+    require(principal, RESOURCE, "read")
+    return list(session.scalars(select(model).order_by(*order)))
+
+
 def _get(session: Session, principal: Principal, model: Any, row_id: int, label: str,
          action: str) -> Any:
     require(principal, RESOURCE, action)
@@ -81,6 +86,25 @@ def _get(session: Session, principal: Principal, model: Any, row_id: int, label:
     if row is None:
         raise NotFound(f"{label} {row_id} does not exist")
     return row
+
+
+def _create(session: Session, principal: Principal, row: Any, data: BaseModel,
+            kind: str) -> None:
+    """Insert a checked row and audit the fields the caller sent (the caller has required
+    `create` and validated the values)."""
+    session.add(row)
+    session.flush()
+    audit.record(session, principal, "create", RESOURCE, row.id,
+                 data.model_dump(exclude_unset=True).keys(), {"kind": kind})
+
+
+def _delete(session: Session, principal: Principal, row: Any, kind: str,
+            **detail: Any) -> None:
+    """Audit and delete; `detail` identifies the row after it is gone (its name)."""
+    require(principal, RESOURCE, "delete")
+    audit.record(session, principal, "delete", RESOURCE, row.id, (), {"kind": kind, **detail})
+    session.delete(row)
+    session.flush()
 
 
 def _apply(session: Session, principal: Principal, row: Any, changes: dict[str, Any],
@@ -115,8 +139,7 @@ def requeue(session: Session, *where: Any) -> None:
 
 
 def list_policies(session: Session, principal: Principal) -> list[SlaPolicy]:
-    require(principal, RESOURCE, "read")
-    return list(session.scalars(select(SlaPolicy).order_by(SlaPolicy.name, SlaPolicy.id)))
+    return _list(session, principal, SlaPolicy, SlaPolicy.name, SlaPolicy.id)
 
 
 def get_policy(session: Session, principal: Principal, policy_id: int,
@@ -125,8 +148,17 @@ def get_policy(session: Session, principal: Principal, policy_id: int,
 
 
 def targets_of(session: Session, policy_id: int) -> list[SlaTarget]:
-    return list(session.scalars(select(SlaTarget).where(SlaTarget.policy_id == policy_id)
-                                .order_by(SlaTarget.priority, SlaTarget.tier, SlaTarget.id)))
+    return targets_by_policy(session, [policy_id])[policy_id]
+
+
+def targets_by_policy(session: Session, policy_ids: list[int]) -> dict[int, list[SlaTarget]]:
+    """The targets of several policies in one query (a list must not cost a query per row)."""
+    out: dict[int, list[SlaTarget]] = {i: [] for i in policy_ids}
+    if policy_ids:
+        for t in session.scalars(select(SlaTarget).where(SlaTarget.policy_id.in_(policy_ids))
+                                 .order_by(SlaTarget.priority, SlaTarget.tier, SlaTarget.id)):
+            out[t.policy_id].append(t)
+    return out
 
 
 def _check_policy(session: Session, values: dict[str, Any], row: SlaPolicy | None) -> None:
@@ -162,15 +194,12 @@ def create_policy(session: Session, principal: Principal, data: SlaPolicyCreate)
     values = data.model_dump(exclude={"targets"})
     _check_policy(session, values, None)
     row = SlaPolicy(**values)
-    session.add(row)
-    session.flush()
+    _create(session, principal, row, data, "sla_policy")
     _set_targets(session, row.id, data.targets)
     if row.is_default:
         _only_default(session, row)
     if row.active:
         requeue(session, Ticket.sla_policy_id.is_(None))  # unmeasured tickets may take it
-    audit.record(session, principal, "create", RESOURCE, row.id,
-                 data.model_dump(exclude_unset=True).keys(), {"kind": "sla_policy"})
     return row
 
 
@@ -198,19 +227,15 @@ def update_policy(session: Session, principal: Principal, row: SlaPolicy,
 def delete_policy(session: Session, principal: Principal, row: SlaPolicy) -> None:
     """Tickets it measured pick their team's or the default policy at their next refresh."""
     require(principal, RESOURCE, "delete")
-    audit.record(session, principal, "delete", RESOURCE, row.id, (),
-                 {"kind": "sla_policy", "name": row.name})
-    requeue(session, Ticket.sla_policy_id == row.id)  # they pick another policy
-    session.delete(row)
-    session.flush()
+    requeue(session, Ticket.sla_policy_id == row.id)  # before the FK nulls their link
+    _delete(session, principal, row, "sla_policy", name=row.name)
 
 
 # --- business calendars --------------------------------------------------------------------------
 
 
 def list_calendars(session: Session, principal: Principal) -> list[CalendarRow]:
-    require(principal, RESOURCE, "read")
-    return list(session.scalars(select(CalendarRow).order_by(CalendarRow.name, CalendarRow.id)))
+    return _list(session, principal, CalendarRow, CalendarRow.name, CalendarRow.id)
 
 
 def get_calendar(session: Session, principal: Principal, calendar_id: int,
@@ -257,11 +282,8 @@ def create_calendar(session: Session, principal: Principal, data: CalendarCreate
     values = data.model_dump()
     _check_calendar(session, values, None)
     row = CalendarRow(**values)
-    session.add(row)
-    session.flush()
+    _create(session, principal, row, data, "business_calendar")
     _requeue_calendar(session, row.team_id)
-    audit.record(session, principal, "create", RESOURCE, row.id,
-                 data.model_dump(exclude_unset=True).keys(), {"kind": "business_calendar"})
     return row
 
 
@@ -281,20 +303,15 @@ def update_calendar(session: Session, principal: Principal, row: CalendarRow,
 
 def delete_calendar(session: Session, principal: Principal, row: CalendarRow) -> None:
     require(principal, RESOURCE, "delete")
-    audit.record(session, principal, "delete", RESOURCE, row.id, (),
-                 {"kind": "business_calendar", "name": row.name})
     _requeue_calendar(session, row.team_id)
-    session.delete(row)
-    session.flush()
+    _delete(session, principal, row, "business_calendar", name=row.name)
 
 
 # --- routing rules -------------------------------------------------------------------------------
 
 
 def list_rules(session: Session, principal: Principal) -> list[RoutingRule]:
-    require(principal, RESOURCE, "read")
-    return list(session.scalars(select(RoutingRule)
-                                .order_by(RoutingRule.position, RoutingRule.id)))
+    return _list(session, principal, RoutingRule, RoutingRule.position, RoutingRule.id)
 
 
 def get_rule(session: Session, principal: Principal, rule_id: int,
@@ -307,10 +324,7 @@ def create_rule(session: Session, principal: Principal, data: RoutingRuleCreate)
     values = data.model_dump()
     _team(session, values["team_id"])
     row = RoutingRule(**values)
-    session.add(row)
-    session.flush()
-    audit.record(session, principal, "create", RESOURCE, row.id,
-                 data.model_dump(exclude_unset=True).keys(), {"kind": "routing_rule"})
+    _create(session, principal, row, data, "routing_rule")
     return row
 
 
@@ -326,19 +340,14 @@ def update_rule(session: Session, principal: Principal, row: RoutingRule,
 
 
 def delete_rule(session: Session, principal: Principal, row: RoutingRule) -> None:
-    require(principal, RESOURCE, "delete")
-    audit.record(session, principal, "delete", RESOURCE, row.id, (),
-                 {"kind": "routing_rule", "name": row.name})
-    session.delete(row)
-    session.flush()
+    _delete(session, principal, row, "routing_rule", name=row.name)
 
 
 # --- agents --------------------------------------------------------------------------------------
 
 
 def list_agents(session: Session, principal: Principal) -> list[ServiceAgent]:
-    require(principal, RESOURCE, "read")
-    return list(session.scalars(select(ServiceAgent).order_by(ServiceAgent.id)))
+    return _list(session, principal, ServiceAgent, ServiceAgent.id)
 
 
 def get_agent(session: Session, principal: Principal, agent_id: int,
@@ -356,10 +365,7 @@ def create_agent(session: Session, principal: Principal, data: AgentCreate) -> S
     if session.scalar(select(ServiceAgent.id).where(ServiceAgent.user_id == user.id)):
         raise Conflict(f"user {user.id} already has a routing profile", field="user_id")
     row = ServiceAgent(**data.model_dump())
-    session.add(row)
-    session.flush()
-    audit.record(session, principal, "create", RESOURCE, row.id,
-                 data.model_dump(exclude_unset=True).keys(), {"kind": "service_agent"})
+    _create(session, principal, row, data, "service_agent")
     return row
 
 
@@ -388,8 +394,4 @@ def set_my_availability(session: Session, principal: Principal, available: bool
 
 
 def delete_agent(session: Session, principal: Principal, row: ServiceAgent) -> None:
-    require(principal, RESOURCE, "delete")
-    audit.record(session, principal, "delete", RESOURCE, row.id, (),
-                 {"kind": "service_agent", "user_id": row.user_id})
-    session.delete(row)
-    session.flush()
+    _delete(session, principal, row, "service_agent", user_id=row.user_id)

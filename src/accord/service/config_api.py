@@ -4,14 +4,15 @@ service, serialise."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Response
 from sqlalchemy.orm import Session
 
 from accord.access.deps import Ctx, api_ctx
 from accord.core.concurrency import etag
-from accord.models.service import SlaPolicy
+from accord.models.service import SlaPolicy, SlaTarget
 from accord.service import config, escalation, sla_tracking
 from accord.service.config_schemas import (
     AgentCreate,
@@ -35,6 +36,7 @@ from accord.service.config_schemas import (
 )
 
 router = APIRouter()
+T = TypeVar("T")
 BASE = "/service"
 POLICY_HELP = (
     "Targets are business minutes per priority and customer value tier (`tier` null: any "
@@ -55,13 +57,23 @@ RULE_HELP = (
     "`required_skill` and speak the ticket's language.")
 
 
-def _policy_out(session: Session, row: SlaPolicy) -> SlaPolicyOut:
+def _policy_out(session: Session, row: SlaPolicy,
+                targets: list[SlaTarget] | None = None) -> SlaPolicyOut:
+    """One policy with its targets (read here unless the caller loaded them for a list)."""
+    if targets is None:
+        targets = config.targets_of(session, row.id)
     return SlaPolicyOut(
         id=row.id, version=row.version, name=row.name, team_id=row.team_id,
         warning_ratio=row.warning_ratio, pause_on_hold=row.pause_on_hold,
         is_default=row.is_default, active=row.active,
-        targets=[SlaTargetOut.model_validate(t) for t in config.targets_of(session, row.id)],
+        targets=[SlaTargetOut.model_validate(t) for t in targets],
         created_at=row.created_at, updated_at=row.updated_at)
+
+
+def _shown(response: Response, row: Any, out: Callable[[Any], T]) -> T:
+    """One row as a GET answers it: serialised, its version as the ETag for a later If-Match."""
+    response.headers["ETag"] = etag(row.version)
+    return out(row)
 
 
 def _location(kind: str) -> Any:
@@ -73,7 +85,9 @@ def _location(kind: str) -> Any:
 @router.get(f"{BASE}/sla-policies", tags=["service config"], response_model=list[SlaPolicyOut],
             summary="List SLA policies", description=POLICY_HELP)
 def list_policies(ctx: Ctx = Depends(api_ctx)) -> list[SlaPolicyOut]:
-    return [_policy_out(ctx.session, r) for r in config.list_policies(ctx.session, ctx.principal)]
+    rows = config.list_policies(ctx.session, ctx.principal)
+    targets = config.targets_by_policy(ctx.session, [r.id for r in rows])
+    return [_policy_out(ctx.session, r, targets[r.id]) for r in rows]
 
 
 @router.post(f"{BASE}/sla-policies", tags=["service config"], status_code=201,
@@ -88,9 +102,8 @@ def create_policy(body: SlaPolicyCreate, ctx: Ctx = Depends(api_ctx)) -> Respons
 @router.get(f"{BASE}/sla-policies/{{policy_id}}", tags=["service config"],
             response_model=SlaPolicyOut)
 def get_policy(policy_id: int, response: Response, ctx: Ctx = Depends(api_ctx)) -> SlaPolicyOut:
-    row = config.get_policy(ctx.session, ctx.principal, policy_id)
-    response.headers["ETag"] = etag(row.version)
-    return _policy_out(ctx.session, row)
+    return _shown(response, config.get_policy(ctx.session, ctx.principal, policy_id),
+                  lambda row: _policy_out(ctx.session, row))
 
 
 @router.patch(f"{BASE}/sla-policies/{{policy_id}}", tags=["service config"],
@@ -135,9 +148,8 @@ def create_calendar(body: CalendarCreate, ctx: Ctx = Depends(api_ctx)) -> Respon
             response_model=CalendarOut)
 def get_calendar(calendar_id: int, response: Response,
                  ctx: Ctx = Depends(api_ctx)) -> CalendarOut:
-    row = config.get_calendar(ctx.session, ctx.principal, calendar_id)
-    response.headers["ETag"] = etag(row.version)
-    return CalendarOut.model_validate(row)
+    return _shown(response, config.get_calendar(ctx.session, ctx.principal, calendar_id),
+                  CalendarOut.model_validate)
 
 
 @router.patch(f"{BASE}/calendars/{{calendar_id}}", tags=["service config"],
@@ -182,9 +194,8 @@ def create_rule(body: RoutingRuleCreate, ctx: Ctx = Depends(api_ctx)) -> Respons
 @router.get(f"{BASE}/routing-rules/{{rule_id}}", tags=["service config"],
             response_model=RoutingRuleOut)
 def get_rule(rule_id: int, response: Response, ctx: Ctx = Depends(api_ctx)) -> RoutingRuleOut:
-    row = config.get_rule(ctx.session, ctx.principal, rule_id)
-    response.headers["ETag"] = etag(row.version)
-    return RoutingRuleOut.model_validate(row)
+    return _shown(response, config.get_rule(ctx.session, ctx.principal, rule_id),
+                  RoutingRuleOut.model_validate)
 
 
 @router.patch(f"{BASE}/routing-rules/{{rule_id}}", tags=["service config"],
@@ -235,9 +246,8 @@ def set_my_availability(body: AvailabilityIn, ctx: Ctx = Depends(api_ctx)) -> Ag
 
 @router.get(f"{BASE}/agents/{{agent_id}}", tags=["service config"], response_model=AgentOut)
 def get_agent(agent_id: int, response: Response, ctx: Ctx = Depends(api_ctx)) -> AgentOut:
-    row = config.get_agent(ctx.session, ctx.principal, agent_id)
-    response.headers["ETag"] = etag(row.version)
-    return AgentOut.model_validate(row)
+    return _shown(response, config.get_agent(ctx.session, ctx.principal, agent_id),
+                  AgentOut.model_validate)
 
 
 @router.patch(f"{BASE}/agents/{{agent_id}}", tags=["service config"], response_model=AgentOut)

@@ -7,7 +7,8 @@ or ``platinum``) or at risk (`at_risk_valuable`, or churn risk >=
 `ACCORD_SERVICE_ESCALATION_CHURN_RISK`, default 0.6) escalates the ticket to level 1: its
 priority goes up one step (low → normal → high → urgent) through `tickets.set_priority`
 (which refreshes the SLA timers), the reason is kept on the ticket, an ``escalated`` event is
-recorded, the outbox gets ``ticket.escalated``, and the team's managers (active users with
+recorded, the outbox gets ``ticket.escalated`` (ids, level, priority: never the reason's
+free text), and the team's managers (active users with
 role manager in the ticket's team; without any, the active admins) are alerted in-app and by
 e-mail. It happens once per ticket: later negative messages on an escalated ticket alert
 nobody again.
@@ -26,9 +27,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from accord.access import audit
-from accord.access.policy import Principal, record_in_scope, scope_for
+from accord.access.policy import Principal
 from accord.core.clock import utcnow
-from accord.core.errors import Forbidden, ValidationProblem
+from accord.core.errors import ValidationProblem
 from accord.core.events import emit
 from accord.core.settings import get_settings
 from accord.models import Customer, User
@@ -101,8 +102,15 @@ def _alert(session: Session, ticket: Ticket, level: int, reason: str) -> list[in
     return alerted
 
 
-def _escalate(session: Session, ticket: Ticket, reason: str, *, actor_id: int | None,
+# Who an automatic escalation is audited as (the same actor `tickets.set_priority` names).
+SYSTEM = Principal(user_id=None, email="system:service.escalation", role="admin", via="system")
+
+
+def _escalate(session: Session, principal: Principal, ticket: Ticket, reason: str, *,
               data: dict[str, Any], at: datetime | None = None) -> int:
+    """One level up, automatic or manual alike: priority, fields, alerts, event, outbox and
+    the audit entry (an automatic escalation changes the ticket too, so it is audited)."""
+    actor_id = principal.user_id
     level = ticket.escalation_level + 1
     new_priority = raised(ticket.priority)
     if new_priority != ticket.priority:
@@ -117,9 +125,14 @@ def _escalate(session: Session, ticket: Ticket, reason: str, *, actor_id: int | 
     sla_tracking.add_event(session, ticket, "escalated", actor_id=actor_id, data={
         **data, "level": level, "reason": reason[:REASON_MAX], "priority": ticket.priority,
         "alerted": alerted})
+    # ids and codes only: the reason is free text (an agent may name the customer), so it
+    # stays on the ticket and its event, out of the outbox
     emit(session, "ticket.escalated", "ticket", ticket.id,
-         {"ticket_id": ticket.id, "level": level, "reason": reason[:REASON_MAX],
+         {"ticket_id": ticket.id, "level": level, "auto": bool(data.get("auto")),
           "priority": ticket.priority, "team_id": ticket.team_id}, actor_id)
+    audit.record(session, principal, "escalate", "tickets", ticket.id,
+                 ["escalation_level", "escalated_at", "escalation_reason", "priority"],
+                 {"level": level, "auto": bool(data.get("auto"))})
     return level
 
 
@@ -134,7 +147,7 @@ def on_inbound(session: Session, ticket: Ticket, message: TicketMessage) -> bool
     if high_value and at_risk:
         why = "high-value, at-risk"
     reason = f"Negative message ({message.sentiment:+.2f}) from a {why} customer"
-    _escalate(session, ticket, reason, actor_id=None, data={
+    _escalate(session, SYSTEM, ticket, reason, data={
         "auto": True, "message_id": message.id, "sentiment": message.sentiment,
         "tier": tier, "high_value": high_value, "at_risk": at_risk})
     return True
@@ -147,14 +160,6 @@ def escalate(session: Session, principal: Principal, ticket_id: int, reason: str
     reason = (reason or "").strip()
     if not reason:
         raise ValidationProblem("a reason is required", field="reason")
-    ticket = get_ticket(session, principal, ticket_id)
-    scope = scope_for(principal, "tickets", "update")
-    if scope is None or not record_in_scope(principal, scope, ticket.assignee_id,
-                                            ticket.team_id):
-        raise Forbidden("your role may not escalate this ticket")
-    level = _escalate(session, ticket, reason, actor_id=principal.user_id,
-                      data={"auto": False})
-    audit.record(session, principal, "escalate", "tickets", ticket.id,
-                 ["escalation_level", "escalated_at", "escalation_reason", "priority"],
-                 {"level": level})
+    ticket = get_ticket(session, principal, ticket_id, "update")  # 404 unread, 403 read-only
+    _escalate(session, principal, ticket, reason, data={"auto": False})
     return ticket

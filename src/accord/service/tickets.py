@@ -54,10 +54,11 @@ from accord.core.query import (
     Sort,
     page_of,
     paginate,
-    parse_list_params,
+    request_params,
 )
 from accord.core.ratelimit import SlidingWindow
 from accord.core.settings import get_settings
+from accord.core.workflow import check_transition
 from accord.integration.standardise import standardise_email
 from accord.models import Customer, CustomerEmail, Interaction
 from accord.models.commerce import Order
@@ -227,10 +228,7 @@ def list_spec() -> ListSpec:
 
 def list_params(query: dict[str, str]) -> ListParams:
     """The list's query parameters checked against `list_spec` (API and pages alike)."""
-    settings = get_settings()
-    return parse_list_params(query, list_spec(), hidden=set(),
-                             default_limit=settings.page_size_default,
-                             max_limit=settings.page_size_max)
+    return request_params(query, list_spec())
 
 
 def _cursor_value(row: Ticket, key: str) -> Any:
@@ -245,11 +243,16 @@ def visible_query(principal: Principal, action: str = "read") -> Select[Any]:
                                              Ticket.team_id))
 
 
+# A ticket id as typed: ASCII digits only (`str.isdigit` also takes "²", which `int` refuses)
+# and short enough for a BIGINT.
+_ID_TEXT = re.compile(r"[0-9]{1,18}")
+
+
 def search_clause(q: str) -> ColumnElement[bool]:
     """A reference (`T-12` or `12`), an e-mail (exact, normalised) or a subject prefix."""
     text = q.strip()
     ref = text[2:] if text[:2].upper() == "T-" else text
-    if ref.isdigit() and len(ref) <= 18:
+    if _ID_TEXT.fullmatch(ref):
         return Ticket.id == int(ref)
     if "@" in text:
         try:
@@ -366,10 +369,8 @@ def _apply_status(session: Session, principal: Principal, ticket: Ticket, to: st
     if to == old:
         return False
     _check_choice(to, TICKET_STATUSES, "status")
-    if check and to not in TRANSITIONS[old]:
-        allowed = ", ".join(sorted(TRANSITIONS[old])) or "none"
-        raise Conflict(f"a ticket cannot go from {old} to {to} (allowed: {allowed})",
-                       field="status")
+    if check:
+        check_transition(TRANSITIONS, old, to, record="a ticket")
     now = as_utc(at) if at is not None else utcnow()
     ticket.status = to
     if to == "solved":
@@ -802,11 +803,8 @@ def reply(session: Session, principal: Principal, ticket_id: int, *, body_text: 
     if not internal and ticket.status == "closed":
         raise Conflict("a closed ticket takes no replies; open a follow-up ticket",
                        field="status")
-    if status is not None and status != ticket.status and status not in TRANSITIONS[
-            ticket.status]:
-        allowed = ", ".join(sorted(TRANSITIONS[ticket.status])) or "none"
-        raise Conflict(f"a ticket cannot go from {ticket.status} to {status} "
-                       f"(allowed: {allowed})", field="status")
+    if status is not None and status != ticket.status:
+        check_transition(TRANSITIONS, ticket.status, status, record="a ticket")
     text, clean_html = _bodies(body_text, body_html)
     if not text.strip():
         raise ValidationProblem("a message needs body_text or body_html", field="body_text")
@@ -856,17 +854,16 @@ def update_ticket(session: Session, principal: Principal, ticket: Ticket, data: 
         raise Forbidden("your role may not update this ticket")
     _check_version(ticket, expected_version)
     sent = data.model_dump(exclude_unset=True)
+    if "subject" in sent:  # one line, as on create: mail subjects and alerts echo it
+        sent["subject"] = _subject(sent["subject"])
     status = sent.pop("status", None)
     priority = sent.pop("priority", None)
     if "team_id" in sent and sent["team_id"] != ticket.team_id:
         _reassignment(session, principal, SimpleNamespace(owner_id=ticket.assignee_id,
                                                           team_id=ticket.team_id),
                       {"team_id": sent["team_id"]})
-    if status is not None and status != ticket.status and status not in TRANSITIONS[
-            ticket.status]:
-        allowed = ", ".join(sorted(TRANSITIONS[ticket.status])) or "none"
-        raise Conflict(f"a ticket cannot go from {ticket.status} to {status} "
-                       f"(allowed: {allowed})", field="status")
+    if status is not None and status != ticket.status:
+        check_transition(TRANSITIONS, ticket.status, status, record="a ticket")
     changed = [k for k, v in sent.items() if getattr(ticket, k) != v]
     for key in changed:
         setattr(ticket, key, sent[key])
@@ -1026,7 +1023,7 @@ def _widget_ticket(session: Session, token: str, email_normalized: str) -> Ticke
     ticket_id, _, sig = token.partition(".")
     refused = ValidationProblem("this conversation cannot be continued; start a new one",
                                 field="conversation")
-    if not ticket_id.isdigit() or len(ticket_id) > 18 or not sig:
+    if not _ID_TEXT.fullmatch(ticket_id) or not sig:
         raise refused
     if not hmac.compare_digest(sig, _widget_signature(int(ticket_id), email_normalized)):
         raise refused
