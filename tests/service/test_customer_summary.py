@@ -107,3 +107,32 @@ def test_summary_follows_the_viewers_rights(session):
     assert mine is not None and mine["churn_risk"] == 0.7 and len(mine["deals"]) == 1
     assert customer_summary.summary(session, support, None) is None
     assert customer_summary.summary(session, support, 999_999) is None
+
+
+def test_sentiment_trend_counts_only_tickets_the_viewer_may_read(session):
+    """Review fix: a team-scoped viewer's trend must not average other teams' conversations."""
+    north_ticket = _ticket(session, subject="North")
+    south_ticket = _ticket(session, subject="South")
+    assert north_ticket.customer_id == south_ticket.customer_id
+    seller = make_user(session, "sales", "sam@example.com", "Sam Sales", team="North")
+    south = make_user(session, "sales", "sue@example.com", "Sue Sales", team="South")
+    admin = make_user(session, "admin", "root@example.com", "Rita Admin")
+    north_ticket.team_id, south_ticket.team_id = seller.team_id, south.team_id
+    session.query(TicketMessage).delete()
+    at = datetime(2026, 6, 2, 9, tzinfo=UTC)
+    _message(session, north_ticket, at, -0.5)
+    _message(session, south_ticket, at, 0.9)
+    session.flush()
+    now = datetime(2026, 6, 15, tzinfo=UTC)
+
+    def june(principal):
+        trend = customer_summary.sentiment_trend(session, north_ticket.customer_id, months=1,
+                                                 now=now, principal=principal)
+        return trend[0].average, trend[0].count
+
+    assert june(seller) == (-0.5, 1)  # the North ticket only
+    assert june(south) == (0.9, 1)
+    assert june(admin) == (0.2, 2)  # "all" scope: both
+    assert june(None) == (0.2, 2)  # a caller without a viewer (jobs) sees everything
+    panel = customer_summary.panel_360(session, seller, north_ticket.customer_id, months=1)
+    assert panel is not None and all(t["id"] != south_ticket.id for t in panel["tickets"])

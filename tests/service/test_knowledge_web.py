@@ -231,3 +231,87 @@ def test_categories_page(signed_in_as, db):
     assert "billing" in web.get("/service/kb/categories").text
     assert web.post("/service/kb/categories", data={"csrf_token": token,
                                                     "name": ""}).status_code == 422
+
+
+def _live(html: str) -> str:
+    """The out-of-band text for the layout's `#assistant-live` region ('' when absent)."""
+    marker = '<div id="assistant-live" hx-swap-oob="innerHTML">'
+    return html.split(marker, 1)[1].split("</div>", 1)[0] if marker in html else ""
+
+
+def test_assistant_answers_reach_a_live_region(client, db):
+    """Review fix: HTMX replaces the panel whole, so the news must go out of band into the
+    layout's persistent live region; full pages carry the empty region (no duplicate id)."""
+    seed(db)
+    page = client.get("/help/assistant")
+    assert page.text.count('id="assistant-live"') == 1
+    assert 'role="status" aria-live="polite"' in page.text
+    assert "<h1" in page.text  # the assistant page has a top heading, like every page
+    hx = {"HX-Request": "true"}
+    r = client.post("/help/assistant/ask", data={"question": "How do I reset my password?"},
+                    headers=hx)
+    assert "To reset your password, open Settings" in _live(r.text)
+    assert "<script>" not in r.text
+    r = client.post("/help/assistant/ask", data={"question": " "}, headers=hx)
+    assert r.status_code == 422 and _live(r.text) == "Type a question first."
+    full = client.post("/help/assistant/ask", data={"question": "reset password"})
+    assert full.text.count('id="assistant-live"') == 1 and "hx-swap-oob" not in full.text
+
+
+def test_internal_only_category_is_not_disclosed(client, db):
+    """Review fix: a category used only by internal articles answered 200 [] on the public API
+    (404 for an unknown one), so its slug could be probed; now both are the same 404."""
+    seed(db)
+    with session_scope(db) as s:
+        hidden = knowledge.create_category(s, SYSTEM, CategoryCreate(name="Escalations"))
+        knowledge.set_status(s, SYSTEM, knowledge.create_article(s, SYSTEM, ArticleCreate(
+            title="Escalation matrix", body="Call the duty manager.", visibility="internal",
+            category_id=hidden.id)), "published")
+    for slug in ("escalations", "no-such-category"):
+        api = client.get("/api/v1/help/articles", params={"category": slug})
+        assert api.status_code == 404, slug
+        assert client.get("/api/v1/help/search",
+                          params={"q": "manager", "category": slug}).status_code == 404
+        assert client.get("/help/search",
+                          params={"q": "manager", "category": slug}).status_code == 404
+        assert client.get(f"/help/categories/{slug}").status_code == 404
+    shown = client.get("/api/v1/help/articles", params={"category": "account"})
+    assert shown.status_code == 200 and [a["slug"] for a in shown.json()] == \
+        ["reset-your-password"]
+
+
+def test_conversation_citations_read_in_one_query(db):
+    """Review fix: a conversation's citations were read with one query per turn."""
+    from sqlalchemy import event
+
+    seed(db)
+    with session_scope(db) as s:
+        convo = assistant.start(s)
+        for _ in range(3):
+            assistant.ask(s, convo, "How do I reset my password?")
+        found = assistant.turns(s, convo)
+        statements: list[str] = []
+        listen = lambda *a: statements.append(a[2])  # noqa: E731
+        event.listen(s.get_bind(), "before_cursor_execute", listen)
+        try:
+            cited = assistant.citations_by_turn(s, found)
+        finally:
+            event.remove(s.get_bind(), "before_cursor_execute", listen)
+        assert len(statements) == 1
+        answers = [t for t in found if t.role == "assistant"]
+        assert len(answers) == 3 and all(
+            [c.title for c in cited[t.id]] == ["Reset your password"] for t in answers)
+        assert assistant.citations_of(s, answers[0]) == cited[answers[0].id]
+
+
+def test_feedback_thanks_land_in_a_persistent_live_region(client, db):
+    """Review fix: the thanks replaced the section's heading (leaving `aria-labelledby`
+    dangling) and appeared as a new status node; the section is now the live region."""
+    seed(db)
+    page = client.get("/help/en/reset-your-password")
+    assert '<section id="feedback" class="card" aria-labelledby="h-feedback" ' \
+        'aria-live="polite">' in page.text
+    r = client.post("/help/en/reset-your-password/feedback", data={"helpful": "yes"},
+                    headers={"HX-Request": "true"})
+    assert r.status_code == 200 and 'id="h-feedback"' in r.text
+    assert "Thank you for your feedback." in r.text

@@ -105,6 +105,12 @@ def test_staff_results_page_escapes_comments(db, client, signed_in_as):
 
     bad = admin.get("/service/surveys", params={"start": "yesterday"})
     assert bad.status_code == 422 and "not a date" in bad.text
+    assert 'id="f-start" type="date" name="start"' in bad.text and 'id="err-start"' in bad.text
+    # review fix: a bad end date was reported against `start`; the field in error is marked
+    bad_end = admin.get("/service/surveys", params={"end": "2026-13-40"})
+    assert bad_end.status_code == 422 and 'id="err-end"' in bad_end.text
+    assert 'id="err-start"' not in bad_end.text
+    assert 'aria-invalid="true" aria-describedby="err-end"' in bad_end.text
 
 
 def test_staff_page_needs_a_login(db, client):

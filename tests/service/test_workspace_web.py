@@ -267,6 +267,30 @@ def test_collision_banner_shows_the_other_agent(db, app):
                     headers={"X-CSRF-Token": una_csrf}).status_code == 404
 
 
+def test_collision_banner_is_a_quiet_live_region(db, app):
+    """Review fix: the banner lives in a persistent live region and an unchanged banner is not
+    re-sent (204, which HTMX does not swap), so screen readers do not repeat it every poll."""
+    seed_policy(db)
+    theo, theo_id, theo_csrf = agent(app, db, "support", "theo@example.com", "Theo Agent")
+    una, _, una_csrf = agent(app, db, "support", "una@example.com", "Una Other")
+    tid = ticket(db, subject="Shared", assignee=theo_id)
+    page = theo.get(f"/service/tickets/{tid}")
+    assert '<div id="presence" role="status" aria-live="polite"' in page.text
+    url = f"/service/tickets/{tid}/presence"
+    theo_hx = {"X-CSRF-Token": theo_csrf, "HX-Request": "true"}
+    una.post(url, headers={"X-CSRF-Token": una_csrf})
+    first = theo.post(url, headers=theo_hx)
+    assert first.status_code == 200 and "Una Other" in first.text
+    assert 'role="status"' not in first.text  # the region is the page's container
+    seen = first.text.split('name="seen" value="', 1)[1].split('"', 1)[0]
+    same = theo.post(url, data={"seen": seen}, headers=theo_hx)
+    assert same.status_code == 204 and same.text == ""
+    una.post(url, data={"body_text": "Dear Ann"}, headers={"X-CSRF-Token": una_csrf})
+    changed = theo.post(url, data={"seen": seen}, headers=theo_hx)
+    assert changed.status_code == 200 and "is also replying" in changed.text
+    assert "Check before you send" in changed.text
+
+
 def test_new_ticket_form_logs_a_phone_call(db, app):
     seed_policy(db)
     me, _, csrf = agent(app, db, "support", "theo@example.com", "Theo Agent")

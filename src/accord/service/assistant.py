@@ -237,16 +237,25 @@ def turns(session: Session, conversation: AssistantConversation) -> list[Assista
                                 .order_by(AssistantTurn.id)))
 
 
+def citations_by_turn(session: Session, found: list[AssistantTurn]
+                      ) -> dict[int, list[Citation]]:
+    """The articles each assistant turn used, as they are now (only those still published and
+    public, so an article made internal later is no longer linked), keyed by turn id. One query
+    for the whole conversation, not one per turn."""
+    wanted = {int(i) for t in found for i in (t.article_ids or [])}
+    if not wanted:
+        return {}
+    by_id = {a.id: a for a in session.scalars(select(KbArticle).where(
+        KbArticle.id.in_(wanted), KbArticle.status == "published",
+        KbArticle.visibility == "public"))}
+    return {t.id: [Citation(a.id, a.title, knowledge.public_url(a.locale, a.slug), "")
+                   for i in t.article_ids if (a := by_id.get(int(i))) is not None]
+            for t in found if t.article_ids}
+
+
 def citations_of(session: Session, turn: AssistantTurn) -> list[Citation]:
-    """The articles an assistant turn used, as they are now (only those still public)."""
-    if not turn.article_ids:
-        return []
-    rows = session.scalars(select(KbArticle).where(
-        KbArticle.id.in_([int(i) for i in turn.article_ids]),
-        KbArticle.status == "published", KbArticle.visibility == "public"))
-    by_id = {a.id: a for a in rows}
-    return [Citation(a.id, a.title, knowledge.public_url(a.locale, a.slug), "")
-            for i in turn.article_ids if (a := by_id.get(int(i))) is not None]
+    """The articles one assistant turn used (see `citations_by_turn`)."""
+    return citations_by_turn(session, [turn]).get(turn.id, [])
 
 
 def _open(conversation: AssistantConversation) -> None:

@@ -6,12 +6,15 @@ characters). Errors are problem+json naming the field.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from sqlalchemy.orm import Session
 
 from accord.core.db import session_factory
+from accord.core.ratelimit import SlidingWindow
 from accord.models.service import AssistantConversation
 from accord.service import assistant, knowledge
 from accord.service.knowledge_schemas import (
@@ -29,22 +32,47 @@ router = APIRouter(prefix="/help/assistant", tags=["help centre"])
 PublicId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-def _client(request: Request) -> str:
-    """The peer address (as `knowledge_api.client_of`; X-Forwarded-For is not trusted)."""
+# --- helpers shared by every public (no login) endpoint of this part: help centre API and
+# pages, assistant, survey answers. They live here because `knowledge_api` includes this
+# router (so this module cannot import from it).
+
+def client_of(request: Request) -> str:
+    """The peer address, the key of the per-client rate limits (a proxy in front must pass the
+    real one with uvicorn's --proxy-headers; a client-sent X-Forwarded-For is not trusted)."""
     return request.client.host if request.client else "unknown"
 
 
-def _session(write: bool = True) -> Session:
-    return session_factory(write=write)()
+def throttle_client(window: SlidingWindow, request: Request) -> None:
+    """Count one hit of this client against `window` (429 with Retry-After past it)."""
+    knowledge.throttle(window, client_of(request))
+
+
+@contextmanager
+def public_session(write: bool = False) -> Iterator[Session]:
+    """A unit of work for an anonymous request: the caller commits; anything left uncommitted
+    (an error, a read) is rolled back and the session closed."""
+    session = session_factory(write=write)()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+def _citations_out(citations: list[assistant.Citation]) -> list[CitationOut]:
+    return [CitationOut(article_id=c.article_id, title=c.title, url=c.url, quote=c.quote)
+            for c in citations]
 
 
 def conversation_out(session: Session, conversation: AssistantConversation) -> ConversationOut:
+    """The conversation as its holder sees it: turns and the still-public articles they cite
+    (read in one query for all turns). Never the name or e-mail given at hand-off."""
     ticket = f"T-{conversation.ticket_id}" if conversation.ticket_id else None
+    found = assistant.turns(session, conversation)
+    cited = assistant.citations_by_turn(session, found)
     turns = [TurnOut(role=t.role, text=t.text, answered=t.answered, created_at=t.created_at,
-                     citations=[CitationOut(article_id=c.article_id, title=c.title, url=c.url,
-                                            quote=c.quote)
-                                for c in assistant.citations_of(session, t)])
-             for t in assistant.turns(session, conversation)]
+                     citations=_citations_out(cited.get(t.id, [])))
+             for t in found]
     return ConversationOut(public_id=conversation.public_id, locale=conversation.locale,
                            status=conversation.status, ticket_reference=ticket, turns=turns)
 
@@ -52,28 +80,20 @@ def conversation_out(session: Session, conversation: AssistantConversation) -> C
 @router.post("/conversations", status_code=201, response_model=ConversationOut,
              summary="Start an assistant conversation (no login)")
 def start(request: Request, body: ConversationStart | None = None) -> ConversationOut:
-    knowledge.throttle(assistant.STARTS_PER_CLIENT, _client(request))
-    session = _session()
-    try:
+    throttle_client(assistant.STARTS_PER_CLIENT, request)
+    with public_session(write=True) as session:
         conversation = assistant.start(session, locale=(body or ConversationStart()).locale)
         out = conversation_out(session, conversation)
         session.commit()
         return out
-    finally:
-        session.rollback()
-        session.close()
 
 
 @router.get("/conversations/{public_id}", response_model=ConversationOut,
             summary="A conversation's turns (no login)")
 def read(public_id: PublicId, request: Request) -> ConversationOut:
-    knowledge.throttle(knowledge.PUBLIC_READS_PER_CLIENT, _client(request))
-    session = _session(write=False)
-    try:
+    throttle_client(knowledge.PUBLIC_READS_PER_CLIENT, request)
+    with public_session() as session:
         return conversation_out(session, assistant.get(session, public_id))
-    finally:
-        session.rollback()
-        session.close()
 
 
 @router.post("/conversations/{public_id}/messages", response_model=AnswerOut,
@@ -81,36 +101,26 @@ def read(public_id: PublicId, request: Request) -> ConversationOut:
              description="Answers from published public articles only, quoting them, or says "
              "it does not know (`answered: false`). At most 20 questions per conversation.")
 def ask(public_id: PublicId, body: MessageIn, request: Request) -> AnswerOut:
-    knowledge.throttle(assistant.QUESTIONS_PER_CLIENT, _client(request))
-    session = _session()
-    try:
+    throttle_client(assistant.QUESTIONS_PER_CLIENT, request)
+    with public_session(write=True) as session:
         conversation = assistant.get(session, public_id)
         result = assistant.ask(session, conversation, body.text)
         out = AnswerOut(answered=result.answered, text=result.text, status=conversation.status,
-                        citations=[CitationOut(article_id=c.article_id, title=c.title,
-                                               url=c.url, quote=c.quote)
-                                   for c in result.citations])
+                        citations=_citations_out(result.citations))
         session.commit()
         return out
-    finally:
-        session.rollback()
-        session.close()
 
 
 @router.post("/conversations/{public_id}/resolved", response_model=ConversationOut,
              summary="\"That answered my question\" (no login)")
 def resolved(public_id: PublicId, request: Request) -> ConversationOut:
-    knowledge.throttle(assistant.QUESTIONS_PER_CLIENT, _client(request))
-    session = _session()
-    try:
+    throttle_client(assistant.QUESTIONS_PER_CLIENT, request)
+    with public_session(write=True) as session:
         conversation = assistant.get(session, public_id)
         assistant.mark_resolved(session, conversation)
         out = conversation_out(session, conversation)
         session.commit()
         return out
-    finally:
-        session.rollback()
-        session.close()
 
 
 @router.post("/conversations/{public_id}/handoff", response_model=HandoffOut,
@@ -118,14 +128,10 @@ def resolved(public_id: PublicId, request: Request) -> ConversationOut:
              description="Creates a ticket (channel `assistant`) whose first message is the "
              "whole transcript; replies go to `email`. Repeating it returns the same ticket.")
 def handoff(public_id: PublicId, body: HandoffIn, request: Request) -> HandoffOut:
-    knowledge.throttle(assistant.HANDOFFS_PER_CLIENT, _client(request))
-    session = _session()
-    try:
+    throttle_client(assistant.HANDOFFS_PER_CLIENT, request)
+    with public_session(write=True) as session:
         conversation = assistant.get(session, public_id)
         ticket = assistant.hand_off(session, conversation, name=body.name, email=body.email)
         out = HandoffOut(status=conversation.status, ticket_reference=f"T-{ticket.id}")
         session.commit()
         return out
-    finally:
-        session.rollback()
-        session.close()

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from accord.access.policy import Principal, can, record_in_scope, scope_for
+from accord.access.policy import Principal, can, record_in_scope, scope_clause, scope_for
 from accord.analytics import score_view
 from accord.core.clock import as_utc, utcnow
 from accord.core.errors import Problem
@@ -71,10 +71,14 @@ def _shift(month: date, delta: int) -> date:
 
 
 def sentiment_trend(session: Session, customer_id: int, months: int = 12,
-                    now: datetime | None = None) -> list[MonthSentiment]:
+                    now: datetime | None = None, principal: Principal | None = None
+                    ) -> list[MonthSentiment]:
     """The last `months` calendar months (oldest first, the current one last): the average
     compound sentiment of the customer's scored inbound ticket messages and their count.
-    The caller has checked that the viewer may read the customer's tickets."""
+
+    With `principal`, only messages of tickets in the viewer's `tickets` read scope count (an
+    agent scoped to a team must not learn how another team's conversations went, even as an
+    average); without it the caller answers for the viewer's rights (jobs, analytics)."""
     months = max(1, min(int(months), 120))
     current = _month_start(as_utc(now or utcnow()).date())
     first = _shift(current, -(months - 1))
@@ -83,14 +87,19 @@ def sentiment_trend(session: Session, customer_id: int, months: int = 12,
         bucket: Any = func.to_char(func.timezone("UTC", TicketMessage.created_at), "YYYY-MM")
     else:
         bucket = func.strftime("%Y-%m", TicketMessage.created_at)
-    rows = session.execute(
-        select(bucket.label("month"), func.avg(TicketMessage.sentiment),
-               func.count(TicketMessage.id))
-        .where(TicketMessage.customer_id == customer_id,
-               TicketMessage.created_at >= since,
-               TicketMessage.direction == "inbound",
-               TicketMessage.sentiment.is_not(None))
-        .group_by(bucket))
+    stmt = (select(bucket.label("month"), func.avg(TicketMessage.sentiment),
+                   func.count(TicketMessage.id))
+            .where(TicketMessage.customer_id == customer_id,
+                   TicketMessage.created_at >= since,
+                   TicketMessage.direction == "inbound",
+                   TicketMessage.sentiment.is_not(None))
+            .group_by(bucket))
+    if principal is not None:
+        scope = scope_for(principal, "tickets", "read")
+        if scope != "all":  # "all" needs no join; no scope at all matches nothing
+            stmt = stmt.join(Ticket, Ticket.id == TicketMessage.ticket_id).where(
+                scope_clause(principal, scope, Ticket.assignee_id, Ticket.team_id))
+    rows = session.execute(stmt)
     found = {str(m): (float(avg), int(n)) for m, avg, n in rows if m is not None}
     out = []
     for i in range(months):
@@ -236,7 +245,7 @@ def panel_360(session: Session, principal: Principal, customer_id: int,
 
     if scope_for(principal, tickets.RESOURCE, "read") is None:
         return None
-    trend = sentiment_trend(session, customer_id, months)
+    trend = sentiment_trend(session, customer_id, months, principal=principal)
     return {"trend": trend, "spark": sparkline(trend),
             "has_data": any(m.count for m in trend),
             "tickets": previous_tickets(session, principal, customer_id, limit=RECENT)}

@@ -35,7 +35,17 @@ from datetime import datetime
 from typing import Any, Literal
 
 from babel import localedata
-from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -544,8 +554,13 @@ def public_categories(session: Session, locale: str | None = None) -> list[tuple
     return [(c, n) for c, n in session.execute(stmt).all()]
 
 
-def category_by_slug(session: Session, slug: str) -> KbCategory:
-    category = session.scalar(select(KbCategory).where(KbCategory.slug == slug[:120]))
+def public_category_by_slug(session: Session, slug: str) -> KbCategory:
+    """A category holding at least one published public article, else the same 404 as for an
+    unknown slug: a category used only by internal or draft articles is not disclosed on the
+    public pages and API (its name, or even its existence)."""
+    category = session.scalar(select(KbCategory).where(
+        KbCategory.slug == slug[:120],
+        exists().where(KbArticle.category_id == KbCategory.id, *_public())))
     if category is None:
         raise NotFound("there is no such category")
     return category

@@ -8,8 +8,7 @@ router for this part.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -20,10 +19,10 @@ from accord.access.deps import Ctx, api_ctx
 from accord.access.service import require
 from accord.core.clock import utcnow
 from accord.core.concurrency import etag
-from accord.core.db import session_factory
 from accord.core.errors import ValidationProblem
 from accord.core.validation import StrictIn
 from accord.service import assistant, knowledge
+from accord.service.assistant_api import client_of, public_session, throttle_client
 from accord.service.assistant_api import router as assistant_router
 from accord.service.knowledge_schemas import (
     ArticleCreate,
@@ -216,9 +215,7 @@ def delete_category(category_id: Id, if_match: str | None = Header(default=None)
 # --- staff: search and assistant figures -------------------------------------------------------
 
 def _hit_out(hit: knowledge.SearchHit) -> SearchHitOut:
-    return SearchHitOut(id=hit.id, title=hit.title, slug=hit.slug, locale=hit.locale,
-                        category_id=hit.category_id, visibility=hit.visibility,
-                        snippet=hit.snippet, rank=hit.rank, url=f"/service/kb/{hit.id}")
+    return SearchHitOut(**asdict(hit), url=f"/service/kb/{hit.id}")
 
 
 @router.get("/kb/search", tags=["knowledge base"], response_model=list[SearchHitOut],
@@ -257,30 +254,13 @@ def assistant_stats(start: datetime | None = None, end: datetime | None = None,
 
 # --- public help centre (no login) -------------------------------------------------------------
 
-def client_of(request: Request) -> str:
-    """The peer address (a proxy in front must pass the real one with --proxy-headers; a
-    client-sent X-Forwarded-For is not trusted here)."""
-    return request.client.host if request.client else "unknown"
-
-
-@contextmanager
-def public_session(write: bool = False) -> Iterator[Session]:
-    """A unit of work for an anonymous request; the caller commits."""
-    session = session_factory(write=write)()
-    try:
-        yield session
-    finally:
-        session.rollback()
-        session.close()
-
-
 def public_reads(request: Request) -> None:
     """Dependency: the per-address read limit, checked before anything else."""
-    knowledge.throttle(knowledge.PUBLIC_READS_PER_CLIENT, client_of(request))
+    throttle_client(knowledge.PUBLIC_READS_PER_CLIENT, request)
 
 
 def _category_id(session: Session, slug: str | None) -> int | None:
-    return knowledge.category_by_slug(session, slug).id if slug else None
+    return knowledge.public_category_by_slug(session, slug).id if slug else None
 
 
 def _public_summary(article: Any, categories: dict[int, str]) -> PublicArticleSummaryOut:

@@ -82,7 +82,9 @@ class RestoreIn(StrictIn):
     note: str | None = Field(default=None, max_length=300)
 
 
-class ArticleOut(BaseModel):
+class ArticleSummaryOut(BaseModel):
+    """A list row: everything but the body and the counters."""
+
     model_config = ConfigDict(from_attributes=True)
     id: int
     version: int
@@ -92,30 +94,20 @@ class ArticleOut(BaseModel):
     visibility: str
     status: str
     title: str
-    body: str
     current_version: int
     published_at: datetime | None
+    updated_at: datetime
+
+
+class ArticleOut(ArticleSummaryOut):
+    """One article: the summary plus its body, author and reader counters."""
+
+    body: str
     author_id: int | None
     views: int
     helpful_yes: int
     helpful_no: int
     created_at: datetime
-    updated_at: datetime
-
-
-class ArticleSummaryOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    version: int
-    slug: str
-    locale: str
-    category_id: int | None
-    visibility: str
-    status: str
-    title: str
-    current_version: int
-    published_at: datetime | None
-    updated_at: datetime
 
 
 class VersionOut(BaseModel):

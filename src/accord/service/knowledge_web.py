@@ -14,8 +14,7 @@ Article bodies are plain text: paragraphs split on blank lines, everything escap
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -25,11 +24,11 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from accord.access.policy import can
-from accord.core.db import session_factory
 from accord.core.errors import Forbidden, NotFound, Problem, ValidationProblem
 from accord.core.settings import get_settings
 from accord.models.service import KB_STATUSES, KB_VISIBILITIES, AssistantConversation
 from accord.service import assistant, knowledge
+from accord.service.assistant_api import client_of, public_session, throttle_client
 from accord.service.knowledge_schemas import (
     MAX_QUESTION,
     ArticleCreate,
@@ -38,7 +37,7 @@ from accord.service.knowledge_schemas import (
 )
 from accord.web.admin import form_errors
 from accord.web.context import WebCtx, is_htmx, wants_partial, web_ctx
-from accord.web.rendering import PageRoute, render
+from accord.web.rendering import PageRoute, label, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -49,6 +48,7 @@ NOTICES = {"created": "Article created.", "saved": "Changes saved.",
            "published": "Article published.", "draft": "Article moved back to draft.",
            "archived": "Article archived.", "restored": "Version restored as the current one.",
            "category": "Category created."}
+MOVES = {"published": "Publish", "draft": "Back to draft", "archived": "Archive"}  # buttons
 STALE = ("Someone else changed this article while you were editing it, so your changes were not "
          "saved. Reload the page to see the current text, then make your changes again.")
 MAX_ID = 2**63 - 1
@@ -88,7 +88,9 @@ def kb_list(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
     categories = {c.id: c.name for c in knowledge.list_categories(ctx.session, ctx.principal)}
     context = {
         "rows": rows, "hits": hits, "values": values, "error": error,
-        "categories": categories, "statuses": KB_STATUSES, "visibilities": KB_VISIBILITIES,
+        "categories": categories,
+        "status_choices": [(s, label(s)) for s in KB_STATUSES],
+        "visibility_choices": [(v, label(v)) for v in KB_VISIBILITIES],
         "next_link": (STAFF + "?" + urlencode({**values, "cursor": next_cursor})
                       if next_cursor else None),
         "can_create": can(ctx.principal, knowledge.RESOURCE, "create"),
@@ -152,7 +154,8 @@ def _editor(request: Request, ctx: WebCtx, values: dict[str, str], *, article: A
         "notice": notice, "stale": stale, "versions": versions,
         "categories": knowledge.list_categories(ctx.session, ctx.principal),
         "visibilities": KB_VISIBILITIES,
-        "moves": sorted(knowledge.TRANSITIONS[article.status]) if article is not None else [],
+        "moves": [(m, MOVES[m]) for m in sorted(knowledge.TRANSITIONS[article.status])]
+        if article is not None else [],
         "can_update": can(ctx.principal, knowledge.RESOURCE, "update"),
         "public_url": (knowledge.public_url(article.locale, article.slug)
                        if article is not None and article.status == "published"
@@ -304,20 +307,6 @@ def restore_version(request: Request, article_id: Id,
 HELP = "/help"
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-@contextmanager
-def _public(write: bool = False) -> Iterator[Session]:
-    session = session_factory(write=write)()
-    try:
-        yield session
-    finally:
-        session.rollback()
-        session.close()
-
-
 def _reader_locale(raw: str | None) -> str:
     """The reader's locale from `?locale=`, else the deployment's default language."""
     for candidate in (raw, get_settings().default_locale, "en"):
@@ -342,25 +331,25 @@ Locale = Annotated[str | None, Query(max_length=16)]
 
 @router.get(HELP)
 def help_home(request: Request, locale: Locale = None) -> Response:
-    knowledge.throttle(knowledge.PUBLIC_READS_PER_CLIENT, _client(request))
+    throttle_client(knowledge.PUBLIC_READS_PER_CLIENT, request)
     loc = _reader_locale(locale)
-    with _public() as session:
+    with public_session() as session:
         return _public_page(request, "help/home.html", loc, {
             "categories": knowledge.public_categories(session, loc),
             "popular": knowledge.public_articles(session, locale=loc, limit=10,
                                                  order="popular"),
             "q": "", "conversation": None, "turns": [], "panel_error": "", "panel_notice": "",
-            "values": {}})
+            "values": {}, "live": ""})
 
 
 @router.get(HELP + "/search")
 def help_search(request: Request, q: Annotated[str, Query(max_length=500)] = "",
                 locale: Locale = None,
                 category: Annotated[str, Query(max_length=120)] = "") -> Response:
-    knowledge.throttle(knowledge.PUBLIC_READS_PER_CLIENT, _client(request))
+    throttle_client(knowledge.PUBLIC_READS_PER_CLIENT, request)
     loc = _reader_locale(locale)
-    with _public() as session:
-        category_id = knowledge.category_by_slug(session, category).id if category else None
+    with public_session() as session:
+        category_id = knowledge.public_category_by_slug(session, category).id if category else None
         hits = knowledge.search(session, q, locale=loc, public_only=True,
                                 category=category_id, limit=20) if q.strip() else []
         context = {"q": q, "hits": hits, "category": category}
@@ -372,10 +361,10 @@ def help_search(request: Request, q: Annotated[str, Query(max_length=500)] = "",
 @router.get(HELP + "/categories/{slug}")
 def help_category(request: Request, slug: Annotated[str, Path(max_length=120)],
                   locale: Locale = None) -> Response:
-    knowledge.throttle(knowledge.PUBLIC_READS_PER_CLIENT, _client(request))
+    throttle_client(knowledge.PUBLIC_READS_PER_CLIENT, request)
     loc = _reader_locale(locale)
-    with _public() as session:
-        category = knowledge.category_by_slug(session, slug)
+    with public_session() as session:
+        category = knowledge.public_category_by_slug(session, slug)
         articles = knowledge.public_articles(session, locale=loc, category_id=category.id,
                                              limit=200)
         if not articles:
@@ -388,8 +377,8 @@ def help_category(request: Request, slug: Annotated[str, Path(max_length=120)],
 def help_assistant(request: Request, c: Annotated[str, Query(max_length=64)] = "",
                    locale: Locale = None) -> Response:
     """The assistant as a page of its own (the panel without JavaScript posts here)."""
-    knowledge.throttle(knowledge.PUBLIC_READS_PER_CLIENT, _client(request))
-    with _public() as session:
+    throttle_client(knowledge.PUBLIC_READS_PER_CLIENT, request)
+    with public_session() as session:
         conversation = assistant.get(session, c) if c else None
         loc = conversation.locale if conversation else _reader_locale(locale)
         return _panel(request, session, conversation, loc)
@@ -399,8 +388,8 @@ def help_assistant(request: Request, c: Annotated[str, Query(max_length=64)] = "
 def help_article(request: Request, locale: Annotated[str, Path(max_length=16)],
                  slug: Annotated[str, Path(max_length=160)],
                  feedback: Annotated[str, Query(max_length=10)] = "") -> Response:
-    knowledge.throttle(knowledge.PUBLIC_READS_PER_CLIENT, _client(request))
-    with _public(write=True) as session:
+    throttle_client(knowledge.PUBLIC_READS_PER_CLIENT, request)
+    with public_session(write=True) as session:
         article = knowledge.public_article(session, locale, slug)
         knowledge.record_view(session, article)
         session.commit()
@@ -419,9 +408,9 @@ def help_feedback(request: Request, locale: Annotated[str, Path(max_length=16)],
     address and once per address and article."""
     if helpful not in ("yes", "no"):
         raise ValidationProblem("Answer yes or no.", field="helpful")
-    client = _client(request)
+    client = client_of(request)
     knowledge.throttle(knowledge.FEEDBACK_PER_CLIENT, client)
-    with _public(write=True) as session:
+    with public_session(write=True) as session:
         article = knowledge.public_article(session, locale, slug)
         knowledge.throttle(knowledge.FEEDBACK_PER_ARTICLE, f"{client}|{article.id}")
         knowledge.record_feedback(session, article, helpful == "yes")
@@ -437,17 +426,33 @@ def help_feedback(request: Request, locale: Annotated[str, Path(max_length=16)],
 def _turns(session: Session, conversation: AssistantConversation | None) -> list[dict[str, Any]]:
     if conversation is None:
         return []
+    found = assistant.turns(session, conversation)
+    cited = assistant.citations_by_turn(session, found)
     return [{"role": t.role, "lines": t.text.split("\n"), "answered": t.answered,
-             "citations": assistant.citations_of(session, t)}
-            for t in assistant.turns(session, conversation)]
+             "citations": cited.get(t.id, [])}
+            for t in found]
+
+
+def _live_text(turns: list[dict[str, Any]], error: str, notice: str) -> str:
+    """What a screen reader should hear after an HTMX exchange: the refusal, the notice, or the
+    assistant's latest answer."""
+    if error or notice:
+        return error or notice
+    latest = next((t for t in reversed(turns) if t["role"] == "assistant"), None)
+    return " ".join(" ".join(latest["lines"]).split()) if latest else ""
 
 
 def _panel(request: Request, session: Session, conversation: AssistantConversation | None,
            locale: str, *, error: str = "", notice: str = "", status_code: int = 200,
            values: dict[str, str] | None = None) -> Response:
-    context = {"conversation": conversation, "turns": _turns(session, conversation),
-               "panel_error": error, "panel_notice": notice, "values": values or {}}
+    turns = _turns(session, conversation)
+    context = {"conversation": conversation, "turns": turns,
+               "panel_error": error, "panel_notice": notice, "values": values or {},
+               "live": ""}
     if is_htmx(request):  # HTMX swaps 2xx and 422 only: a refusal is shown inside the panel
+        # The panel is replaced whole, so it cannot be its own live region (a node swapped in
+        # is not announced): the news goes out of band into the layout's `#assistant-live`.
+        context["live"] = _live_text(turns, error, notice)
         return _public_page(request, "help/_assistant.html", locale, context,
                             status_code=status_code if status_code in (200, 422) else 200)
     return _public_page(request, "help/assistant.html", locale, context,
@@ -465,8 +470,8 @@ Text = Annotated[str, Form(max_length=64)]
 def assistant_ask(request: Request, conversation: Text = "",
                   question: Annotated[str, Form(max_length=20_000)] = "",
                   locale: Annotated[str, Form(max_length=16)] = "") -> Response:
-    knowledge.throttle(assistant.QUESTIONS_PER_CLIENT, _client(request))
-    with _public(write=True) as session:
+    throttle_client(assistant.QUESTIONS_PER_CLIENT, request)
+    with public_session(write=True) as session:
         convo = _conversation(session, conversation)
         loc = convo.locale if convo else _reader_locale(locale)
         if not question.strip():
@@ -476,7 +481,7 @@ def assistant_ask(request: Request, conversation: Text = "",
             return _panel(request, session, convo, loc, status_code=422,
                           error=f"Please keep your question under {MAX_QUESTION} characters.")
         if convo is None:
-            knowledge.throttle(assistant.STARTS_PER_CLIENT, _client(request))
+            throttle_client(assistant.STARTS_PER_CLIENT, request)
             convo = assistant.start(session, locale=loc)
         try:
             assistant.ask(session, convo, question)
@@ -488,38 +493,46 @@ def assistant_ask(request: Request, conversation: Text = "",
         return _panel(request, session, convo, loc)
 
 
+def _panel_action(request: Request, session: Session, public_id: str,
+                  act: Callable[[Session, AssistantConversation], str],
+                  values: dict[str, str] | None = None) -> Response:
+    """Run `act` on the conversation and show the panel with the notice it returns; a refusal
+    is rolled back and shown inside the panel, with what the customer typed kept."""
+    convo = assistant.get(session, public_id)
+    try:
+        notice = act(session, convo)
+    except Problem as exc:
+        session.rollback()
+        convo = assistant.get(session, public_id)
+        return _panel(request, session, convo, convo.locale, error=exc.detail,
+                      status_code=exc.status, values=values)
+    session.commit()
+    return _panel(request, session, convo, convo.locale, notice=notice)
+
+
 @router.post(HELP + "/assistant/resolved")
 def assistant_resolved(request: Request, conversation: Text = "") -> Response:
-    knowledge.throttle(assistant.QUESTIONS_PER_CLIENT, _client(request))
-    with _public(write=True) as session:
-        convo = assistant.get(session, conversation)
-        try:
-            assistant.mark_resolved(session, convo)
-        except Problem as exc:
-            session.rollback()
-            return _panel(request, session, convo, convo.locale, error=exc.detail,
-                          status_code=exc.status)
-        session.commit()
-        return _panel(request, session, convo, convo.locale,
-                      notice="Glad we could help. Thank you!")
+    throttle_client(assistant.QUESTIONS_PER_CLIENT, request)
+
+    def resolve(session: Session, convo: AssistantConversation) -> str:
+        assistant.mark_resolved(session, convo)
+        return "Glad we could help. Thank you!"
+
+    with public_session(write=True) as session:
+        return _panel_action(request, session, conversation, resolve)
 
 
 @router.post(HELP + "/assistant/handoff")
 def assistant_handoff(request: Request, conversation: Text = "",
                       name: Annotated[str, Form(max_length=200)] = "",
                       email: Annotated[str, Form(max_length=320)] = "") -> Response:
-    knowledge.throttle(assistant.HANDOFFS_PER_CLIENT, _client(request))
-    with _public(write=True) as session:
-        convo = assistant.get(session, conversation)
-        try:
-            ticket = assistant.hand_off(session, convo, name=name, email=email)
-            reference = f"T-{ticket.id}"
-        except Problem as exc:
-            session.rollback()
-            convo = assistant.get(session, conversation)
-            return _panel(request, session, convo, convo.locale, error=exc.detail,
-                          status_code=exc.status, values={"name": name, "email": email})
-        session.commit()
-        return _panel(request, session, convo, convo.locale,
-                      notice=f"Thank you. Our team has your question as {reference} and will "
-                      "reply by e-mail.")
+    throttle_client(assistant.HANDOFFS_PER_CLIENT, request)
+
+    def hand_off(session: Session, convo: AssistantConversation) -> str:
+        ticket = assistant.hand_off(session, convo, name=name, email=email)
+        return (f"Thank you. Our team has your question as T-{ticket.id} and will reply by "
+                "e-mail.")
+
+    with public_session(write=True) as session:
+        return _panel_action(request, session, conversation, hand_off,
+                             values={"name": name, "email": email})

@@ -77,6 +77,12 @@ def others(session: Session, ticket_id: int, user_id: int | None,
     return out
 
 
+def signature(found: list[Presence]) -> str:
+    """What the banner shows, as a short text (`<user>:<0|1>` per agent): equal signatures mean
+    an identical banner, so a poll can skip the swap."""
+    return ",".join(f"{p.user_id}:{int(p.composing)}" for p in found)
+
+
 def leave(session: Session, principal: Principal, ticket_id: int) -> None:
     """Forget the principal's presence on the ticket (e.g. after sending the reply)."""
     if principal.user_id is None:

@@ -103,21 +103,12 @@ class LinkUsed(Conflict):
         super().__init__("This survey has already been answered. Thank you!", field="token")
 
 
-class TooManyRequests(Problem):
-    status = 429
-    title = "Too many requests"
-
-    def __init__(self, wait: int) -> None:
-        super().__init__("Too many survey requests from this address; try again later.",
-                         headers={"Retry-After": str(wait)})
-
-
 def rate_limit(client: str) -> None:
-    """Count one public hit for `client`; 429 with Retry-After past the limit."""
-    wait = HITS_PER_CLIENT.retry_after(client)
-    if wait is not None:
-        raise TooManyRequests(wait)
-    HITS_PER_CLIENT.hit(client)
+    """Count one public hit for `client`; 429 with Retry-After past the limit (the help
+    centre's `knowledge.throttle`, so every public endpoint refuses alike)."""
+    from accord.service import knowledge
+
+    knowledge.throttle(HITS_PER_CLIENT, client)
 
 
 class LinkExpired(Problem):

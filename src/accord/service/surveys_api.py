@@ -16,11 +16,11 @@ from accord.access import audit
 from accord.access.deps import Ctx, api_ctx
 from accord.core.clock import utcnow
 from accord.core.concurrency import etag
-from accord.core.db import session_factory
 from accord.core.errors import Problem, ValidationProblem
 from accord.core.query import ListParams, ListSpec, parse_list_params
 from accord.core.settings import get_settings
 from accord.service import surveys
+from accord.service.assistant_api import client_of, public_session
 from accord.service.surveys_schemas import (
     InvitationOut,
     ResponseOut,
@@ -148,22 +148,13 @@ def delete_schedule(schedule_id: int, if_match: str | None = Header(default=None
 
 # --- the public answer ---------------------------------------------------------------------
 
-def client_of(request: Request) -> str:
-    """The peer address (a proxy must pass the real one via uvicorn's --proxy-headers)."""
-    return request.client.host if request.client else "unknown"
-
-
 def store_answer(token: str, score: Any, comment: Any) -> dict[str, Any]:
     """Answer in its own unit of work; returns what the customer may see (kind and score)."""
-    session = session_factory(write=True)()
-    try:
+    with public_session(write=True) as session:
         response = surveys.answer(session, token, score, comment)
         out = {"status": "answered", "kind": response.kind, "score": response.score}
         session.commit()
         return out
-    finally:
-        session.rollback()
-        session.close()
 
 
 @router.post("/answer/{token}", summary="Answer a survey (public, no login)",

@@ -18,14 +18,13 @@ from starlette.concurrency import run_in_threadpool
 from accord.access import audit
 from accord.access.policy import can
 from accord.core.clock import utcnow
-from accord.core.db import session_factory
 from accord.core.errors import Forbidden, Problem, ValidationProblem
 from accord.core.query import parse_list_params
 from accord.service import surveys
-from accord.service.surveys_api import client_of
+from accord.service.assistant_api import client_of, public_session
 from accord.service.surveys_schemas import COMMENT_MAX
 from accord.web.context import WebCtx, web_ctx
-from accord.web.rendering import PageRoute, render
+from accord.web.rendering import PageRoute, label, render
 
 public = APIRouter(include_in_schema=False)
 staff = APIRouter(prefix="/service/surveys", route_class=PageRoute, include_in_schema=False)
@@ -56,7 +55,7 @@ def _form(request: Request, token: str, kind: str, error: str = "",
 
 
 def _kind_of(token: str) -> str:
-    with session_factory(write=False)() as session:
+    with public_session() as session:
         return surveys.check_link(session, token).kind
 
 
@@ -97,11 +96,11 @@ async def answer_post(token: str, request: Request) -> Response:
 
 # --- staff results --------------------------------------------------------------------------------
 
-def _day(raw: str, default: date) -> date:
+def _day(raw: str, default: date, field: str) -> date:
     try:
         return date.fromisoformat(raw) if raw else default
     except ValueError:
-        raise ValidationProblem(f"{raw[:20]!r} is not a date (YYYY-MM-DD)", field="start") from None
+        raise ValidationProblem(f"{raw[:20]!r} is not a date (YYYY-MM-DD)", field=field) from None
 
 
 @staff.get("")
@@ -113,15 +112,17 @@ def results_page(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
     group_by = q.get("group_by", "month") if q.get("group_by") in surveys.GROUPS else "month"
     today = utcnow().date()
     error = ""
+    errors: dict[str, str] = {}
     try:
-        start = _day(q.get("start", ""), today.replace(day=1) - timedelta(days=335))
-        end = _day(q.get("end", ""), today)
+        start = _day(q.get("start", ""), today.replace(day=1) - timedelta(days=335), "start")
+        end = _day(q.get("end", ""), today, "end")
         res = surveys.results(ctx.session, ctx.principal, kind,
                               datetime.combine(start, time.min, tzinfo=UTC),
                               datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC),
                               group_by)
     except ValidationProblem as exc:
         error = exc.detail
+        errors[exc.field or "start"] = exc.detail
         start, end = today.replace(day=1) - timedelta(days=335), today
         res = surveys.results(ctx.session, ctx.principal, kind,
                               datetime.combine(start, time.min, tzinfo=UTC),
@@ -134,7 +135,9 @@ def results_page(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
                       ["score", "comment"], {"via": "web"})
     return render(request, "service/surveys/results.html", {
         "res": res, "kind": kind, "group_by": group_by, "start": start, "end": end,
-        "groups": surveys.GROUPS, "kinds": tuple(surveys.SCALES), "error": error,
+        "group_choices": [(g, label(g)) for g in surveys.GROUPS],
+        "kind_choices": [(k, k.upper()) for k in surveys.SCALES], "error": error,
+        "errors": errors,
         "recent": recent}, status_code=422 if error else 200)
 
 

@@ -45,6 +45,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 MAX_ID = 2**63 - 1
 BASE = "/service"
 QUEUE_KEYS = ("status", "priority", "sla_state", "q", "cursor", "limit", "team", "unassigned")
+QUEUE_SLA_STATES = ("running", "warning", "breached", "paused", "met", "none")
 SLA_LABELS = {"none": "No SLA", "running": "Running", "warning": "Due soon",
               "breached": "Breached", "paused": "Paused", "met": "Met",
               "not_applicable": "Not applicable"}
@@ -183,9 +184,10 @@ def _queue(request: Request, ctx: WebCtx, *, mine: bool) -> Response:
         "mine": mine, "rows": rows, "values": values, "error": error,
         "next_link": _link(path, values, cursor=next_cursor) if next_cursor else None,
         "first_link": _link(path, values, cursor=None) if "cursor" in values else None,
-        "statuses": TICKET_STATUSES, "priorities": TICKET_PRIORITIES,
-        "sla_states": ("running", "warning", "breached", "paused", "met", "none"),
-        "sla_labels": SLA_LABELS, "teams": teams, "team_id": team_id, "team_name": team_name,
+        "status_choices": [(s, label(s)) for s in TICKET_STATUSES],
+        "priority_choices": [(p, label(p)) for p in TICKET_PRIORITIES],
+        "sla_choices": [(s, SLA_LABELS[s]) for s in QUEUE_SLA_STATES],
+        "teams": teams, "team_id": team_id, "team_name": team_name,
         "path": path, "can_create": can(ctx.principal, tickets.RESOURCE, "create"),
         "filtered": any(k not in ("cursor", "limit") for k in values),
     }
@@ -509,14 +511,23 @@ def escalate(request: Request, ticket_id: TicketId, ctx: WebCtx = Depends(web_ct
 @router.post(BASE + "/tickets/{ticket_id}/presence")
 def presence_banner(request: Request, ticket_id: TicketId,
                     ctx: WebCtx = Depends(web_ctx)) -> Response:
-    """The collision banner (HTMX poll): records the viewer, lists the others."""
+    """The collision banner (HTMX poll): records the viewer, lists the others.
+
+    The banner sits in a live region, so re-sending the same text every poll would have screen
+    readers repeat it: the banner carries a signature of what it shows (`seen`), and an unchanged
+    one is answered 204, which HTMX does not swap."""
     tickets.get_ticket(ctx.session, ctx.principal, ticket_id)
     composing = bool(ctx.field("body_text"))
     presence.touch(ctx.session, ctx.principal, ticket_id, composing)
     found = presence.others(ctx.session, ticket_id, ctx.principal.user_id)
     ctx.commit()
+    signature = presence.signature(found)
+    seen = ctx.form.get("seen") if ctx.form is not None else None
+    if isinstance(seen, str) and seen == signature:
+        return Response(status_code=204)
     return render(request, "service/workspace/_presence.html",
-                  {"others": found, "ticket_id": ticket_id})
+                  {"others": found, "ticket_id": ticket_id, "signature": signature,
+                   "anyone_composing": any(o.composing for o in found)})
 
 
 @router.post(BASE + "/tickets/{ticket_id}/canned")
