@@ -317,7 +317,8 @@ def test_expired_link(db):
 
 @pytest.mark.parametrize(("kind", "score"), [("nps", 11), ("nps", -1), ("csat", 0),
                                               ("csat", 6), ("csat", "five"), ("csat", True),
-                                              ("nps", None), ("nps", 3.5)])
+                                              ("nps", None), ("nps", 3.5), ("nps", "²"),
+                                              ("csat", "-1"), ("nps", "٣")])
 def test_scores_outside_the_scale_are_refused_and_keep_the_link(db, kind, score):
     w = world(db)
     _, token = invite(db, w.customer_id, kind)

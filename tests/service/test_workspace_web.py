@@ -150,7 +150,7 @@ def test_ticket_page_shows_conversation_summary_and_timers(db, app):
     assert re.search(r'class="msg msg-internal" data-visibility="internal"', html)
     assert re.search(r'class="msg msg-outbound" data-visibility="public"', html)
     assert re.search(r'class="msg msg-inbound" data-visibility="public"[^>]*>\s*<div '
-                     r'class="msg-head">\s*<strong>ann@example.com', html)
+                     r'class="msg-head">\s*<strong>Ann Archer', html)
     assert "Internal note</span>" in html and "Public reply</span>" in html
     assert 'data-metric="first_response" data-status="met"' in html
     assert 'data-metric="resolution" data-status="paused"' in html  # pending_customer
@@ -189,6 +189,9 @@ def test_reply_form_refuses_stale_version_and_empty_body(db, app):
         "csrf_token": csrf, "version": str(_version(db, tid)), "kind": "public",
         "body_text": ""})
     assert empty.status_code == 422 and 'id="err-body_text"' in empty.text
+    odd = me.post(f"/service/tickets/{tid}/reply", data={
+        "csrf_token": csrf, "version": "²", "kind": "public", "body_text": "x"})
+    assert odd.status_code == 422  # a digit that is not ASCII is refused, not a crash
     forged = me.post(f"/service/tickets/{tid}/reply", data={
         "csrf_token": "forged", "version": "1", "body_text": "x"})
     assert forged.status_code == 403
@@ -363,3 +366,20 @@ def test_queue_statements_do_not_grow_with_the_page(db, app):
     assert len(many) == len(few) <= 6, many
     assert sum("FROM tickets" in s for s in many) == 1
     assert sum("FROM customers" in s for s in many) == 1
+
+
+def test_ticket_page_names_the_requester_and_keeps_the_app_version(db, app):
+    """The page's own record version never replaces the app's version in the layout."""
+    from accord import __version__
+
+    seed_policy(db)
+    client, uid, _ = agent(app, db, "support", "sam@example.com", "Sam Support")
+    tid = ticket(db, subject="Parcel lost", assignee=uid, email="Ann@Example.com")
+    with dbmod.session_scope(db) as s:
+        tickets.add_customer_message(s, s.get(Ticket, tid), body_text="From my other address",
+                                     channel="email", from_address="ann.work@example.com")
+    html = client.get(f"/service/tickets/{tid}").text
+    assert f"Accord {__version__}</span>" in html
+    assert f"workspace.css?v={__version__}" in html
+    assert "<strong>Ann Archer</strong>" in html  # the requester, by name
+    assert "<strong>ann.work@example.com</strong>" in html  # someone else, by address

@@ -13,6 +13,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 # A reference to a row: ids are positive 64-bit integers, so anything else is a 422 naming the
 # field rather than a database error.
 RowId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+MAX_ID = 2**63 - 1
+
+
+def whole_number(raw: str | None, *, low: int = 0, high: int = MAX_ID) -> int | None:
+    """A form value as an int when it is plain ASCII digits within [low, high], else None.
+
+    `str.isdigit` also accepts "²" or "٣", which `int()` then refuses (a 500): check ASCII."""
+    raw = (raw or "").strip()
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
+        return None
+    value = int(raw)
+    return value if low <= value <= high else None
 
 
 def contains_nul(value: Any) -> bool:

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from accord.access.policy import can
 from accord.core.errors import Forbidden, NotFound, Problem, ValidationProblem
 from accord.core.settings import get_settings
+from accord.core.validation import whole_number
 from accord.models.service import KB_STATUSES, KB_VISIBILITIES, AssistantConversation
 from accord.service import assistant, knowledge
 from accord.service.assistant_api import client_of, public_session, throttle_client
@@ -232,8 +233,7 @@ def article_page(request: Request, article_id: Id,
 
 
 def _check_version(ctx: WebCtx, article: Any) -> bool:
-    sent = ctx.field("version")
-    return sent.isdigit() and int(sent) == article.version
+    return whole_number(ctx.field("version")) == article.version
 
 
 @router.post(STAFF + "/{article_id}")

@@ -49,6 +49,7 @@ from accord.core.events import emit
 from accord.core.query import Filter, ListParams, ListSpec, Sort, page_of, paginate
 from accord.core.ratelimit import SlidingWindow
 from accord.core.settings import get_settings
+from accord.core.validation import whole_number
 from accord.models import Account, ConsentRecord, Customer, CustomerEmail, Team, User
 from accord.models.service import (
     BusinessCalendar,
@@ -533,8 +534,8 @@ def parse_score(kind: str, raw: Any) -> int:
     lo, hi = SCALES[kind]
     if isinstance(raw, bool):
         raw = None
-    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit() and len(raw.strip()) <= 3:
-        raw = int(raw.strip())
+    if isinstance(raw, str):
+        raw = whole_number(raw, high=999)
     if not isinstance(raw, int) or not lo <= raw <= hi:
         raise ValidationProblem(f"choose a score from {lo} to {hi}", field="score")
     return raw

@@ -27,6 +27,7 @@ from accord.access import audit
 from accord.access.policy import can, scope_for
 from accord.core.clock import as_utc, utcnow
 from accord.core.errors import Forbidden, NotFound, Problem, ValidationProblem
+from accord.core.validation import whole_number
 from accord.models import Customer, Team, User
 from accord.models.service import (
     OPEN_STATUSES,
@@ -154,9 +155,10 @@ def _queue(request: Request, ctx: WebCtx, *, mine: bool) -> Response:
                 select(Team.id, Team.name).order_by(Team.name, Team.id))]
         raw = values.get("team", "")
         if raw and may_pick:
-            if not raw.isdigit() or int(raw) not in {tid for tid, _ in teams}:
+            picked = whole_number(raw)
+            if picked is None or picked not in {tid for tid, _ in teams}:
                 raise NotFound("There is no such team.")
-            team_id = int(raw)
+            team_id = picked
         else:
             team_id = ctx.principal.team_id
         if team_id is not None:
@@ -247,7 +249,10 @@ def _conversation(ctx: WebCtx, ticket: Ticket) -> list[dict[str, Any]]:
     for m in messages:
         internal = m.visibility == "internal"
         if m.direction == "inbound":
-            who = m.from_address or ticket.requester_name or ticket.requester_email or "Customer"
+            # the requester by name; anyone else writing into the ticket by their address
+            same = (m.from_address or "").lower() == (ticket.requester_email or "").lower()
+            who = ((ticket.requester_name if same or not m.from_address else None)
+                   or m.from_address or ticket.requester_email or "Customer")
         else:
             who = authors.get(m.author_id or 0, "System")
         mood = customer_summary.mood_of(m.sentiment) if m.direction == "inbound" else ""
@@ -326,7 +331,7 @@ def new_ticket(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
     customer = request.query_params.get("customer_id", "")
     values = dict.fromkeys(NEW_FIELDS, "")
     values.update({"priority": "normal", "channel": "phone", "call_direction": "inbound",
-                   "customer_id": customer if customer.isdigit() else ""})
+                   "customer_id": customer if whole_number(customer, low=1) else ""})
     return _new_form(request, values)
 
 
@@ -341,9 +346,10 @@ def _new_form(request: Request, values: dict[str, str], errors: dict[str, str] |
 def _int_or_none(value: str, name: str) -> int | None:
     if not value:
         return None
-    if not value.isdigit() or not 1 <= int(value) <= MAX_ID:
+    number = whole_number(value, low=1)
+    if number is None:
         raise ValidationProblem("Must be a whole number.", field=name)
-    return int(value)
+    return number
 
 
 @router.post(BASE + "/tickets")
@@ -401,11 +407,11 @@ def ticket_page(request: Request, ticket_id: TicketId,
 
 
 def _version(ctx: WebCtx) -> int:
-    raw = ctx.field("version")
-    if not raw.isdigit():
+    version = whole_number(ctx.field("version"), low=1)
+    if version is None:
         raise ValidationProblem("The form is missing the ticket's version; reload the page.",
                                 field="version")
-    return int(raw)
+    return version
 
 
 def _uploads(ctx: WebCtx) -> list[tickets.NewAttachment]:

@@ -145,7 +145,7 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
     locale = viewer.locale if viewer else parse_locale(None)
     page = env.get_template(template).render({
         "request": request, "viewer": viewer, "fmt": Formatter(locale),
-        "lang": locale.language, "version": __version__, "path": request.url.path,
+        "lang": locale.language, "accord_version": __version__, "path": request.url.path,
         **(context or {}),
     })
     response = HTMLResponse(page, status_code=status_code, headers=headers)
