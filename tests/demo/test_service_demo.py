@@ -17,6 +17,7 @@ from accord.models import (
     SlaPolicy,
     SurveyInvitation,
     SurveyResponse,
+    SurveySchedule,
     Ticket,
     TicketEvent,
     TicketMessage,
@@ -97,11 +98,20 @@ def test_demo_surveys_follow_solved_tickets(db) -> None:
         assert invitations and responses
         tickets = {t.id: t for t in s.scalars(select(Ticket))}
         for inv in invitations.values():
-            assert tickets[inv.ticket_id].solved_at < inv.sent_at <= NOW
+            if inv.kind == "csat":  # after a solved ticket
+                assert inv.trigger == "ticket_solved"
+                assert tickets[inv.ticket_id].solved_at < inv.sent_at <= NOW
+            else:  # the last quarterly NPS wave
+                assert (inv.trigger, inv.ticket_id) == ("schedule", None)
+                assert inv.schedule_id is not None and inv.sent_at <= NOW
         for resp in responses:
             inv = invitations[resp.invitation_id]
             assert inv.used_at == resp.responded_at and inv.sent_at < resp.responded_at <= NOW
-            assert 1 <= resp.score <= 5 and resp.customer_id == inv.customer_id
+            assert resp.kind == inv.kind and resp.customer_id == inv.customer_id
+            assert (1 <= resp.score <= 5) if resp.kind == "csat" else (0 <= resp.score <= 10)
+        assert {r.kind for r in responses} == {"csat", "nps"}
+        schedule = s.scalars(select(SurveySchedule)).one()
+        assert schedule.next_run_at > NOW  # the demo's worker does not send a wave at start
         assert sum(i.used_at is not None for i in invitations.values()) == len(responses)
 
 

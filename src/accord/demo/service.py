@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from accord.core.db import get_engine, session_scope
 from accord.demo import service_texts as texts
@@ -42,6 +42,8 @@ from accord.models import (
     ServiceAgent,
     SlaPolicy,
     SlaTarget,
+    SurveyInvitation,
+    SurveySchedule,
     Ticket,
     User,
 )
@@ -65,6 +67,17 @@ SERVICE_COLUMNS: dict[str, tuple[str, ...]] = {
                          "ticket_id", "team_id", "agent_id", "responded_at"),
 }
 SERVICE_TABLES = tuple(SERVICE_COLUMNS)
+NPS_COLUMNS = {
+    "survey_invitations": ("id", "kind", "trigger", "customer_id", "schedule_id", "email",
+                           "token_hash", "sent_at", "expires_at", "used_at"),
+    "survey_responses": ("id", "invitation_id", "kind", "score", "comment", "customer_id",
+                         "responded_at"),
+}
+NPS_ASKED = 0.25  # share of customers in the last quarterly NPS wave; 45% answer
+NPS_MIX = (("10", 0.22), ("9", 0.20), ("8", 0.18), ("7", 0.12), ("6", 0.08), ("5", 0.06),
+           ("4", 0.04), ("3", 0.04), ("2", 0.03), ("1", 0.02), ("0", 0.01))
+NPS_COMMENTS = {10: "Great gear and friendly staff.", 9: "Would recommend to my club.",
+                6: "Prices went up a lot.", 3: "Delivery is always late."}
 SURVEYED = 0.35  # share of solved tickets that get a CSAT survey; 60% of those answer
 CSAT_CALM = ((5, 0.45), (4, 0.35), (3, 0.12), (2, 0.05), (1, 0.03))
 CSAT_UPSET = ((5, 0.10), (4, 0.20), (3, 0.25), (2, 0.25), (1, 0.20))
@@ -281,6 +294,31 @@ class ServiceGenerator:
                 self.ts(used)))
 
 
+    def nps_wave(self, customers: list[tuple[int, str, str, str | None]], schedule_id: int
+                 ) -> dict[str, list[tuple[Any, ...]]]:
+        """The last quarterly NPS wave: a quarter of the customers asked, about half answer."""
+        rnd, r = self.rnd, self.rnd.random
+        out: dict[str, list[tuple[Any, ...]]] = {t: [] for t in NPS_COLUMNS}
+        wave = self.now - timedelta(days=30)
+        for cid, _first, email, _lang in customers:
+            if r() >= NPS_ASKED:
+                continue
+            iid = self.take("survey_invitations")
+            sent = wave + timedelta(seconds=int(r() * 6 * HOUR))
+            answered = sent + timedelta(hours=1 + r() * 72)
+            used = answered if r() < 0.45 else None
+            out["survey_invitations"].append((
+                iid, "nps", "schedule", cid, schedule_id, email, f"{rnd.getrandbits(256):064x}",
+                self.ts(sent), self.ts(sent + timedelta(days=14)),
+                self.ts(used) if used else None))
+            if used is not None:
+                score = int(_pick(rnd, NPS_MIX))
+                comment = NPS_COMMENTS.get(score) if r() < 0.5 else None
+                out["survey_responses"].append((self.take("survey_responses"), iid, "nps",
+                                                score, comment, cid, self.ts(used)))
+        return out
+
+
 def _service_setup(url: str | None, now: datetime, extra_agents: int) -> tuple[int, int, list[int]]:
     """Calendar, SLA policy, agents, routing, canned replies; returns (team, policy, agents)."""
     setup = _setup(url, now)
@@ -341,6 +379,11 @@ def _service_setup(url: str | None, now: datetime, extra_agents: int) -> tuple[i
                 RoutingRule(name="Everything else: round robin", position=1, team_id=team_id,
                             method="round_robin"),
             ])
+        if session.scalar(select(SurveySchedule.id).limit(1)) is None:
+            # the last wave went out a month ago (see `nps_wave`); the next is two months off
+            session.add(SurveySchedule(name="Quarterly NPS", kind="nps", every_days=90,
+                                       audience={}, last_run_at=now - timedelta(days=30),
+                                       next_run_at=now + timedelta(days=60)))
         if session.scalar(select(CannedReply.id).limit(1)) is None:
             for title, body, category in texts.CANNED_REPLIES:
                 session.add(CannedReply(title=title, body=body, category=category))
@@ -430,6 +473,12 @@ def generate_service(size: ServiceSize, seed: int = 42, *, url: str | None = Non
     customers, orders = _customers(url)
     if not customers:
         return {}
+    with session_scope(url) as session:  # a fresh demo's wave; none when re-run on old data
+        schedule_id = session.scalar(select(SurveySchedule.id).where(
+            SurveySchedule.name == "Quarterly NPS", SurveySchedule.last_run_at.is_not(None)))
+        if schedule_id is not None and session.scalar(select(func.count()).select_from(
+                SurveyInvitation).where(SurveyInvitation.schedule_id == schedule_id)):
+            schedule_id = None
     from accord.demo.catalog import PRODUCTS
 
     rnd = random.Random(seed + 7)
@@ -448,6 +497,10 @@ def generate_service(size: ServiceSize, seed: int = 42, *, url: str | None = Non
                 writer.write(table, rows[table], SERVICE_COLUMNS[table])
             writer.commit()
             progress("service", min(start + chunk, size.tickets), size.tickets)
+        if schedule_id is not None:
+            wave = gen.nps_wave(customers, schedule_id)
+            for table, cols in NPS_COLUMNS.items():
+                writer.write(table, wave[table], cols)
     finish_tables(engine, (*SERVICE_TABLES, *KB_COLUMNS, "kb_categories"))
     return dict(writer.rows)
 
