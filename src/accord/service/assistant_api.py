@@ -6,13 +6,16 @@ characters). Errors are problem+json naming the field.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from accord.core import idempotency
 from accord.core.db import session_factory
 from accord.core.ratelimit import SlidingWindow
 from accord.models.service import AssistantConversation
@@ -99,16 +102,28 @@ def read(public_id: PublicId, request: Request) -> ConversationOut:
 @router.post("/conversations/{public_id}/messages", response_model=AnswerOut,
              summary="Ask a question (no login)",
              description="Answers from published public articles only, quoting them, or says "
-             "it does not know (`answered: false`). At most 20 questions per conversation.")
-def ask(public_id: PublicId, body: MessageIn, request: Request) -> AnswerOut:
+             "it does not know (`answered: false`). At most 20 questions per conversation. "
+             "A retry may send an `Idempotency-Key` (per conversation): the same key and "
+             "question give the saved answer and ask nothing twice; another question with "
+             "that key is a 422.")
+def ask(public_id: PublicId, body: MessageIn, request: Request) -> Response:
     throttle_client(assistant.QUESTIONS_PER_CLIENT, request)
+    key, path = request.headers.get("Idempotency-Key"), request.url.path
+    owner = "assistant:" + hashlib.sha256(public_id.encode()).hexdigest()
+    body_hash = idempotency.request_hash("POST", path, body.model_dump(mode="json"))
     with public_session(write=True) as session:
         conversation = assistant.get(session, public_id)
+        if key is not None:
+            saved = idempotency.lookup(session, owner, key, "POST", path, body_hash)
+            if saved is not None:
+                return JSONResponse(saved.body, headers={"Idempotent-Replayed": "true"})
         result = assistant.ask(session, conversation, body.text)
         out = AnswerOut(answered=result.answered, text=result.text, status=conversation.status,
-                        citations=_citations_out(result.citations))
+                        citations=_citations_out(result.citations)).model_dump(mode="json")
+        if key is not None:
+            idempotency.store(session, owner, key, "POST", path, body_hash, 200, out, {})
         session.commit()
-        return out
+        return JSONResponse(out)
 
 
 @router.post("/conversations/{public_id}/resolved", response_model=ConversationOut,

@@ -378,13 +378,17 @@ def update_agent(session: Session, principal: Principal, row: ServiceAgent,
 
 def set_my_availability(session: Session, principal: Principal, available: bool
                         ) -> ServiceAgent:
-    """An agent goes away or comes back (their own profile only: no config right needed)."""
+    """An agent goes away or comes back (their own profile only: no config right needed, but
+    the right to work tickets)."""
     row = None
     if principal.user_id is not None:
         row = session.scalars(select(ServiceAgent)
                               .where(ServiceAgent.user_id == principal.user_id)).first()
     if row is None:
         raise NotFound("you have no service agent profile")
+    # Being available is taking ticket work: a token limited below that (e.g. `tickets:read`)
+    # may not change it, although the profile is the caller's own.
+    require(principal, "tickets", "update")
     if row.available != available:
         row.available = available
         session.flush()

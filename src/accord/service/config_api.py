@@ -236,7 +236,9 @@ def create_agent(body: AgentCreate, ctx: Ctx = Depends(api_ctx)) -> Response:
 
 @router.put(f"{BASE}/agents/me/availability", tags=["service config"], response_model=AgentOut,
             summary="Set my availability",
-            description="An agent goes away (no new tickets routed to them) or comes back.")
+            description="An agent goes away (no new tickets routed to them) or comes back. "
+            "Only the caller's own profile; needs the `tickets` update right (a token limited "
+            "to `tickets:read` gets a 403).")
 def set_my_availability(body: AvailabilityIn, ctx: Ctx = Depends(api_ctx)) -> AgentOut:
     row = config.set_my_availability(ctx.session, ctx.principal, body.available)
     out = AgentOut.model_validate(row)

@@ -632,7 +632,11 @@ def create_ticket(session: Session, principal: Principal, *, subject: str, chann
     orders = _checked_orders(session, cid, order_ids)
     if not requester_email:  # replies go to the customer's address (the mail part sends them)
         email_norm = _primary_email(session, cid)
-    requester_name = requester_name or customer.display_name
+    if not requester_name and (how != "matched" or record_in_scope(
+            principal, scope_for(principal, "customers", "read"), customer.owner_id,
+            customer.team_id)):
+        # a matched customer the caller may not read lends no name (no oracle, no leak)
+        requester_name = customer.display_name
     now = utcnow()
     when = min(as_utc(at), now) if at is not None else now
     ticket = Ticket(

@@ -15,6 +15,7 @@ from starlette.datastructures import UploadFile
 
 from accord.access import audit
 from accord.access.deps import Ctx, api_ctx
+from accord.core import idempotency
 from accord.core.concurrency import etag
 from accord.core.db import session_factory
 from accord.core.errors import NotFound, Problem, ValidationProblem
@@ -277,8 +278,12 @@ async def post_message(ticket_id: int, request: Request,
             response_model=list[AttachmentOut])
 def list_attachments(ticket_id: int, ctx: Ctx = Depends(api_ctx)) -> list[AttachmentOut]:
     tickets.get_ticket(ctx.session, ctx.principal, ticket_id)
-    return [attachments.attachment_out(a)
-            for a in attachments.for_ticket(ctx.session, ticket_id)]
+    out = [attachments.attachment_out(a) for a in attachments.for_ticket(ctx.session, ticket_id)]
+    ctx.session.rollback()
+    # file names are personal data (privacy registry): listing them is an audited read
+    audit.record_read(ctx.principal, tickets.RESOURCE, [ticket_id], ["attachments"],
+                      {"via": "api.attachments"})
+    return out
 
 
 @router.post("/tickets/{ticket_id}/attachments", tags=["tickets"], status_code=201,
@@ -361,7 +366,9 @@ def _client(request: Request) -> str:
              "`conversation` (the token of an earlier answer, to continue that ticket; it only "
              "works with the same e-mail). `website_url` is a honeypot and must stay empty. "
              "Rate-limited per client address (429 with Retry-After). The answer carries only "
-             "the ticket's reference and the token to continue it.")
+             "the ticket's reference and the token to continue it. A retry may send an "
+             "`Idempotency-Key`: the same key and body give the saved answer (nothing stored "
+             "twice), another body with that key is a 422.")
 async def widget_message(request: Request) -> Response:
     client = _client(request)
     wait = tickets.WIDGET_PER_CLIENT.retry_after(client)
@@ -389,23 +396,39 @@ async def widget_message(request: Request) -> Response:
         if doc.get("website_url"):  # a bot: the ordinary answer, nothing stored
             return JSONResponse(WidgetAnswer().model_dump(), headers=CORS)
         data = _validated(WidgetMessageIn, doc)
-        answer = await run_in_threadpool(_store_widget, data)
+        answer, replayed = await run_in_threadpool(
+            _store_widget, data, request.headers.get("Idempotency-Key"), request.url.path)
     except Problem as exc:  # a page posting with fetch() may read why it was refused
         exc.headers = {**exc.headers, **CORS}
         raise
-    return JSONResponse(answer.model_dump(), headers=CORS)
+    extra = {"Idempotent-Replayed": "true"} if replayed else {}
+    return JSONResponse(answer.model_dump(), headers={**CORS, **extra})
 
 
-def _store_widget(data: WidgetMessageIn) -> WidgetAnswer:
+def _store_widget(data: WidgetMessageIn, key: str | None = None, path: str = ""
+                  ) -> tuple[WidgetAnswer, bool]:
+    """Store one widget message. With an `Idempotency-Key` (a widget retrying a post that
+    timed out) the same key and body (the visitor's address included) give the saved answer
+    and store nothing more; the key is saved in the same transaction as the message. Keys
+    share one namespace (no hash of the address is kept: that would be personal data)."""
     session = session_factory(write=True)()
     try:
+        owner, body_hash = "widget", ""
+        if key is not None:
+            body_hash = idempotency.request_hash("POST", path, data.model_dump(mode="json"))
+            saved = idempotency.lookup(session, owner, key, "POST", path, body_hash)
+            if saved is not None:
+                return WidgetAnswer.model_validate(saved.body), True
         result = tickets.widget_message(session, data)
         if result is None:
-            return WidgetAnswer()
+            return WidgetAnswer(), False
         ticket, token = result
         answer = WidgetAnswer(reference=ticket.reference, conversation=token)
+        if key is not None:
+            idempotency.store(session, owner, key, "POST", path, body_hash, 200,
+                              answer.model_dump(mode="json"), {})
         session.commit()
-        return answer
+        return answer, False
     finally:
         session.rollback()
         session.close()
@@ -415,4 +438,5 @@ def _store_widget(data: WidgetMessageIn) -> WidgetAnswer:
 def widget_preflight() -> Response:
     return Response(status_code=204, headers={
         **CORS, "Access-Control-Allow-Methods": "POST, OPTIONS",
-        "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Max-Age": "86400"})
+        "Access-Control-Allow-Headers": "Content-Type, Idempotency-Key",
+        "Access-Control-Max-Age": "86400"})

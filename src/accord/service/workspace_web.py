@@ -522,8 +522,10 @@ def presence_banner(request: Request, ticket_id: TicketId,
     The banner sits in a live region, so re-sending the same text every poll would have screen
     readers repeat it: the banner carries a signature of what it shows (`seen`), and an unchanged
     one is answered 204, which HTMX does not swap."""
-    tickets.get_ticket(ctx.session, ctx.principal, ticket_id)
-    composing = bool(ctx.field("body_text"))
+    ticket = tickets.get_ticket(ctx.session, ctx.principal, ticket_id)
+    # only someone who may reply can be "replying" (a reader's draft would hold agents back)
+    composing = bool(ctx.field("body_text")) and tickets.in_scope(ctx.principal, ticket,
+                                                                   "update")
     presence.touch(ctx.session, ctx.principal, ticket_id, composing)
     found = presence.others(ctx.session, ticket_id, ctx.principal.user_id)
     ctx.commit()
