@@ -23,6 +23,18 @@ def timed(fn: Callable[[], Any], n: int) -> list[float]:
     return out
 
 
+def ensure_customers(customers: int, seed: int) -> None:
+    """Migrate, then generate the demo customer base once (the domain data goes next to it)."""
+    from accord.core.db import get_engine
+    from accord.core.migrate import upgrade
+    from accord.demo.generator import Progress, demo_exists, generate
+
+    upgrade()
+    if not demo_exists(get_engine()):
+        print(f"generating {customers:,} customers ...", flush=True)
+        generate(customers, seed, progress=Progress())
+
+
 def login(client: Any, email: str, password: str) -> None:
     """Sign in through the login form (its one-time token first)."""
     page = client.get("/login")

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _web import login, pct, timed  # bench/ is the script's directory
+from _web import ensure_customers, login, pct, timed  # bench/ is the script's directory
 
 TARGETS = {"kanban": 300.0, "leads_p99": 50.0, "forecast": 1000.0}
 
@@ -45,16 +45,12 @@ def row(label: str, ms: list[float], target: str = "") -> None:
 def prepare(args: argparse.Namespace) -> None:
     from sqlalchemy import func, select
 
-    from accord.core.db import get_engine, session_scope
-    from accord.core.migrate import upgrade
-    from accord.demo.generator import Progress, demo_exists, generate
+    from accord.core.db import session_scope
+    from accord.demo.generator import Progress
     from accord.demo.sales import SalesSize, generate_sales
     from accord.models import Lead
 
-    upgrade()
-    if not demo_exists(get_engine()):
-        print(f"generating {args.customers:,} customers ...", flush=True)
-        generate(args.customers, args.seed, progress=Progress())
+    ensure_customers(args.customers, args.seed)
     with session_scope() as s:
         have = s.scalar(select(func.count()).select_from(Lead))
     if not have:

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _web import login, pct, timed  # bench/ is the script's directory
+from _web import ensure_customers, login, pct, timed  # bench/ is the script's directory
 
 TARGETS = {"queue_p99": 50.0, "search_p99": 30.0}
 OPEN = ("new", "open", "pending_customer", "on_hold")
@@ -55,16 +55,12 @@ def _ratio(ms: list[float], base: list[float]) -> str:
 def prepare(args: argparse.Namespace) -> None:
     from sqlalchemy import func, select
 
-    from accord.core.db import get_engine, session_scope
-    from accord.core.migrate import upgrade
-    from accord.demo.generator import Progress, demo_exists, generate
+    from accord.core.db import session_scope
+    from accord.demo.generator import Progress
     from accord.demo.service import ServiceSize, generate_service
     from accord.models import Ticket
 
-    upgrade()
-    if not demo_exists(get_engine()):
-        print(f"generating {args.customers:,} customers ...", flush=True)
-        generate(args.customers, args.seed, progress=Progress())
+    ensure_customers(args.customers, args.seed)
     with session_scope() as s:
         have = s.scalar(select(func.count()).select_from(Ticket))
     if not have:

@@ -920,13 +920,15 @@ def ensure_demo(customers: int = DEFAULT_CUSTOMERS, seed: int = 42, fresh: bool 
         stats = generate(customers, seed, url=url, now=now, progress=progress or Progress())
         if progress is None:
             sys.stderr.write(f"  {stats.total_rows:,} rows in {stats.seconds:.1f} s\n")
-    from accord.demo.sales import demo_sales, sales_exist
+    from accord.demo.sales import demo_sales
+    from accord.demo.service import demo_service
+    from accord.models import Deal, Ticket
 
-    if not sales_exist(url):  # also a demo made before the sales domain existed
-        demo_sales(customers, seed, url=url, now=now, progress=progress)
-    from accord.demo.service import demo_service, service_exist
-
-    if not service_exist(url):  # also a demo made before the service domain existed
-        demo_service(customers, seed, url=url, now=now, progress=progress)
+    # each domain's demo also joins a demo made before that domain existed
+    for marker, make in ((Deal.id, demo_sales), (Ticket.id, demo_service)):
+        with session_scope(url) as session:
+            present = session.execute(select(marker).limit(1)).first() is not None
+        if not present:
+            make(customers, seed, url=url, now=now, progress=progress)
     return demo_logins()
 

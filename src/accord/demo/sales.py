@@ -36,7 +36,6 @@ from accord.models import (
     Account,
     AssignmentRule,
     Customer,
-    Deal,
     LeadForm,
     Pipeline,
     PipelineStage,
@@ -367,11 +366,6 @@ def _demo_setup(url: str | None, now: datetime) -> None:
         with contextlib.suppress(scoring.LeadModelError):  # a tiny demo: rules only
             scoring.train_lead_model(session, now=now)
         scoring.rescore_leads(session, now=now)
-
-
-def sales_exist(url: str | None = None) -> bool:
-    with session_scope(url) as session:
-        return session.execute(select(Deal.id).limit(1)).first() is not None
 
 
 def demo_sales(customers: int, seed: int = 42, *, url: str | None = None,

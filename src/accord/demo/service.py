@@ -518,11 +518,6 @@ def refresh_open_slas(url: str | None = None, now: datetime | None = None) -> in
     return done
 
 
-def service_exist(url: str | None = None) -> bool:
-    with session_scope(url) as session:
-        return session.execute(select(Ticket.id).limit(1)).first() is not None
-
-
 def demo_service(customers: int, seed: int = 42, *, url: str | None = None,
                  now: datetime | None = None, progress: ProgressFn | None = None
                  ) -> dict[str, int]:
