@@ -9,8 +9,7 @@ from fastapi import APIRouter, Body, Depends, Header, Request, Response
 
 from accord.access.deps import Ctx, api_ctx
 from accord.core.concurrency import etag
-from accord.core.query import ListParams, ListSpec, parse_list_params
-from accord.core.settings import get_settings
+from accord.core.query import ListParams, ListSpec, request_params
 from accord.sales import activities as service
 from accord.sales import notifications
 from accord.sales.activities_schemas import (
@@ -32,10 +31,7 @@ LIST_HELP = (
 
 
 def _params(request: Request, spec: ListSpec) -> ListParams:
-    settings = get_settings()
-    return parse_list_params(dict(request.query_params), spec, hidden=set(),
-                             default_limit=settings.page_size_default,
-                             max_limit=settings.page_size_max)
+    return request_params(dict(request.query_params), spec)
 
 
 @router.get("/activities", tags=["activities"], summary="List activities",

@@ -4,6 +4,7 @@ serialise. Money leaves as strings (`"1499.00"`) next to its currency."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -15,9 +16,9 @@ from accord.access import audit
 from accord.access.deps import Ctx, api_ctx
 from accord.core.concurrency import etag
 from accord.core.errors import ValidationProblem
-from accord.core.query import ListParams, parse_list_params
-from accord.core.settings import get_settings
+from accord.core.query import ListParams, request_params
 from accord.customers.schemas import AssignIn
+from accord.models import Deal
 from accord.sales import deals, pipelines
 from accord.sales.deals_schemas import (
     DealCreate,
@@ -48,10 +49,7 @@ DEAL_LIST_HELP = (
 
 
 def _params(request: Request) -> ListParams:
-    settings = get_settings()
-    return parse_list_params(dict(request.query_params), deals.list_spec(), hidden=set(),
-                             default_limit=settings.page_size_default,
-                             max_limit=settings.page_size_max)
+    return request_params(dict(request.query_params), deals.list_spec())
 
 
 def plain(value: Any) -> Any:
@@ -230,16 +228,22 @@ def get_deal(deal_id: int, response: Response, ctx: Ctx = Depends(api_ctx)) -> D
     return out
 
 
+def _change_deal(ctx: Ctx, deal_id: int, if_match: str | None, response: Response,
+                 change: Callable[[Deal], object]) -> DealOut:
+    """One write to a deal the caller may update: `change(deal)` under `If-Match`, answered
+    with the deal as it is now."""
+    deal = deals.get_deal(ctx.session, ctx.principal, deal_id, "update")
+    return ctx.updated(deal, if_match, response, lambda: change(deal),
+                       lambda: deals.to_out(ctx.session, deal))
+
+
 @router.patch("/deals/{deal_id}", tags=["deals"], response_model=DealOut,
               summary="Change a deal (not its stage: POST /deals/{id}/move)")
 def update_deal(deal_id: int, body: DealUpdate, response: Response,
                 if_match: str | None = Header(default=None),
                 ctx: Ctx = Depends(api_ctx)) -> DealOut:
-    deal = deals.get_deal(ctx.session, ctx.principal, deal_id, "update")
-    return ctx.updated(
-        deal, if_match, response,
-        lambda: deals.update_deal(ctx.session, ctx.principal, deal, body),
-        lambda: deals.to_out(ctx.session, deal))
+    return _change_deal(ctx, deal_id, if_match, response,
+                        lambda deal: deals.update_deal(ctx.session, ctx.principal, deal, body))
 
 
 @router.post("/deals/{deal_id}/move", tags=["deals"], response_model=DealOut,
@@ -250,11 +254,8 @@ def update_deal(deal_id: int, body: DealUpdate, response: Response,
 def move_deal(deal_id: int, body: DealMove, response: Response,
               if_match: str | None = Header(default=None),
               ctx: Ctx = Depends(api_ctx)) -> DealOut:
-    deal = deals.get_deal(ctx.session, ctx.principal, deal_id, "update")
-    return ctx.updated(
-        deal, if_match, response,
-        lambda: deals.move_deal(ctx.session, ctx.principal, deal, body),
-        lambda: deals.to_out(ctx.session, deal))
+    return _change_deal(ctx, deal_id, if_match, response,
+                        lambda deal: deals.move_deal(ctx.session, ctx.principal, deal, body))
 
 
 @router.post("/deals/{deal_id}/assign", tags=["deals"], response_model=DealOut,
@@ -262,11 +263,8 @@ def move_deal(deal_id: int, body: DealMove, response: Response,
 def assign_deal(deal_id: int, body: AssignIn, response: Response,
                 if_match: str | None = Header(default=None),
                 ctx: Ctx = Depends(api_ctx)) -> DealOut:
-    deal = deals.get_deal(ctx.session, ctx.principal, deal_id, "update")
-    return ctx.updated(
-        deal, if_match, response,
-        lambda: deals.assign(ctx.session, ctx.principal, deal, body),
-        lambda: deals.to_out(ctx.session, deal))
+    return _change_deal(ctx, deal_id, if_match, response,
+                        lambda deal: deals.assign(ctx.session, ctx.principal, deal, body))
 
 
 @router.delete("/deals/{deal_id}", tags=["deals"], status_code=204)

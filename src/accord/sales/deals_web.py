@@ -26,7 +26,7 @@ from accord.core.errors import (
     Problem,
     ValidationProblem,
 )
-from accord.core.query import parse_list_params
+from accord.core.query import request_params
 from accord.core.settings import get_settings
 from accord.customers import accounts
 from accord.customers import service as customers
@@ -191,7 +191,6 @@ def _list_link(values: dict[str, str], **changes: str | None) -> str:
 
 @router.get("/sales/deals")
 def deal_list(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
-    settings = get_settings()
     values = _values(request, LIST_NAMES)
     params_in = {k: v for k, v in values.items() if k != "close_month"}
     error: ValidationProblem | None = None
@@ -204,9 +203,7 @@ def deal_list(request: Request, ctx: WebCtx = Depends(web_ctx)) -> Response:
             end = add_months(start, 1)
             params_in["expected_close_date__gte"] = start.isoformat()
             params_in["expected_close_date__lt"] = end.isoformat()
-        params = parse_list_params(params_in, deals.list_spec(), hidden=set(),
-                                   default_limit=settings.page_size_default,
-                                   max_limit=settings.page_size_max)
+        params = request_params(params_in, deals.list_spec())
         items, next_cursor = deals.list_deals(ctx.session, ctx.principal, params)
     except ValidationProblem as exc:
         error = exc
@@ -422,6 +419,11 @@ def _seen_version(ctx: WebCtx) -> int:
     return int(seen)
 
 
+def _stale(request: Request, ctx: WebCtx, deal_id: int) -> Response:
+    """The 412 answer to a write made on an old version: the page with the current values."""
+    return _detail(request, ctx, deal_id, alert=STALE, status_code=412)
+
+
 def _update_payload(deal: Any, values: dict[str, str]) -> dict[str, Any]:
     data: dict[str, Any] = {"name": values["name"], "currency": values["currency"],
                             "probability": values["probability"] or None,
@@ -444,7 +446,7 @@ def edit_deal(request: Request, deal_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     deal = deals.get_deal(ctx.session, ctx.principal, deal_id, "update")
     values = {name: ctx.field(name) for name in EDIT_FIELDS}
     if _seen_version(ctx) != deal.version:
-        return _detail(request, ctx, deal_id, alert=STALE, status_code=412)
+        return _stale(request, ctx, deal_id)
     try:
         data = DealUpdate(**_update_payload(deal, values))
         deals.update_deal(ctx.session, ctx.principal, deal, data)
@@ -456,7 +458,7 @@ def edit_deal(request: Request, deal_id: Annotated[int, Path(ge=1, le=MAX_ID)],
         raise
     except StaleDataError:
         ctx.session.rollback()
-        return _detail(request, ctx, deal_id, alert=STALE, status_code=412)
+        return _stale(request, ctx, deal_id)
     except Problem as exc:
         ctx.session.rollback()
         name = (exc.field or "name").partition(".")[0]
@@ -473,7 +475,7 @@ def move_deal(request: Request, deal_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     deal = deals.get_deal(ctx.session, ctx.principal, deal_id, "update")
     back = ctx.field("next")
     if _seen_version(ctx) != deal.version:
-        return _detail(request, ctx, deal_id, alert=STALE, status_code=412)
+        return _stale(request, ctx, deal_id)
     try:
         stage_raw = ctx.field("stage_id")
         data = DealMove(stage_id=int(stage_raw) if stage_raw.isdigit() else 0,
@@ -488,7 +490,7 @@ def move_deal(request: Request, deal_id: Annotated[int, Path(ge=1, le=MAX_ID)],
         raise
     except StaleDataError:
         ctx.session.rollback()
-        return _detail(request, ctx, deal_id, alert=STALE, status_code=412)
+        return _stale(request, ctx, deal_id)
     except Problem as exc:
         ctx.session.rollback()
         return _detail(request, ctx, deal_id, move_errors={exc.field or "stage_id": exc.detail},
@@ -503,7 +505,7 @@ def assign_deal(request: Request, deal_id: Annotated[int, Path(ge=1, le=MAX_ID)]
     """Give the deal to another owner (managers and admins: `deals.assign` decides)."""
     deal = deals.get_deal(ctx.session, ctx.principal, deal_id, "update")
     if _seen_version(ctx) != deal.version:
-        return _detail(request, ctx, deal_id, alert=STALE, status_code=412)
+        return _stale(request, ctx, deal_id)
     raw = ctx.field("owner_id")
     if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ID):
         return _detail(request, ctx, deal_id, assign_errors={"owner_id": "Choose the new owner."},
@@ -515,7 +517,7 @@ def assign_deal(request: Request, deal_id: Annotated[int, Path(ge=1, le=MAX_ID)]
         raise
     except StaleDataError:
         ctx.session.rollback()
-        return _detail(request, ctx, deal_id, alert=STALE, status_code=412)
+        return _stale(request, ctx, deal_id)
     except Problem as exc:
         ctx.session.rollback()
         return _detail(request, ctx, deal_id, assign_errors={"owner_id": exc.detail},

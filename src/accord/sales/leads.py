@@ -37,9 +37,10 @@ from accord.core.query import (
     Sort,
     page_of,
     paginate,
-    parse_list_params,
+    request_params,
 )
 from accord.core.settings import get_settings
+from accord.core.workflow import check_transition
 from accord.integration.standardise import (
     standardise_country,
     standardise_email,
@@ -147,10 +148,7 @@ def list_spec() -> ListSpec:
 
 def list_params(query: dict[str, str]) -> ListParams:
     """The list's query parameters checked against `list_spec` (API and web pages alike)."""
-    settings = get_settings()
-    return parse_list_params(query, list_spec(), hidden=set(),
-                             default_limit=settings.page_size_default,
-                             max_limit=settings.page_size_max)
+    return request_params(query, list_spec())
 
 
 def search_clause(q: str) -> ColumnElement[bool]:
@@ -504,10 +502,7 @@ def change_status(session: Session, principal: Principal, lead: Lead,
 def _move(lead: Lead, to: str, reason: str | None) -> dict[str, Any]:
     """Check one status move against `TRANSITIONS` and apply it to the lead (not flushed)."""
     old = lead.status
-    if to not in TRANSITIONS[old]:
-        allowed = ", ".join(sorted(TRANSITIONS[old])) or "none"
-        raise Conflict(f"a lead cannot go from {old} to {to} (allowed: {allowed})",
-                       field="status")
+    check_transition(TRANSITIONS, old, to, record="a lead")
     if to == "disqualified":
         if reason not in DISQUALIFY_REASONS:
             raise ValidationProblem(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -18,6 +19,7 @@ from accord.access.deps import Ctx, api_ctx
 from accord.core.concurrency import etag
 from accord.core.db import session_factory
 from accord.core.errors import Problem, ValidationProblem
+from accord.models import Lead
 from accord.sales import assignment, forms, lead_import, leads
 from accord.sales.leads_schemas import (
     AssignmentRuleCreate,
@@ -106,16 +108,23 @@ def lead_engagements(lead_id: int, ctx: Ctx = Depends(api_ctx)) -> list[Engageme
     return [EngagementOut.model_validate(e) for e in leads.engagements(ctx.session, lead)]
 
 
+def _change_lead(ctx: Ctx, lead_id: int, if_match: str | None, response: Response,
+                 change: Callable[[Lead], object]) -> LeadOut:
+    """One write to a lead the caller may update: `change(lead)` under `If-Match`, answered
+    with the lead as it is now."""
+    lead = leads.get_lead(ctx.session, ctx.principal, lead_id, "update")
+    return ctx.updated(lead, if_match, response, lambda: change(lead),
+                       lambda: leads.to_out(lead))
+
+
 @router.patch("/leads/{lead_id}", tags=["leads"], response_model=LeadOut,
               description="Needs `If-Match`. `status` follows the same transitions as "
               "`POST /leads/{id}/status`.")
 def update_lead(lead_id: int, body: LeadUpdate, response: Response,
                 if_match: str | None = Header(default=None),
                 ctx: Ctx = Depends(api_ctx)) -> LeadOut:
-    lead = leads.get_lead(ctx.session, ctx.principal, lead_id, "update")
-    return ctx.updated(lead, if_match, response,
-                       lambda: leads.update_lead(ctx.session, ctx.principal, lead, body),
-                       lambda: leads.to_out(lead))
+    return _change_lead(ctx, lead_id, if_match, response,
+                        lambda lead: leads.update_lead(ctx.session, ctx.principal, lead, body))
 
 
 @router.post("/leads/{lead_id}/status", tags=["leads"], response_model=LeadOut,
@@ -127,20 +136,16 @@ def update_lead(lead_id: int, body: LeadUpdate, response: Response,
 def change_status(lead_id: int, body: LeadStatusIn, response: Response,
                   if_match: str | None = Header(default=None),
                   ctx: Ctx = Depends(api_ctx)) -> LeadOut:
-    lead = leads.get_lead(ctx.session, ctx.principal, lead_id, "update")
-    return ctx.updated(lead, if_match, response,
-                       lambda: leads.change_status(ctx.session, ctx.principal, lead, body),
-                       lambda: leads.to_out(lead))
+    return _change_lead(ctx, lead_id, if_match, response,
+                        lambda lead: leads.change_status(ctx.session, ctx.principal, lead, body))
 
 
 @router.post("/leads/{lead_id}/assign", tags=["leads"], response_model=LeadOut)
 def assign_lead(lead_id: int, body: LeadAssignIn, response: Response,
                 if_match: str | None = Header(default=None),
                 ctx: Ctx = Depends(api_ctx)) -> LeadOut:
-    lead = leads.get_lead(ctx.session, ctx.principal, lead_id, "update")
-    return ctx.updated(lead, if_match, response,
-                       lambda: leads.assign(ctx.session, ctx.principal, lead, body),
-                       lambda: leads.to_out(lead))
+    return _change_lead(ctx, lead_id, if_match, response,
+                        lambda lead: leads.assign(ctx.session, ctx.principal, lead, body))
 
 
 @router.delete("/leads/{lead_id}", tags=["leads"], status_code=204)
