@@ -9,6 +9,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from typing import TYPE_CHECKING
+
+from accord.core.errors import Problem
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
 
 
 class SlidingWindow:
@@ -48,3 +54,27 @@ class SlidingWindow:
     def clear(self) -> None:
         with self._lock:
             self._hits.clear()
+
+
+def client_address(request: Request) -> str:
+    """The peer address, the key of the per-client limits (a proxy in front must pass the real
+    one with uvicorn's --proxy-headers; a client-sent X-Forwarded-For is not trusted)."""
+    return request.client.host if request.client else "unknown"
+
+
+def throttle(window: SlidingWindow, key: str, headers: dict[str, str] | None = None, *,
+             message: str = "too many requests from this address; try again later") -> None:
+    """Count one hit for `key`, or refuse with 429 and Retry-After when over the limit."""
+    wait = window.retry_after(key)
+    if wait is not None:
+        raise Problem(message, status=429, title="Too many requests",
+                      headers={"Retry-After": str(wait), **(headers or {})})
+    window.hit(key)
+
+
+def throttle_client(window: SlidingWindow, request: Request,
+                    headers: dict[str, str] | None = None, *,
+                    message: str = "too many requests from this address; try again later"
+                    ) -> None:
+    """Count one hit of this request's client against `window` (429 with Retry-After past it)."""
+    throttle(window, client_address(request), headers, message=message)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from accord.core import idempotency
 from accord.core.db import session_factory
-from accord.core.ratelimit import SlidingWindow
+from accord.core.ratelimit import throttle_client
 from accord.models.service import AssistantConversation
 from accord.service import assistant, knowledge
 from accord.service.knowledge_schemas import (
@@ -37,18 +37,8 @@ PublicId = Annotated[str, Path(min_length=1, max_length=64)]
 
 # --- helpers shared by every public (no login) endpoint of this part: help centre API and
 # pages, assistant, survey answers. They live here because `knowledge_api` includes this
-# router (so this module cannot import from it).
-
-def client_of(request: Request) -> str:
-    """The peer address, the key of the per-client rate limits (a proxy in front must pass the
-    real one with uvicorn's --proxy-headers; a client-sent X-Forwarded-For is not trusted)."""
-    return request.client.host if request.client else "unknown"
-
-
-def throttle_client(window: SlidingWindow, request: Request) -> None:
-    """Count one hit of this client against `window` (429 with Retry-After past it)."""
-    knowledge.throttle(window, client_of(request))
-
+# router (so this module cannot import from it). The per-client limits are
+# `accord.core.ratelimit.throttle_client`.
 
 @contextmanager
 def public_session(write: bool = False) -> Iterator[Session]:

@@ -54,7 +54,7 @@ from accord.access.policy import Principal
 from accord.access.service import require
 from accord.core.clock import utcnow
 from accord.core.db import is_postgres
-from accord.core.errors import Conflict, NotFound, Problem, ValidationProblem
+from accord.core.errors import Conflict, NotFound, ValidationProblem
 from accord.core.events import emit
 from accord.core.query import (
     Filter,
@@ -63,7 +63,7 @@ from accord.core.query import (
     Sort,
     page_of,
     paginate,
-    parse_list_params,
+    request_params,
 )
 from accord.core.ratelimit import SlidingWindow
 from accord.core.settings import get_settings
@@ -298,10 +298,7 @@ def list_spec() -> ListSpec:
 
 
 def list_params(query: dict[str, str]) -> ListParams:
-    settings = get_settings()
-    return parse_list_params(query, list_spec(), hidden=set(),
-                             default_limit=settings.page_size_default,
-                             max_limit=settings.page_size_max)
+    return request_params(query, list_spec())
 
 
 def list_articles(session: Session, principal: Principal, params: ListParams
@@ -570,16 +567,6 @@ def public_category_by_slug(session: Session, slug: str) -> KbCategory:
 PUBLIC_READS_PER_CLIENT = SlidingWindow(limit=300, window_seconds=60)
 FEEDBACK_PER_CLIENT = SlidingWindow(limit=20, window_seconds=600)
 FEEDBACK_PER_ARTICLE = SlidingWindow(limit=1, window_seconds=6 * 3600)  # key: client + article
-
-
-def throttle(window: SlidingWindow, key: str, headers: dict[str, str] | None = None) -> None:
-    """Count one hit for `key`, or refuse with 429 and Retry-After when over the limit."""
-    wait = window.retry_after(key)
-    if wait is not None:
-        raise Problem("too many requests from this address; try again later", status=429,
-                      title="Too many requests",
-                      headers={"Retry-After": str(wait), **(headers or {})})
-    window.hit(key)
 
 
 def _bump(session: Session, article_id: int, column: str) -> None:

@@ -20,9 +20,10 @@ from accord.access.service import require
 from accord.core.clock import utcnow
 from accord.core.concurrency import etag
 from accord.core.errors import ValidationProblem
+from accord.core.ratelimit import client_address, throttle, throttle_client
 from accord.core.validation import StrictIn
 from accord.service import assistant, knowledge
-from accord.service.assistant_api import client_of, public_session, throttle_client
+from accord.service.assistant_api import public_session
 from accord.service.assistant_api import router as assistant_router
 from accord.service.knowledge_schemas import (
     ArticleCreate,
@@ -330,11 +331,11 @@ class FeedbackIn(StrictIn):
 def public_feedback(locale: Annotated[str, Path(max_length=16)],
                     slug: Annotated[str, Path(max_length=160)], body: FeedbackIn,
                     request: Request) -> Response:
-    client = client_of(request)
-    knowledge.throttle(knowledge.FEEDBACK_PER_CLIENT, client)
+    client = client_address(request)
+    throttle(knowledge.FEEDBACK_PER_CLIENT, client)
     with public_session(write=True) as session:
         article = knowledge.public_article(session, locale, slug)
-        knowledge.throttle(knowledge.FEEDBACK_PER_ARTICLE, f"{client}|{article.id}")
+        throttle(knowledge.FEEDBACK_PER_ARTICLE, f"{client}|{article.id}")
         knowledge.record_feedback(session, article, body.helpful)
         session.commit()
     return Response(status_code=204)

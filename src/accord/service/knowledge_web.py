@@ -25,11 +25,12 @@ from sqlalchemy.orm import Session
 
 from accord.access.policy import can
 from accord.core.errors import Forbidden, NotFound, Problem, ValidationProblem
+from accord.core.ratelimit import client_address, throttle, throttle_client
 from accord.core.settings import get_settings
 from accord.core.validation import whole_number
 from accord.models.service import KB_STATUSES, KB_VISIBILITIES, AssistantConversation
 from accord.service import assistant, knowledge
-from accord.service.assistant_api import client_of, public_session, throttle_client
+from accord.service.assistant_api import public_session
 from accord.service.knowledge_schemas import (
     MAX_QUESTION,
     ArticleCreate,
@@ -408,11 +409,11 @@ def help_feedback(request: Request, locale: Annotated[str, Path(max_length=16)],
     address and once per address and article."""
     if helpful not in ("yes", "no"):
         raise ValidationProblem("Answer yes or no.", field="helpful")
-    client = client_of(request)
-    knowledge.throttle(knowledge.FEEDBACK_PER_CLIENT, client)
+    client = client_address(request)
+    throttle(knowledge.FEEDBACK_PER_CLIENT, client)
     with public_session(write=True) as session:
         article = knowledge.public_article(session, locale, slug)
-        knowledge.throttle(knowledge.FEEDBACK_PER_ARTICLE, f"{client}|{article.id}")
+        throttle(knowledge.FEEDBACK_PER_ARTICLE, f"{client}|{article.id}")
         knowledge.record_feedback(session, article, helpful == "yes")
         url = knowledge.public_url(article.locale, article.slug)
         session.commit()

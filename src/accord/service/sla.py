@@ -218,26 +218,27 @@ def _timeline(
     return _Timeline(start, ordered, pauses, priority)
 
 
-def _priority_at(tl: _Timeline, instant: datetime) -> str:
-    current = tl.initial_priority
+def _last_at(tl: _Timeline, instant: datetime, field: str, initial: str) -> str:
+    """The ticket's `field` ("priority" or "status") at `instant`: the value of the last
+    `<field>_changed` event up to it, else `initial`."""
+    current = initial
+    kind = f"{field}_changed"
     for e in tl.events:
         if e.at > instant:
             break
-        if e.kind == "priority_changed":
-            assert e.priority is not None
-            current = e.priority
+        if e.kind == kind:
+            value = getattr(e, field)
+            assert value is not None
+            current = value
     return current
+
+
+def _priority_at(tl: _Timeline, instant: datetime) -> str:
+    return _last_at(tl, instant, "priority", tl.initial_priority)
 
 
 def _status_at(tl: _Timeline, instant: datetime) -> str:
-    current = "new"
-    for e in tl.events:
-        if e.at > instant:
-            break
-        if e.kind == "status_changed":
-            assert e.status is not None
-            current = e.status
-    return current
+    return _last_at(tl, instant, "status", "new")
 
 
 def _metric(

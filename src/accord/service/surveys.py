@@ -47,7 +47,7 @@ from accord.core.clock import as_utc, utcnow
 from accord.core.errors import Conflict, Forbidden, NotFound, Problem, ValidationProblem
 from accord.core.events import emit
 from accord.core.query import Filter, ListParams, ListSpec, Sort, page_of, paginate
-from accord.core.ratelimit import SlidingWindow
+from accord.core.ratelimit import SlidingWindow, throttle
 from accord.core.settings import get_settings
 from accord.core.validation import whole_number
 from accord.models import Account, ConsentRecord, Customer, CustomerEmail, Team, User
@@ -105,11 +105,9 @@ class LinkUsed(Conflict):
 
 
 def rate_limit(client: str) -> None:
-    """Count one public hit for `client`; 429 with Retry-After past the limit (the help
-    centre's `knowledge.throttle`, so every public endpoint refuses alike)."""
-    from accord.service import knowledge
-
-    knowledge.throttle(HITS_PER_CLIENT, client)
+    """Count one public hit for `client`; 429 with Retry-After past the limit (the shared
+    `ratelimit.throttle`, so every public endpoint refuses alike)."""
+    throttle(HITS_PER_CLIENT, client)
 
 
 class LinkExpired(Problem):
@@ -742,22 +740,22 @@ def response_spec() -> ListSpec:
         default_sort="-id")
 
 
-def list_invitations(session: Session, principal: Principal, params: ListParams
-                     ) -> tuple[list[SurveyInvitation], str | None]:
-    spec = invitation_spec()
-    stmt = select(SurveyInvitation).where(
-        _scope(principal, SurveyInvitation.agent_id, SurveyInvitation.team_id))
+def _scoped_page(session: Session, principal: Principal, model: Any, spec: ListSpec,
+                 params: ListParams) -> tuple[list[Any], str | None]:
+    """One page of `model` rows (invitations or answers) within the caller's record scope."""
+    stmt = select(model).where(_scope(principal, model.agent_id, model.team_id))
     rows = list(session.execute(paginate(stmt, spec, params)).scalars())
     return page_of(rows, spec, params)
+
+
+def list_invitations(session: Session, principal: Principal, params: ListParams
+                     ) -> tuple[list[SurveyInvitation], str | None]:
+    return _scoped_page(session, principal, SurveyInvitation, invitation_spec(), params)
 
 
 def list_responses(session: Session, principal: Principal, params: ListParams
                    ) -> tuple[list[SurveyResponse], str | None]:
-    spec = response_spec()
-    stmt = select(SurveyResponse).where(
-        _scope(principal, SurveyResponse.agent_id, SurveyResponse.team_id))
-    rows = list(session.execute(paginate(stmt, spec, params)).scalars())
-    return page_of(rows, spec, params)
+    return _scoped_page(session, principal, SurveyResponse, response_spec(), params)
 
 
 # --- results -----------------------------------------------------------------------------------

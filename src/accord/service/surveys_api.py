@@ -17,10 +17,10 @@ from accord.access.deps import Ctx, api_ctx
 from accord.core.clock import utcnow
 from accord.core.concurrency import etag
 from accord.core.errors import Problem, ValidationProblem
-from accord.core.query import ListParams, ListSpec, parse_list_params
-from accord.core.settings import get_settings
+from accord.core.query import ListParams, ListSpec, request_params
+from accord.core.ratelimit import client_address
 from accord.service import surveys
-from accord.service.assistant_api import client_of, public_session
+from accord.service.assistant_api import public_session
 from accord.service.surveys_schemas import (
     InvitationOut,
     ResponseOut,
@@ -37,10 +37,7 @@ MAX_ANSWER_BYTES = 8 * 1024
 
 
 def _params(request: Request, spec: ListSpec) -> ListParams:
-    settings = get_settings()
-    return parse_list_params(dict(request.query_params), spec, hidden=set(),
-                             default_limit=settings.page_size_default,
-                             max_limit=settings.page_size_max)
+    return request_params(dict(request.query_params), spec)
 
 
 @router.get("/invitations", summary="List survey invitations",
@@ -163,7 +160,7 @@ def store_answer(token: str, score: Any, comment: Any) -> dict[str, Any]:
              "410 when expired, 429 past the per-address rate limit. Never says whose survey "
              "it is.")
 async def answer(token: str, request: Request) -> JSONResponse:
-    surveys.rate_limit(client_of(request))
+    surveys.rate_limit(client_address(request))
     raw = b""
     async for chunk in request.stream():
         raw += chunk

@@ -20,8 +20,9 @@ from accord.access.policy import can
 from accord.core.clock import utcnow
 from accord.core.errors import Forbidden, Problem, ValidationProblem
 from accord.core.query import parse_list_params
+from accord.core.ratelimit import client_address
 from accord.service import surveys
-from accord.service.assistant_api import client_of, public_session
+from accord.service.assistant_api import public_session
 from accord.service.surveys_schemas import COMMENT_MAX
 from accord.web.context import WebCtx, web_ctx
 from accord.web.rendering import PageRoute, label, render
@@ -62,7 +63,7 @@ def _kind_of(token: str) -> str:
 @public.get("/s/{token}")
 async def answer_page(token: str, request: Request) -> Response:
     try:
-        surveys.rate_limit(client_of(request))
+        surveys.rate_limit(client_address(request))
         kind = await run_in_threadpool(_kind_of, token)
     except Problem as exc:
         return _refusal(request, exc)
@@ -74,7 +75,7 @@ async def answer_post(token: str, request: Request) -> Response:
     from accord.service.surveys_api import store_answer
 
     try:
-        surveys.rate_limit(client_of(request))
+        surveys.rate_limit(client_address(request))
         try:
             form = await request.form(max_fields=10, max_files=0)
         except Exception:  # malformed or oversized form data: a plain refusal, never a 500

@@ -19,6 +19,7 @@ from accord.core import idempotency
 from accord.core.concurrency import etag
 from accord.core.db import session_factory
 from accord.core.errors import NotFound, Problem, ValidationProblem
+from accord.core.ratelimit import throttle_client
 from accord.service import attachments, tickets
 from accord.service.tickets_schemas import (
     AttachmentOut,
@@ -354,12 +355,6 @@ def unlink_order(ticket_id: int, order_id: int, ctx: Ctx = Depends(api_ctx)) -> 
 
 # --- the public chat/web widget ------------------------------------------------------------------
 
-def _client(request: Request) -> str:
-    """The peer address (a proxy in front must pass the real one to uvicorn's
-    --proxy-headers; a client-sent X-Forwarded-For is not trusted here)."""
-    return request.client.host if request.client else "unknown"
-
-
 @router.post("/widget/messages", tags=["widget"], response_model=WidgetAnswer,
              summary="A visitor's message from the chat/web widget (no login)",
              description="JSON: `name`, `email`, `message`, optional `subject` and "
@@ -370,12 +365,8 @@ def _client(request: Request) -> str:
              "`Idempotency-Key`: the same key and body give the saved answer (nothing stored "
              "twice), another body with that key is a 422.")
 async def widget_message(request: Request) -> Response:
-    client = _client(request)
-    wait = tickets.WIDGET_PER_CLIENT.retry_after(client)
-    if wait is not None:
-        raise Problem("too many messages from this address; try again later", status=429,
-                      title="Too many requests", headers={"Retry-After": str(wait), **CORS})
-    tickets.WIDGET_PER_CLIENT.hit(client)
+    throttle_client(tickets.WIDGET_PER_CLIENT, request, CORS,
+                    message="too many messages from this address; try again later")
     try:
         if _media_type(request) != "application/json":
             raise Problem("send application/json", field="Content-Type", status=415,
