@@ -19,6 +19,7 @@ from accord.access.deps import Ctx, api_ctx
 from accord.core.concurrency import etag
 from accord.core.db import session_factory
 from accord.core.errors import Problem, ValidationProblem
+from accord.core.ratelimit import throttle_client
 from accord.models import Lead
 from accord.sales import assignment, forms, lead_import, leads
 from accord.sales.leads_schemas import (
@@ -198,12 +199,6 @@ def delete_form(form_id: int, if_match: str | None = Header(default=None),
 
 # --- lead forms: the public submission endpoint --------------------------------------------------
 
-def _client(request: Request) -> str:
-    """The peer address (a proxy in front must pass the real one to uvicorn's
-    --proxy-headers; a client-sent X-Forwarded-For is not trusted here)."""
-    return request.client.host if request.client else "unknown"
-
-
 async def _submitted(request: Request) -> dict[str, Any]:
     raw = b""
     async for chunk in request.stream():
@@ -254,12 +249,8 @@ def _accepted(request: Request) -> Response:
              "`{\"status\": \"received\"}` when accepted.",
              response_model=dict[str, str])
 async def submit_form(slug: str, request: Request) -> Response:
-    client = _client(request)
-    wait = forms.SUBMISSIONS_PER_CLIENT.retry_after(client)
-    if wait is not None:
-        raise Problem("too many submissions from this address; try again later", status=429,
-                      title="Too many requests", headers={"Retry-After": str(wait), **CORS})
-    forms.SUBMISSIONS_PER_CLIENT.hit(client)
+    throttle_client(forms.SUBMISSIONS_PER_CLIENT, request, CORS,
+                    message="too many submissions from this address; try again later")
     try:
         raw = await _submitted(request)
         await run_in_threadpool(_store, slug, raw)
