@@ -50,3 +50,18 @@ def emit_many(session: Session, type: str, aggregate: str, aggregate_ids: list[A
         {"event_id": str(uuid.uuid4()), "type": type, "aggregate": aggregate,
          "aggregate_id": str(i), "payload": body, "actor_id": actor_id, "occurred_at": now}
         for i in aggregate_ids])
+
+
+def emit_each(session: Session, type: str, aggregate: str,
+              events: list[tuple[Any, dict[str, Any] | None]], actor_id: int | None = None) -> None:
+    """`emit` for many (aggregate id, payload) pairs in one executemany; what was emitted
+    before is flushed first, so the outbox keeps the order of emission."""
+    if not events:
+        return
+    session.flush()
+    now = utcnow()
+    session.execute(insert(OutboxEvent.__table__), [
+        {"event_id": str(uuid.uuid4()), "type": type, "aggregate": aggregate,
+         "aggregate_id": str(i), "payload": _jsonable(p), "actor_id": actor_id,
+         "occurred_at": now}
+        for i, p in events])

@@ -39,8 +39,9 @@ from accord.access import audit
 from accord.access.policy import Principal
 from accord.core.clock import utcnow
 from accord.core.contact import InvalidValue, fold
+from accord.core.db import dumps_json
 from accord.core.errors import Problem, Unauthorized
-from accord.core.events import emit
+from accord.core.events import emit, emit_each
 from accord.core.settings import get_settings
 from accord.integration import ingest
 from accord.integration.ingest import Incoming, Outcome, parse_datetime
@@ -219,9 +220,7 @@ def _moment(raw: dict[str, Any], key: str) -> datetime | None:
 
 
 def _digest(payload: dict[str, Any]) -> str:
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(ingest.canonical_json(payload).encode()).hexdigest()
 
 
 def prepare(raw: Any, index: int, *, received_at: datetime, call: str | None = None,
@@ -545,8 +544,11 @@ def collect(session: Session, source: Source, raws: Sequence[Any], *,
                               subject_key=subject, received_at=m.received_at))
         owners.append(m)
 
-    outcomes = ingest.ingest_batch(session, source_principal(source), source, items)
+    # the events' message ids were looked up above (`_known_messages`)
+    outcomes = ingest.ingest_batch(session, source_principal(source), source, items,
+                                   unseen_kinds=frozenset({"event"}))
     landed_groups = []
+    tracked: list[tuple[Any, dict[str, Any] | None]] = []
     lead_worthy = get_settings().lead_event_names
     for outcome, owner, item in zip(outcomes, owners, items, strict=True):
         _count(result, outcome, item)
@@ -558,9 +560,10 @@ def collect(session: Session, source: Source, raws: Sequence[Any], *,
               and str(owner.payload.get("event", "")).strip().casefold() in lead_worthy):
             # sales turns these into leads (accord.sales.lead_events); the payload names the
             # stored call, so no personal data is copied into the outbox
-            emit(session, "collection.tracked", "source", source.id, {
+            tracked.append((source.id, {
                 "event": owner.payload.get("event"), "message_id": owner.message_id,
-                "source_id": source.id, "occurred_at": owner.occurred_at})
+                "source_id": source.id, "occurred_at": owner.occurred_at}))
+    emit_each(session, "collection.tracked", "source", tracked)
     if landed_groups:
         link_groups(session, source, landed_groups)
     if linked:
@@ -571,6 +574,14 @@ def collect(session: Session, source: Source, raws: Sequence[Any], *,
 def _count(result: Result, outcome: Outcome, item: Incoming) -> None:
     if item.kind == "event":
         result.counts[outcome.status] = result.counts.get(outcome.status, 0) + 1
+
+
+def _encoded_size(raw: Any) -> int:
+    """The length of `json.dumps(raw, separators=(",", ":"), default=str)` (ASCII-escaped)."""
+    text = dumps_json(raw, default_str=True)
+    if not text.isascii():
+        text = json.dumps(raw, separators=(",", ":"), default=str)
+    return len(text)
 
 
 def prepare_all(raws: Sequence[Any], *, received_at: datetime, call: str | None = None,
@@ -586,8 +597,7 @@ def prepare_all(raws: Sequence[Any], *, received_at: datetime, call: str | None 
     out: list[Message | MessageError] = []
     for index, raw in enumerate(raws):
         try:
-            if check_size and len(json.dumps(raw, separators=(",", ":"),
-                                             default=str)) > MAX_CALL_BYTES:
+            if check_size and _encoded_size(raw) > MAX_CALL_BYTES:
                 raise MessageError("message", f"larger than {MAX_CALL_BYTES // 1024} KB")
             out.append(prepare(raw, index, received_at=received_at, call=call, sent_at=sent_at,
                                context=context, integrations=integrations))

@@ -2,11 +2,12 @@
 
 A file is identified by its SHA-256. Rows are read one at a time and handed to `ingest_batch`
 in batches; each batch is ONE write transaction that also records its rejected rows and moves
-the run's `checkpoint_line` and counters forward. So a crash (even `kill -9`) loses at most the
-batch in flight, nothing acknowledged, and importing the same file into the same source again
-resumes the unfinished run from its checkpoint (`start_or_resume_import`). The content-hash
-idempotency of the write path is the second guard: a row that did land is `unchanged` when it
-is sent again, so a re-import of a finished file changes nothing.
+the run's `checkpoint_line` and counters forward. So a crash (even `kill -9`) loses only the
+batches in flight (two when a process pool standardises the next one), nothing acknowledged,
+and importing the same file into the same source again resumes the unfinished run from its
+checkpoint (`start_or_resume_import`). The content-hash idempotency of the write path is the
+second guard: a row that did land is `unchanged` when it is sent again, so a re-import of a
+finished file changes nothing.
 
 Each batch first claims its range of lines with a conditional UPDATE of the checkpoint, so two
 processes resuming the same run cannot both commit the same rows: the second one gets a
@@ -21,11 +22,14 @@ import hashlib
 import io
 import json
 import logging
+import multiprocessing
 import os
 import re
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -42,7 +46,7 @@ from accord.core.db import session_factory
 from accord.core.errors import Conflict, NotFound, Problem, ValidationProblem
 from accord.core.settings import get_settings
 from accord.integration import readers
-from accord.integration.ingest import Incoming, ingest_batch
+from accord.integration.ingest import Incoming, Prepared, ingest_batch, prepare_profiles
 from accord.integration.mapping import KINDS, Mapping, check_columns, detect, parse_mapping
 from accord.integration.readers import FileInfo, Unreadable
 from accord.models import ImportRejection, ImportRun, Source, User
@@ -58,6 +62,9 @@ MAX_UPLOAD_BYTES = 500_000_000
 PENDING_UPLOAD_HOURS = 24
 _TOKEN = re.compile(r"^[0-9a-f]{32}$")
 _RAW_LIMIT = 4000  # characters of a rejected row kept for the report
+# `accord import` standardises profile files from this size on in a pool of processes (one per
+# core) while it reads the file and writes the batch before: worth their start-up (~2 s each).
+POOL_MIN_BYTES = 8_000_000
 
 
 # --- what a file means -------------------------------------------------------------------------
@@ -213,7 +220,8 @@ def _factory(url_or_factory: str | None | Factory) -> Factory:
 def run_import(url_or_session_factory: str | None | Factory, principal: Principal,
                source: str | int, path: Path | str, mapping: Mapping | None = None, *,
                file_name: str | None = None, kind: str | None = None,
-               batch_size: int = DEFAULT_BATCH, progress: Progress | None = None) -> ImportRun:
+               batch_size: int = DEFAULT_BATCH, progress: Progress | None = None,
+               workers: int = 0) -> ImportRun:
     """Import a file from start to end (or resume it), in its own transactions."""
     factory = _factory(url_or_session_factory)
     path = Path(path)
@@ -224,7 +232,7 @@ def run_import(url_or_session_factory: str | None | Factory, principal: Principa
         session.commit()
         run_id = run.id
     return continue_import(factory, principal, run_id, path, batch_size=batch_size,
-                           progress=progress)
+                           progress=progress, workers=workers)
 
 
 def _source(session: Session, source: str | int) -> Source:
@@ -239,9 +247,14 @@ def _source(session: Session, source: str | int) -> Source:
 
 def continue_import(url_or_session_factory: str | None | Factory, principal: Principal,
                     import_id: int, path: Path | str, *, batch_size: int = DEFAULT_BATCH,
-                    progress: Progress | None = None, revive: bool = False) -> ImportRun:
+                    progress: Progress | None = None, revive: bool = False,
+                    workers: int = 0) -> ImportRun:
     """Stream the file from the run's checkpoint to its end, one transaction per batch.
-    `revive` resumes a run that failed (a job's retry)."""
+    `revive` resumes a run that failed (a job's retry). With two `workers` or more, that many
+    processes standardise the profiles of the next batch while one batch is written (this costs
+    CPU: it pays off on idle cores, so only `accord import` asks for it, see `pool_workers`);
+    the batches and their transactions are the same.
+    """
     factory = _factory(url_or_session_factory)
     path = Path(path)
     batch_size = max(1, min(batch_size, MAX_BATCH))
@@ -259,31 +272,35 @@ def continue_import(url_or_session_factory: str | None | Factory, principal: Pri
         mapping = parse_mapping(run.mapping)
         source_id, checkpoint = run.source_id, run.checkpoint_line
         expected_sha, name = run.file_sha256, run.file_name
+        source = session.get(Source, source_id)
+        country = mapping.default_country or (source.default_country if source else None)
     if file_sha256(path) != expected_sha:
         raise Conflict("the file is not the one this import started with", field="file")
     try:
         info = readers.inspect(path, name)
-        batch = _Batch(factory, principal, source_id, import_id, mapping.kind, checkpoint,
-                       mapping.default_country)
-        extract = mapping.compile()
-        kind = mapping.kind
-        for line_no, row in readers.read_rows(path, info):
-            if line_no <= checkpoint:
-                continue
-            if row.__class__ is Unreadable:
-                batch.bad.append((line_no, None, row.reason, row.raw))  # type: ignore[union-attr]
-            else:
-                ext, subject, fields = extract(row)  # type: ignore[arg-type]
-                batch.items.append(Incoming(kind, row, fields, ext, line_no,  # type: ignore[arg-type]
-                                            subject))
-            batch.last_line = line_no
-            if len(batch.items) + len(batch.bad) >= batch_size:
-                run = batch.commit()
+        with _pool(workers if mapping.kind == "profile" else 0) as pool:
+            batch = _Batch(factory, principal, source_id, import_id, checkpoint,
+                           mapping.default_country, pool, country)
+            extract = mapping.compile()
+            kind = mapping.kind
+            for line_no, row in readers.read_rows(path, info):
+                if line_no <= checkpoint:
+                    continue
+                if isinstance(row, Unreadable):
+                    batch.bad.append((line_no, None, row.reason, row.raw))
+                else:
+                    ext, subject, fields = extract(row)
+                    batch.items.append(Incoming(kind, row, fields, ext, line_no, subject))
+                batch.last_line = line_no
+                if len(batch.items) + len(batch.bad) >= batch_size:
+                    batch.cut()
+                    for run in batch.commit_ready():
+                        if progress:
+                            progress(run)
+            batch.cut()
+            for run in batch.commit_ready(final=True):
                 if progress:
                     progress(run)
-        run = batch.commit(final=True)
-        if progress:
-            progress(run)
         return run
     except Conflict:
         raise  # another process owns the run now: leave it alone
@@ -304,27 +321,80 @@ def _fail(factory: Factory, import_id: int, exc: Exception) -> None:
         log.exception("could not mark import %s failed", import_id)
 
 
+def pool_workers(path: Path) -> int:
+    """The standardising processes `accord import` uses for a file: one per core for a large
+    file, none for a small one."""
+    return (os.cpu_count() or 1) if path.stat().st_size >= POOL_MIN_BYTES else 0
+
+
+@contextlib.contextmanager
+def _pool(workers: int) -> Iterator[Executor | None]:
+    """Processes for standardising (spawned, not forked: the importing process may run
+    threads); none below two workers, where they would only add their start-up."""
+    if workers < 2:
+        yield None
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
+@dataclass
+class _Cut:
+    """The rows of one batch: read, maybe being standardised elsewhere, not yet committed."""
+
+    items: list[Incoming]
+    bad: list[tuple[int, str | None, str, str]]
+    last_line: int
+    standardised: list[Future[list[Prepared]]]
+
+
 class _Batch:
-    """The rows read since the last commit, and how to commit them with the checkpoint."""
+    """The rows read since the last cut, and how to commit the cuts with the checkpoint.
+
+    With a pool, a cut's profiles are standardised by the pool's processes while the batch
+    before is written: one cut waits, so reading and writing overlap with standardising.
+    """
 
     def __init__(self, factory: Factory, principal: Principal, source_id: int, import_id: int,
-                 kind: str, checkpoint: int, default_country: str | None = None) -> None:
+                 checkpoint: int, default_country: str | None = None,
+                 pool: Executor | None = None, country: str | None = None) -> None:
         self.factory, self.principal = factory, principal
         self.default_country = default_country
-        self.source_id, self.import_id, self.kind = source_id, import_id, kind
+        self.source_id, self.import_id = source_id, import_id
         self.checkpoint = checkpoint
         self.last_line = checkpoint
         self.items: list[Incoming] = []
         self.bad: list[tuple[int, str | None, str, str]] = []
+        self.pool, self.country = pool, country
+        self.cuts: deque[_Cut] = deque()
 
-    def commit(self, final: bool = False) -> ImportRun:
+    def cut(self) -> None:
+        futures: list[Future[list[Prepared]]] = []
+        if self.pool is not None and self.items:
+            fields = [item.fields for item in self.items]
+            size = -(-len(fields) // 8)  # a few chunks per batch keep every process busy
+            futures = [self.pool.submit(prepare_profiles, fields[i:i + size], self.country)
+                       for i in range(0, len(fields), size)]
+        self.cuts.append(_Cut(self.items, self.bad, self.last_line, futures))
+        self.items, self.bad = [], []
+
+    def commit_ready(self, final: bool = False) -> Iterator[ImportRun]:
+        """Commit the cuts that need not wait (all of them when `final`)."""
+        keep = 0 if final or self.pool is None else 1
+        while len(self.cuts) > keep:
+            cut = self.cuts.popleft()
+            yield self.commit(cut, final=final and not self.cuts)
+
+    def commit(self, cut: _Cut, final: bool = False) -> ImportRun:
+        standardised = ([p for f in cut.standardised for p in f.result()]
+                        if cut.standardised else None)
         with self.factory() as session:
             # claim the lines first: a second process resuming the same run stops here
             claimed = session.execute(
                 update(ImportRun)
                 .where(ImportRun.id == self.import_id, ImportRun.status == "running",
                        ImportRun.checkpoint_line == self.checkpoint)
-                .values(checkpoint_line=self.last_line)
+                .values(checkpoint_line=cut.last_line)
             ).rowcount
             if not claimed:
                 session.rollback()
@@ -334,16 +404,17 @@ class _Batch:
             rejections = [
                 {"import_id": self.import_id, "line_no": line_no, "field": fld,
                  "reason": reason[:500], "raw_row": raw[:_RAW_LIMIT]}
-                for line_no, fld, reason, raw in self.bad
+                for line_no, fld, reason, raw in cut.bad
             ]
-            counts["rejected"] += len(self.bad)
-            if self.items:
+            counts["rejected"] += len(cut.bad)
+            if cut.items:
                 source = session.get(Source, self.source_id)
                 assert source is not None
-                outcomes = ingest_batch(session, self.principal, source, self.items,
+                outcomes = ingest_batch(session, self.principal, source, cut.items,
                                         import_id=self.import_id,
-                                        default_country=self.default_country)
-                for item, outcome in zip(self.items, outcomes, strict=True):
+                                        default_country=self.default_country,
+                                        standardised=standardised)
+                for item, outcome in zip(cut.items, outcomes, strict=True):
                     counts[outcome.status] += 1
                     if outcome.status == "rejected":
                         rejections.append({
@@ -355,7 +426,7 @@ class _Batch:
                 rejections.sort(key=lambda r: r["line_no"])
                 session.execute(insert(ImportRejection), rejections)
             values: dict[str, Any] = {
-                "total": ImportRun.total + len(self.items) + len(self.bad),
+                "total": ImportRun.total + len(cut.items) + len(cut.bad),
                 **{k: getattr(ImportRun, k) + v for k, v in counts.items() if v},
             }
             if final:
@@ -366,8 +437,7 @@ class _Batch:
             run = session.get(ImportRun, self.import_id, populate_existing=True)
             assert run is not None
             session.expunge(run)
-        self.checkpoint = self.last_line
-        self.items, self.bad = [], []
+        self.checkpoint = cut.last_line
         return run
 
 
@@ -623,7 +693,7 @@ def cli_import(path: Path, source_name: str, mapping_file: Path | None, kind: st
                  f"{run.unchanged:,} unchanged, {run.rejected:,} rejected)", err=True)
 
         run = run_import(factory, SYSTEM, source_name, path, plan.mapping, file_name=path.name,
-                         batch_size=batch_size, progress=show)
+                         batch_size=batch_size, progress=show, workers=pool_workers(path))
     except Problem as exc:
         echo(f"error: {exc.detail}", err=True)
         for err in exc.errors or []:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -33,7 +32,7 @@ from accord.access.policy import Principal
 from accord.core import jobs
 from accord.core.clock import as_utc, utcnow
 from accord.core.contact import InvalidValue, fold, normalize_currency
-from accord.core.db import JSONText
+from accord.core.db import JSONText, dumps_json, executemany
 from accord.integration.standardise import PROFILE_FIELDS, standardise_profile
 from accord.models import (
     IdentityAlias,
@@ -66,6 +65,7 @@ _DEPARTMENT_BY_KIND = {
     "tracking": "marketing",
 }
 MONEY_LIMIT = Decimal("1e13")
+_NO_EVIDENCE: dict[str, Any] = {}  # one object for every new profile: encoded once per batch
 _CHUNK = 500
 
 
@@ -105,11 +105,17 @@ class Rejected(Exception):
         self.reason = reason
         self.field = field
 
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses process boundaries whole (`standardised`)
+        return (Rejected, (self.reason, self.field))
+
 
 def canonical_json(payload: dict[str, Any]) -> str:
-    """Stable over key order and whitespace, so a re-sent record hashes (and reads) the same."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
+    """Stable over key order and whitespace, so a re-sent record hashes (and reads) the same.
+
+    The text of `json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    default=str)`, byte for byte: stored hashes were computed over it.
+    """
+    return dumps_json(payload, sort_keys=True, default_str=True)
 
 
 def content_hash(kind: str, payload: dict[str, Any] | str) -> str:
@@ -157,10 +163,9 @@ def _text(fields: dict[str, Any], key: str, limit: int, default: str = "") -> st
 # --- preparing rows (pure, per record) -------------------------------------------------------
 
 
-def _profile_row(source: Source, item: Incoming, default_country: str | None = None,
-                 date_order: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
-    country = default_country or source.default_country
-    std = standardise_profile(item.fields, default_country=country, date_order=date_order)
+def _profile_row(fields: dict[str, Any], country: str | None,
+                 date_order: str | None) -> tuple[dict[str, Any], dict[str, str]]:
+    std = standardise_profile(fields, default_country=country, date_order=date_order)
     values = dict(std.values)
     flags = dict(std.flags)
     row: dict[str, Any] = {}
@@ -268,11 +273,27 @@ def prepare(source: Source, item: Incoming, *, default_country: str | None = Non
     Returns the row to store and the flags of rejected values; raises `Rejected`.
     """
     if item.kind == "profile":
-        return _profile_row(source, item, default_country, date_order)
+        return _profile_row(item.fields, default_country or source.default_country, date_order)
     row = _order_row(item) if item.kind == "order" else _interaction_row(source, item)
     if item.subject_key is None:
         raise Rejected("no customer reference", "customer")
     return row, {}
+
+
+Prepared = tuple[dict[str, Any], dict[str, str]] | Rejected
+
+
+def prepare_profiles(fields: Sequence[dict[str, Any]], country: str | None,
+                     date_order: str | None = None) -> list[Prepared]:
+    """`prepare` of many profiles' fields (`country`: the file's or else the source's): pure, so
+    an import runs it in other processes while it writes the batch before."""
+    out: list[Prepared] = []
+    for one in fields:
+        try:
+            out.append(_profile_row(one, country, date_order))
+        except Rejected as exc:
+            out.append(exc)
+    return out
 
 
 def ingest_batch(
@@ -284,12 +305,17 @@ def ingest_batch(
     import_id: int | None = None,
     default_country: str | None = None,
     date_order: str | None = None,
+    unseen_kinds: frozenset[str] = frozenset(),
+    standardised: Sequence[Prepared | None] | None = None,
 ) -> list[Outcome]:
     """Land one batch in the caller's transaction; one outcome per item, in order.
 
     `default_country` and `date_order` override the source's for this batch (a file's mapping).
     Replays are recognised by their hash before anything is standardised, so re-importing a
-    file costs little more than reading it.
+    file costs little more than reading it. `unseen_kinds` are kinds whose external ids the
+    caller has just found absent from the source in this transaction: not looked up again.
+    `standardised`, one per item, are `prepare_profiles` results computed beforehand (None to
+    prepare the item here); replays are dropped all the same.
     """
     now = utcnow()
     outcomes: list[Outcome | None] = [None] * len(items)
@@ -310,22 +336,29 @@ def ingest_batch(
         hashed.append(_Prepared(index, item, external_id or f"sha256:{digest[:56]}", digest,
                                 JSONText(text)))
     fresh: list[_Prepared] = []
-    for p in _drop_known(session, source, hashed, outcomes):
+    for p in _drop_known(session, source, hashed, outcomes, unseen_kinds):
         try:
-            p.row, p.flags = prepare(source, p.item, default_country=default_country,
-                                     date_order=date_order)
+            ready = standardised[p.index] if standardised is not None else None
+            if isinstance(ready, Rejected):
+                raise ready
+            p.row, p.flags = ready or prepare(source, p.item, default_country=default_country,
+                                              date_order=date_order)
         except Rejected as exc:
             outcomes[p.index] = Outcome("rejected", p.item.line_no, p.item.external_id,
                                         field=exc.field, reason=exc.reason)
             continue
         fresh.append(p)
     if fresh:
-        _insert_records(session, source, fresh, import_id, now)
+        others = [p for p in fresh if p.item.kind != "profile"]
+        # whom orders and events are about, known before their records are written: the
+        # events of known people are stored `applied` at once (no second write of each record)
+        customers = resolve_subjects(session, source.id, (
+            p.item.subject_key or "" for p in others)) if others else {}
+        _insert_records(session, source, fresh, import_id, now, customers)
         profiles = [p for p in fresh if p.item.kind == "profile"]
         changed = _upsert_profiles(session, source, profiles, now, outcomes) if profiles else []
-        others = [p for p in fresh if p.item.kind != "profile"]
         if others:
-            _apply(session, source, others, outcomes)
+            _apply(session, source, others, customers, outcomes)
         if changed:
             jobs.enqueue(session, MATCH_JOB, {"profile_ids": changed})
     counts: dict[str, int] = {}
@@ -339,12 +372,13 @@ def ingest_batch(
 
 
 def _drop_known(session: Session, source: Source, prepared: list[_Prepared],
-                outcomes: list[Outcome | None]) -> list[_Prepared]:
+                outcomes: list[Outcome | None], unseen_kinds: frozenset[str]) -> list[_Prepared]:
     """Mark replays (same kind, external id and content) unchanged; keep the rest."""
     known: set[tuple[str, str, str]] = set()
     by_kind: dict[str, set[str]] = {}
     for p in prepared:
-        by_kind.setdefault(p.item.kind, set()).add(p.external_id)
+        if p.item.kind not in unseen_kinds:
+            by_kind.setdefault(p.item.kind, set()).add(p.external_id)
     for kind, externals in by_kind.items():
         # (source_id, kind, external_id) is the leading part of the unique index
         for chunk in _chunks(sorted(externals)):
@@ -371,31 +405,43 @@ def insert_many(session: Session, table: Table, rows: list[dict[str, Any]]) -> l
     """Insert rows with one executemany and return their ids, in order.
 
     On SQLite the write transaction holds the database lock (BEGIN IMMEDIATE), so the ids are
-    allocated up front and a plain executemany runs; RETURNING would send one statement per
-    row there. PostgreSQL batches RETURNING itself.
+    allocated up front (set as each row's `id`) and the rows go straight to the driver's
+    executemany: they must name every column that has a default. RETURNING would send one
+    statement per row there. PostgreSQL batches RETURNING itself.
     """
     if not rows:
         return []
     if session.get_bind().dialect.name == "sqlite":
         start = (session.scalar(select(func.max(table.c.id))) or 0) + 1
         ids = list(range(start, start + len(rows)))
-        session.execute(table.insert(), [{**row, "id": i} for row, i in zip(rows, ids,
-                                                                            strict=True)])
+        for row, row_id in zip(rows, ids, strict=True):
+            row["id"] = row_id
+        executemany(session, table.insert(), rows)
         return ids
     return list(session.scalars(
         table.insert().returning(table.c.id, sort_by_parameter_order=True), rows))
 
 
+def _initial_status(item: Incoming, customers: dict[str, int]) -> str:
+    """Profiles are applied by being stored; an interaction of a known person is applied in the
+    same batch; an order may still be refused there, and unknown people's records wait."""
+    if item.kind == "profile":
+        return "applied"
+    if item.kind != "order" and item.subject_key in customers:
+        return "applied"
+    return "pending"
+
+
 def _insert_records(session: Session, source: Source, fresh: list[_Prepared],
-                    import_id: int | None, now: datetime) -> None:
+                    import_id: int | None, now: datetime, customers: dict[str, int]) -> None:
     rows = [
         {"source_id": source.id, "kind": p.item.kind, "external_id": p.external_id,
          "content_hash": p.digest, "payload": p.payload,
          "received_at": p.item.received_at or now, "import_id": import_id,
          "line_no": p.item.line_no, "subject_key": p.item.subject_key,
          "fields": None if p.item.kind == "profile" else JSONText(
-             json.dumps(p.item.fields, default=str, ensure_ascii=False)),
-         "status": "applied" if p.item.kind == "profile" else "pending"}
+             dumps_json(p.item.fields, default_str=True)),
+         "status": _initial_status(p.item, customers)}
         for p in fresh
     ]
     ids = insert_many(session, SourceRecord.__table__, rows)
@@ -423,7 +469,7 @@ def _upsert_profiles(session: Session, source: Source, profiles: list[_Prepared]
             updates.append({**row, "id": pid, "version": version + 1})
         else:
             new_rows.append({**row, "source_id": source.id, "external_id": ext, "version": 1,
-                             "link_evidence": {}})
+                             "link_evidence": _NO_EVIDENCE})
             new_preps.append(p)
     ids: dict[str, int] = {ext: pid for ext, (pid, _) in existing.items()}
     if new_rows:
@@ -470,9 +516,8 @@ def resolve_subjects(session: Session, source_id: int, keys: Iterable[str]) -> d
     return {k: found[u] for k, u in users.items() if u in found}
 
 
-def _apply(session: Session, source: Source, items: list[_Prepared],
+def _apply(session: Session, source: Source, items: list[_Prepared], customers: dict[str, int],
            outcomes: list[Outcome | None]) -> None:
-    customers = resolve_subjects(session, source.id, (p.item.subject_key or "" for p in items))
     ready = []
     for p in items:
         status = "updated" if p.existed else "accepted"
@@ -480,7 +525,7 @@ def _apply(session: Session, source: Source, items: list[_Prepared],
         if p.item.subject_key in customers:
             ready.append((p.item.kind, p.row, customers[p.item.subject_key]))
     if ready:
-        rejected = apply_rows(session, source, ready)
+        rejected = apply_rows(session, source, ready, interactions_marked=True)
         for p in items:
             reason = rejected.get(p.row["record_id"])
             if reason:
@@ -488,9 +533,10 @@ def _apply(session: Session, source: Source, items: list[_Prepared],
                                             p.row["record_id"], field=reason[0], reason=reason[1])
 
 
-def apply_rows(session: Session, source: Source,
-               ready: list[tuple[str, dict[str, Any], int]]) -> dict[int, tuple[str, str]]:
-    """Create or update the orders and interactions of known customers; mark records applied.
+def apply_rows(session: Session, source: Source, ready: list[tuple[str, dict[str, Any], int]],
+               *, interactions_marked: bool = False) -> dict[int, tuple[str, str]]:
+    """Create or update the orders and interactions of known customers; mark records applied
+    (but for interactions whose records were stored `applied`: `interactions_marked`).
 
     Returns the records that could not be applied (record id -> (field, reason)): an order number
     already used by another source is refused rather than silently taken over.
@@ -498,6 +544,7 @@ def apply_rows(session: Session, source: Source,
     rejected: dict[int, tuple[str, str]] = {}
     interactions = []
     applied: list[int] = []
+    now = utcnow()
     for kind, row, customer_id in ready:
         record_id = row["record_id"]
         if kind == "order":
@@ -510,10 +557,12 @@ def apply_rows(session: Session, source: Source,
             fields["metadata"] = row["meta"]  # the column's name (the mapped attribute is `meta`)
             interactions.append({**fields, "customer_id": customer_id,
                                  "source_record_id": record_id, "version": 1,
-                                 "created_at": utcnow(), "updated_at": utcnow()})
+                                 "created_at": now, "updated_at": now})
+            if interactions_marked:
+                continue
         applied.append(record_id)
     if interactions:
-        session.execute(Interaction.__table__.insert(), interactions)
+        executemany(session, Interaction.__table__.insert(), interactions)
     for chunk in _chunks(applied):
         session.execute(update(SourceRecord).where(SourceRecord.id.in_(chunk))
                         .values(status="applied"))
