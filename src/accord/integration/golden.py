@@ -12,12 +12,13 @@ rebuild (an unmerge restores exact prior state from its own snapshot).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from accord.core.clock import utcnow
@@ -25,6 +26,7 @@ from accord.core.contact import fold, name_keys
 from accord.core.db import executemany
 from accord.core.settings import get_settings
 from accord.models import (
+    Base,
     Customer,
     CustomerAddress,
     CustomerEmail,
@@ -96,26 +98,25 @@ def _value(view: ProfileView, name: str) -> Any:
     return _address(view.values) if name == "address" else view.values.get(name)
 
 
-def _rank_key(rule: str, counts: Counter[Any]) -> Callable[[tuple[Any, ProfileView]], Any]:
-    trusted = lambda v: (v.trust_rank, -v.observed_at.timestamp(), v.id)  # noqa: E731
-    recent = lambda v: (-v.observed_at.timestamp(), v.trust_rank, v.id)  # noqa: E731
+def _choose_ranked(values: list[Any], rule: str, trusted: list[tuple[Any, ...]],
+                   recent: list[tuple[Any, ...]], ids: list[int]) -> tuple[Any, list[int]]:
+    """The surviving value of one field (the views' values, in view order) and the ids of the
+    profiles that carry it (empty: no value). Rank keys are computed once per build, not once
+    per field and candidate: a batch builds half a million customers."""
+    present = [k for k, v in enumerate(values) if v is not None and v != ""]
+    if len(present) <= 1:
+        return (values[present[0]], [ids[present[0]]]) if present else (None, [])
     if rule == "most_trusted":
-        return lambda pair: trusted(pair[1])
-    if rule == "most_recent":
-        return lambda pair: recent(pair[1])
-    if rule == "most_complete":
-        return lambda pair: (-len(str(pair[0])), *trusted(pair[1]))
-    return lambda pair: (-counts[pair[0]], *trusted(pair[1]))
-
-
-def choose(name: str, rule: str, views: Sequence[ProfileView]) -> tuple[Any, list[int]]:
-    """The surviving value of one field and the profiles that carry it (empty: no value)."""
-    candidates = [(v, view) for view in views if (v := _value(view, name)) not in (None, "")]
-    if len(candidates) <= 1:
-        return (candidates[0][0], [candidates[0][1].id]) if candidates else (None, [])
-    counts = Counter(v for v, _ in candidates) if rule == "most_frequent" else Counter()
-    winner = min(candidates, key=_rank_key(rule, counts))[0]
-    return winner, sorted(view.id for v, view in candidates if v == winner)
+        best = min(present, key=trusted.__getitem__)
+    elif rule == "most_recent":
+        best = min(present, key=recent.__getitem__)
+    elif rule == "most_complete":
+        best = min(present, key=lambda k: (-len(str(values[k])), *trusted[k]))
+    else:
+        counts = Counter(values[k] for k in present)
+        best = min(present, key=lambda k: (-counts[values[k]], *trusted[k]))
+    winner = values[best]
+    return winner, sorted(ids[k] for k in present if values[k] == winner)
 
 
 def build(views: Sequence[ProfileView], field_rules: dict[str, str] | None = None) -> Golden:
@@ -143,17 +144,23 @@ def build(views: Sequence[ProfileView], field_rules: dict[str, str] | None = Non
         for pid in ids:
             golden.lineage.setdefault(pid, {})[name] = rule
 
+    stamps = [-view.observed_at.timestamp() for view in views]
+    trusted = [(v.trust_rank, t, v.id) for v, t in zip(views, stamps, strict=True)]
+    recent = [(t, v.trust_rank, v.id) for v, t in zip(views, stamps, strict=True)]
+    ids = [view.id for view in views]
     for name in SCALAR_FIELDS:
-        value, ids = choose(name, field_rules[name], views)
+        value, winners = _choose_ranked([view.values.get(name) for view in views],
+                                        field_rules[name], trusted, recent, ids)
         golden.values[name] = value
-        credit(ids, name, field_rules[name])
-    by_trust = sorted(views, key=lambda v: (v.trust_rank, v.id))
+        credit(winners, name, field_rules[name])
+    order = sorted(range(len(views)), key=lambda k: (views[k].trust_rank, views[k].id))
     for name in CONTACT_FIELDS:
-        primary, ids = choose(name, field_rules[name], views)
-        credit(ids, name, field_rules[name])
+        values = [_value(view, name) for view in views]
+        primary, winners = _choose_ranked(values, field_rules[name], trusted, recent, ids)
+        credit(winners, name, field_rules[name])
         seen: list[Any] = []
-        for view in by_trust:
-            value = _value(view, name)
+        for k in order:
+            value = values[k]
             if value not in (None, "") and value not in seen:
                 seen.append(value)
         targets[name].extend((value, value == primary) for value in seen)
@@ -163,11 +170,28 @@ def build(views: Sequence[ProfileView], field_rules: dict[str, str] | None = Non
 # --- reading profiles and writing customers -------------------------------------------------
 
 
+_VIEW_COLUMNS = ("title", "first_name", "last_name", "gender", "date_of_birth", "national_id",
+                 "country", "language", "email", "phone", "address_line1", "address_line2",
+                 "city", "region", "postcode")
+
+
+def views_by_profile(session: Session, profile_ids: Sequence[int],
+                     chunk: int = 5000) -> dict[int, ProfileView]:
+    """Profiles not linked yet, by id (a batch builds their golden customers before linking)."""
+    t, s = SourceProfile.__table__, Source.__table__
+    query = select(t.c.id, t.c.record_id, s.c.trust_rank, t.c.observed_at,
+                   *(t.c[c] for c in _VIEW_COLUMNS)).join(s, s.c.id == t.c.source_id)
+    ids = sorted(set(profile_ids))
+    out: dict[int, ProfileView] = {}
+    for start in range(0, len(ids), chunk):
+        for row in session.execute(query.where(t.c.id.in_(ids[start:start + chunk]))):
+            out[row[0]] = ProfileView(row[0], row[1], row[2], row[3],
+                                      dict(zip(_VIEW_COLUMNS, row[4:], strict=True)))
+    return out
+
+
 def profile_views(session: Session, customer_ids: Sequence[int]) -> dict[int, list[ProfileView]]:
-    columns = [getattr(SourceProfile, c) for c in (
-        "title", "first_name", "last_name", "gender", "date_of_birth", "national_id", "country",
-        "language", "email", "phone", "address_line1", "address_line2", "city", "region",
-        "postcode")]
+    columns = [getattr(SourceProfile, c) for c in _VIEW_COLUMNS]
     out: dict[int, list[ProfileView]] = {cid: [] for cid in customer_ids}
     for start in range(0, len(customer_ids), 500):
         chunk = customer_ids[start:start + 500]
@@ -261,11 +285,13 @@ def _address_key(parts: Sequence[Any]) -> tuple[str, ...]:
 
 def _plan_customer(plan: _Plan, current: dict[str, Any], points: dict[str, list[_Point]],
                    views: Sequence[ProfileView], field_rules: dict[str, str],
-                   now: datetime) -> None:
+                   now: datetime, *, fresh: bool = False) -> None:
     golden = build(views, field_rules)
     customer_id = current["id"]
     values = _scalars(current, golden)
-    if any(values[c] != current[c] for c in (*_SCALAR_COLUMNS, *_NAME_COLUMNS)):
+    if fresh:
+        plan.customers.append({c: values[c] for c in (*_SCALAR_COLUMNS, *_NAME_COLUMNS)})
+    elif any(values[c] != current[c] for c in (*_SCALAR_COLUMNS, *_NAME_COLUMNS)):
         plan.customers.append({f"_{c}": values[c] for c in (*_SCALAR_COLUMNS, *_NAME_COLUMNS)}
                               | {"_id": customer_id, "_now": now})
     _plan_points(plan, "email", customer_id, points["email"], golden.emails, lambda v: v,
@@ -280,8 +306,75 @@ def _plan_customer(plan: _Plan, current: dict[str, Any], points: dict[str, list[
     _plan_points(plan, "address", customer_id, points["address"], addresses, _address_key,
                  lambda v: {"kind": "home", **dict(zip(_ADDRESS_PARTS, v, strict=True))})
     plan.lineage += [{"customer_id": customer_id, "source_profile_id": view.id,
-                      "source_record_id": view.record_id, "fields": golden.lineage[view.id],
-                      "updated_at": now} for view in views if view.id in golden.lineage]
+                      "source_record_id": view.record_id,
+                      "fields": _lineage_json(golden.lineage[view.id]), "updated_at": now}
+                     for view in views if view.id in golden.lineage]
+
+
+_LINEAGE: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+
+
+def _lineage_json(supplied: dict[str, str]) -> dict[str, str]:
+    """One shared (never mutated) object per distinct lineage entry, so that a bulk write
+    encodes each of the few hundred distinct entries once, not a million rows one by one."""
+    key = tuple(supplied.items())
+    shared = _LINEAGE.get(key)
+    if shared is None:
+        if len(_LINEAGE) > 10_000:
+            _LINEAGE.clear()
+        shared = _LINEAGE[key] = supplied
+    return shared
+
+
+def write_rows(session: Session, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """`write_columns` for rows given as dicts (each naming every parameter)."""
+    if rows:
+        write_columns(session, statement, {name: [row[name] for row in rows] for name in rows[0]})
+
+
+def write_columns(session: Session, statement: Any, columns: dict[str, list[Any]]) -> None:
+    """`executemany` with the bind processing done column by column: each column's processor
+    (JSON, datetimes) runs once per distinct object in a tight loop, not per cell through
+    generic per-row code; at a million links or lineage rows that per-cell work was a large
+    part of the write. Every parameter of the statement needs a column of the same length."""
+    size = len(next(iter(columns.values()), []))
+    if not size:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+    defaults = compiled.params
+    missing = [n for n in defaults if n not in columns and defaults[n] is None]
+    if missing:
+        raise ValueError(f"write_columns: no values for {missing}")
+    names = list(compiled.positiontup or []) if compiled.positional else list(defaults)
+    processed = []
+    for name in names:
+        process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+        raw = columns[name] if name in columns else [defaults[name]] * size
+        processed.append(raw if process is None else _processed(raw, process))
+    params: Any = list(zip(*processed, strict=True))
+    if not compiled.positional:
+        params = [dict(zip(names, values, strict=True)) for values in params]
+    connection.exec_driver_sql(compiled.string, params)
+
+
+def _processed(values: list[Any], process: Callable[[Any], Any]) -> list[Any]:
+    memo: dict[int, Any] = {}
+    out = []
+    append = out.append
+    for value in values:
+        if value is None:
+            append(None)
+            continue
+        key = id(value)
+        done = memo.get(key)
+        if done is None:
+            if len(memo) > 4096:
+                memo.clear()
+            done = memo[key] = process(value)
+        append(done)
+    return out
 
 
 _POINT_TABLES = {"email": CustomerEmail.__table__, "phone": CustomerPhone.__table__,
@@ -327,7 +420,7 @@ def _write(session: Session, plan: _Plan, ids: Sequence[int]) -> None:
         executemany(session, insert(table), plan.inserts[kind])
     lineage_table = GoldenLineage.__table__
     session.execute(delete(lineage_table).where(lineage_table.c.customer_id.in_(ids)))
-    executemany(session, insert(lineage_table), plan.lineage)
+    write_rows(session, insert(lineage_table), plan.lineage)
 
 
 def _expire(session: Session, ids: set[int]) -> None:
@@ -362,6 +455,94 @@ def rebuild(session: Session, customer_ids: Iterable[int], chunk: int = 2000) ->
                                field_rules, now)
         _write(session, plan, [cid for cid in part if cid in current])
     _expire(session, set(ids))
+
+
+BULK_INDEX_MIN_ROWS = 10_000  # below this, keeping the indexes costs less than any DDL
+
+
+@contextmanager
+def bulk_indexes(session: Session, table: str, rows: int, *, column: str | None = None,
+                 minimum: int = BULK_INDEX_MIN_ROWS) -> Iterator[None]:
+    """SQLite: a table's secondary indexes (those on `column`, when given) dropped while a
+    batch writes at least as many rows into it as it holds, and built again from sorted data
+    afterwards; a random insert into each of a table's indexes per row cost more than
+    building them once. All in the caller's transaction: other connections and a rollback
+    never see an index missing. Indexes are recreated from their own stored definitions."""
+    if session.get_bind().dialect.name != "sqlite" or rows < max(minimum, 1):
+        yield
+        return
+    connection = session.connection()
+    held = session.scalar(select(func.count()).select_from(Base.metadata.tables[table])) or 0
+    indexes = [(name, sql) for name, sql in connection.exec_driver_sql(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+        "AND sql IS NOT NULL ORDER BY name", (table,))
+        if column is None or column in {row[2] for row in connection.exec_driver_sql(
+            f'PRAGMA index_info("{name}")')}]
+    if rows < held or not indexes:
+        yield
+        return
+    for name, _ in indexes:
+        connection.exec_driver_sql(f'DROP INDEX "{name}"')
+    try:
+        yield
+    finally:
+        for _, sql in indexes:
+            connection.exec_driver_sql(sql)
+
+
+def _blank(customer_id: int) -> dict[str, Any]:
+    """A new customer's golden columns before any profile supplied a value."""
+    return {"id": customer_id, **dict.fromkeys(_SCALAR_COLUMNS), "first_name": "",
+            "last_name": "", "display_name": "", "name_key": "", "name_key_alt": ""}
+
+
+def create(session: Session, clusters: Sequence[Sequence[int]], created: datetime,
+           insert_customers: Callable[[list[dict[str, Any]]], list[int]],
+           chunk: int = 20_000) -> list[int]:
+    """Golden customers for clusters of profiles that no customer has yet, in cluster order.
+
+    The same values, contact points and lineage as creating each customer blank and then
+    rebuilding it (its version is 2, as after that rebuild), written in one insert per table
+    and chunk instead of an insert, a re-read and an update of every customer: a batch
+    resolution creates hundreds of thousands. `insert_customers` inserts rows and returns
+    their ids in order. Profiles are linked by the caller.
+    """
+    field_rules = rules()
+    now = utcnow()
+    ids: list[int] = []
+    with ExitStack() as stack:
+        profiles = sum(len(members) for members in clusters)
+        for table, rows in (("customers", len(clusters)), ("customer_emails", len(clusters)),
+                            ("customer_phones", len(clusters)),
+                            ("customer_addresses", len(clusters)),
+                            ("golden_lineage", profiles)):
+            stack.enter_context(bulk_indexes(session, table, rows))
+        _create(session, clusters, created, insert_customers, chunk, field_rules, now, ids)
+    return ids
+
+
+def _create(session: Session, clusters: Sequence[Sequence[int]], created: datetime,
+            insert_customers: Callable[[list[dict[str, Any]]], list[int]], chunk: int,
+            field_rules: dict[str, str], now: datetime, ids: list[int]) -> None:
+    for start in range(0, len(clusters), chunk):
+        part = clusters[start:start + chunk]
+        views = views_by_profile(session, [i for members in part for i in members])
+        plan = _Plan()
+        empty: dict[str, list[_Point]] = {"email": [], "phone": [], "address": []}
+        for k, members in enumerate(part):
+            _plan_customer(plan, _blank(k), empty, sorted((views[i] for i in members),
+                                                          key=lambda v: v.id),
+                           field_rules, now, fresh=True)
+        made = insert_customers([
+            {**values, "lifecycle_stage": "awareness", "created_at": created, "updated_at": now,
+             "version": 2} for values in plan.customers])
+        ids += made
+        for rows in (*plan.inserts.values(), plan.lineage):
+            for row in rows:
+                row["customer_id"] = made[row["customer_id"]]
+        for kind, table in _POINT_TABLES.items():
+            write_rows(session, insert(table), plan.inserts[kind])
+        write_rows(session, insert(GoldenLineage.__table__), plan.lineage)
 
 
 def lineage(session: Session, customer_id: int) -> list[dict[str, Any]]:
