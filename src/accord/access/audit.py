@@ -8,17 +8,21 @@ Writes are audited in their own transaction; reads of personal data go through a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import queue
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import Connection, insert, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from accord.access.policy import Principal
@@ -133,6 +137,7 @@ class _PendingRead:
     detail: dict[str, Any]
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+    on_done: Callable[[], None] | None = None  # called by the writer thread once `done` is set
 
 
 class _ReadAuditWriter:
@@ -149,6 +154,35 @@ class _ReadAuditWriter:
         self._pid = 0
 
     def submit(self, item: _PendingRead) -> None:
+        self.enqueue(item)
+        if not item.done.wait(60):
+            raise TimeoutError("the audit trail did not confirm a read entry")
+        if item.error is not None:
+            raise item.error
+
+    async def submit_async(self, item: _PendingRead) -> None:
+        """`submit` for the event loop: waits without holding a thread."""
+        loop = asyncio.get_running_loop()
+        confirmed: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not confirmed.done():
+                confirmed.set_result(None)
+
+        def on_done() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+                loop.call_soon_threadsafe(wake)
+
+        item.on_done = on_done
+        self.enqueue(item)
+        try:
+            await asyncio.wait_for(confirmed, 60)
+        except TimeoutError:
+            raise TimeoutError("the audit trail did not confirm a read entry") from None
+        if item.error is not None:
+            raise item.error
+
+    def enqueue(self, item: _PendingRead) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
                 self._queue = queue.SimpleQueue()  # a forked child must not share the parent's
@@ -158,10 +192,6 @@ class _ReadAuditWriter:
                 )
                 self._thread.start()
             self._queue.put(item)
-        if not item.done.wait(60):
-            raise TimeoutError("the audit trail did not confirm a read entry")
-        if item.error is not None:
-            raise item.error
 
     def _run(self, pending: queue.SimpleQueue[_PendingRead]) -> None:
         while True:
@@ -182,6 +212,8 @@ class _ReadAuditWriter:
                         it.error = exc
                 for it in items:
                     it.done.set()
+                    if it.on_done is not None:
+                        it.on_done()
 
 
 _TABLE = AuditEntry.__table__
@@ -189,27 +221,80 @@ _LAST_HASH = select(_TABLE.c.hash).order_by(_TABLE.c.id.desc()).limit(1)
 _INSERT = insert(_TABLE)
 
 
+# On SQLite a batch whose BEGIN IMMEDIATE finds the write lock taken (another process's audit
+# writer, say, with `accord serve --workers N`) retries after these pauses instead of SQLite's own
+# busy handler, whose sleeps grow to 100 ms: a lock held for one commit (an fsync) should cost a
+# waiter about that long, not the next step of a back-off. The total wait is the busy timeout's.
+_LOCK_PAUSES = (0.0002, 0.0005, 0.001, 0.002)
+_LOCK_WAIT_SECONDS = 10.0
+
+
 def _append_reads(url: str, items: list[_PendingRead]) -> None:
     """One transaction for a batch of read entries, on a bare Core connection: at one client
     this runs once per request, so its fixed cost is the request's (no ORM session)."""
     with get_engine(url).connect() as conn:
-        if conn.dialect.name == "sqlite":
-            conn.execution_options(sqlite_begin="IMMEDIATE")  # the write lock from BEGIN
-        with conn.begin():
-            if conn.dialect.name == "postgresql":
+        if conn.dialect.name != "sqlite":
+            with conn.begin():
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
-            prev = conn.execute(_LAST_HASH).scalar() or GENESIS
-            rows = []
-            for it in items:
-                row = _row(
-                    prev, it.principal, "read", it.resource, it.record_id, it.fields, it.detail, ""
-                )
-                rows.append(row)
-                prev = row["hash"]
-            conn.execute(_INSERT, rows)
+                _insert_reads(conn, items)
+            return
+        conn.execution_options(sqlite_begin="IMMEDIATE")  # the write lock from BEGIN
+        raw = conn.connection.driver_connection  # pragmas outside SQLAlchemy's autobegin
+        assert raw is not None
+        busy_ms = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+            attempt = 0
+            while True:
+                began = False
+                try:
+                    with conn.begin():
+                        began = True
+                        _insert_reads(conn, items)
+                    return
+                except OperationalError as exc:
+                    # only a refused BEGIN is retried: nothing of the batch was written
+                    if began or "locked" not in str(exc) or time.monotonic() >= deadline:
+                        raise
+                time.sleep(_LOCK_PAUSES[min(attempt, len(_LOCK_PAUSES) - 1)])
+                attempt += 1
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+
+
+def _insert_reads(conn: Connection, items: list[_PendingRead]) -> None:
+    prev = conn.execute(_LAST_HASH).scalar() or GENESIS
+    rows = []
+    for it in items:
+        row = _row(prev, it.principal, "read", it.resource, it.record_id, it.fields, it.detail, "")
+        rows.append(row)
+        prev = row["hash"]
+    conn.execute(_INSERT, rows)
 
 
 _reads = _ReadAuditWriter()
+
+
+def _pending_read(
+    principal: Principal,
+    resource: str,
+    record_ids: Iterable[Any],
+    fields: Iterable[str],
+    detail: dict[str, Any] | None,
+    url: str | None,
+) -> _PendingRead | None:
+    ids = [str(i) for i in record_ids]
+    if not ids:
+        return None
+    return _PendingRead(
+        url=url or get_settings().effective_database_url,
+        principal=principal,
+        resource=resource,
+        record_id=ids[0] if len(ids) == 1 else None,
+        fields=sorted(set(fields)),
+        detail={**(detail or {}), **({"records": ids} if len(ids) > 1 else {})},
+    )
 
 
 def record_read(
@@ -221,19 +306,24 @@ def record_read(
     url: str | None = None,
 ) -> None:
     """Log a read of personal data; returns once the entry is committed (group commit)."""
-    ids = [str(i) for i in record_ids]
-    if not ids:
-        return
-    _reads.submit(
-        _PendingRead(
-            url=url or get_settings().effective_database_url,
-            principal=principal,
-            resource=resource,
-            record_id=ids[0] if len(ids) == 1 else None,
-            fields=sorted(set(fields)),
-            detail={**(detail or {}), **({"records": ids} if len(ids) > 1 else {})},
-        )
-    )
+    item = _pending_read(principal, resource, record_ids, fields, detail, url)
+    if item is not None:
+        _reads.submit(item)
+
+
+async def record_read_async(
+    principal: Principal,
+    resource: str,
+    record_ids: Iterable[Any],
+    fields: Iterable[str],
+    detail: dict[str, Any] | None = None,
+    url: str | None = None,
+) -> None:
+    """`record_read` for async endpoints: the same entry and the same wait for its commit, but
+    the request waits on the event loop instead of parking a thread of the pool on it."""
+    item = _pending_read(principal, resource, record_ids, fields, detail, url)
+    if item is not None:
+        await _reads.submit_async(item)
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,6 +170,14 @@ def _audit_denial(request: Request, principal: Principal, exc: Forbidden) -> Non
 
 def api_ctx(request: Request) -> Iterator[Ctx]:
     """FastAPI dependency: an authenticated context with its own session."""
+    with api_context(request) as ctx:
+        yield ctx
+
+
+@contextmanager
+def api_context(request: Request) -> Iterator[Ctx]:
+    """`api_ctx` as a plain context manager, for an async endpoint that runs its database work
+    in one thread-pool call (a sync dependency plus a sync endpoint take three thread hops)."""
     session = session_factory(write=request.method not in SAFE_METHODS)()
     try:
         principal, csrf = _resolve(request, session)

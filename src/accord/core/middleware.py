@@ -36,9 +36,15 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        max_bytes = self._limit(scope.get("path", ""))
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
+        if (length is None and b"transfer-encoding" not in headers
+                and scope.get("http_version") in ("1.1", "1.0")):
+            # HTTP/1.x: without either header a request has no body (RFC 9112 §6.3), so there
+            # is nothing to count: no wrapped receive and send for every GET.
+            await self.app(scope, receive, send)
+            return
+        max_bytes = self._limit(scope.get("path", ""))
         if length is not None:
             try:
                 too_big = int(length) > max_bytes
@@ -107,6 +113,15 @@ class _TooLarge(Exception):
     pass
 
 
+_SECURITY_HEADERS = (
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -120,14 +135,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers: list[Any] = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
-                extra = {
-                    b"content-security-policy": CSP.encode(),
-                    b"x-content-type-options": b"nosniff",
-                    b"x-frame-options": b"DENY",
-                    b"referrer-policy": b"same-origin",
-                    b"cross-origin-opener-policy": b"same-origin",
-                }
-                headers += [(k, v) for k, v in extra.items() if k not in names]
+                headers += [(k, v) for k, v in _SECURITY_HEADERS if k not in names]
                 message["headers"] = headers
             await send(message)
 

@@ -97,12 +97,17 @@ def _phone_filter(op: str, value: Any) -> ColumnElement[bool]:
 
 # Contact-point lookups are written as `id IN (indexed subquery)`, not a correlated EXISTS:
 # with `ORDER BY id LIMIT n` SQLite would otherwise walk the whole customers table.
+# One value (the usual search) compares with `=`: the same plan, without SQLAlchemy rendering an
+# expanding IN list into the cached statement on every execution.
 def _with_email(normalized: list[str]) -> ColumnElement[bool]:
-    return _C.id.in_(select(_EMAIL.customer_id).where(_EMAIL.email_normalized.in_(normalized)))
+    col = _EMAIL.email_normalized
+    match = col == normalized[0] if len(normalized) == 1 else col.in_(normalized)
+    return _C.id.in_(select(_EMAIL.customer_id).where(match))
 
 
 def _with_phone(normalized: list[str]) -> ColumnElement[bool]:
-    return _C.id.in_(select(_PHONE.customer_id).where(_PHONE.e164.in_(normalized)))
+    match = _PHONE.e164 == normalized[0] if len(normalized) == 1 else _PHONE.e164.in_(normalized)
+    return _C.id.in_(select(_PHONE.customer_id).where(match))
 
 
 def _name_filter(op: str, value: Any) -> ColumnElement[bool]:
@@ -565,6 +570,14 @@ _CONTACT_MANY = {
     .order_by(table.c.customer_id, table.c.id)
     for key, (table, names) in _CONTACT_POINTS.items()
 }
+# The same for a page of one (a search by e-mail or phone): `= :cid` instead of an expanding IN,
+# which SQLAlchemy re-renders into the cached statement on every execution.
+_CONTACT_MANY_ONE = {
+    key: select(table.c.customer_id, *(table.c[n] for n in names))
+    .where(table.c.customer_id == _CID)
+    .order_by(table.c.customer_id, table.c.id)
+    for key, (table, names) in _CONTACT_POINTS.items()
+}
 _LC = LifecycleChange.__table__.c
 _LIFECYCLE = (
     select(_LC.from_stage, _LC.to_stage, _LC.changed_at, _LC.reason)
@@ -588,15 +601,16 @@ _CUSTOM_ONE = (
     .where(_CFD.entity == "customer")
     .order_by(_CFD.id)
 )
-_CUSTOM_MANY = (
+_CUSTOM_VALUES = (
     select(
         _CFV.record_id, _CFD.key, _CFD.type, _CFD.sensitive,
         _CFV.value_text, _CFV.value_number, _CFV.value_date,
     )
     .join(CustomFieldDefinition.__table__, _CFD.id == _CFV.field_id)
-    .where(_CFV.record_id.in_(_IDS), _CFD.entity == "customer")
     .order_by(_CFV.field_id, _CFV.record_id)
 )
+_CUSTOM_MANY = _CUSTOM_VALUES.where(_CFV.record_id.in_(_IDS), _CFD.entity == "customer")
+_CUSTOM_MANY_ONE = _CUSTOM_VALUES.where(_CFV.record_id == _CID, _CFD.entity == "customer")
 
 
 # The list's columns: the output's, plus what a cursor is built from (`name_key`).
@@ -710,16 +724,18 @@ def list_customer_dicts(
         return [], cursor
     conn = session.connection()
     ids = [r.id for r in rows]
+    one = len(ids) == 1
+    by_ids = {"cid": ids[0]} if one else {"ids": ids}
     values = {r.id: dict(zip(_CUSTOMER_COLUMNS, r, strict=False)) for r in rows}
-    for key, stmt_many in _CONTACT_MANY.items():
+    for key, stmt_many in (_CONTACT_MANY_ONE if one else _CONTACT_MANY).items():
         names = _CONTACT_POINTS[key][1]
         for v in values.values():
             v[key] = []
-        for r in conn.execute(stmt_many, {"ids": ids}):
+        for r in conn.execute(stmt_many, by_ids):
             values[r[0]][key].append(dict(zip(names, r[1:], strict=True)))
     see_sensitive = can_see_sensitive_custom(principal)
     custom: dict[int, dict[str, Any]] = {i: {} for i in ids}
-    for c in conn.execute(_CUSTOM_MANY, {"ids": ids}):
+    for c in conn.execute(_CUSTOM_MANY_ONE if one else _CUSTOM_MANY, by_ids):
         if see_sensitive or not c.sensitive:
             custom[c.record_id][c.key] = _custom_value(
                 c.type, c.value_text, c.value_number, c.value_date

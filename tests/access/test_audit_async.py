@@ -1,0 +1,120 @@
+"""Read audit entries awaited on the event loop (`audit.record_read_async`, used by the async
+customer read endpoints): the same entries, committed before the call returns, in the one chain
+the synchronous callers append to; a failed commit reaches the waiting request."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from sqlalchemy import select
+
+from accord.access import audit
+from accord.core.db import session_scope
+from accord.models import AuditEntry
+
+
+def _reads(db: str) -> list[AuditEntry]:
+    with session_scope(db, write=False) as s:
+        rows = list(s.execute(
+            select(AuditEntry).where(AuditEntry.action == "read").order_by(AuditEntry.id)
+        ).scalars())
+        s.expunge_all()
+        return rows
+
+
+def test_async_reads_are_durable_on_return_and_share_the_chain(db, admin):
+    seen_on_return: list[bool] = []
+
+    async def read(i: int) -> None:
+        await audit.record_read_async(
+            admin.principal, "customers", [i], ["last_name", "first_name"], {"via": "test"}
+        )
+        # committed before the call returned: another connection sees it at once
+        seen_on_return.append(any(e.record_id == str(i) for e in _reads(db)))
+
+    async def main() -> None:
+        await asyncio.gather(*(read(i) for i in range(12)))
+
+    def sync_reads() -> None:  # a synchronous reader appending to the same chain meanwhile
+        for i in range(100, 106):
+            audit.record_read(admin.principal, "customers", [i], ["email"], {"via": "sync"})
+
+    worker = threading.Thread(target=sync_reads)
+    worker.start()
+    asyncio.run(main())
+    worker.join()
+
+    assert seen_on_return == [True] * 12
+    rows = _reads(db)
+    assert sorted(int(e.record_id) for e in rows) == [*range(12), *range(100, 106)]
+    for e in rows:
+        assert e.actor_id == admin.id and e.resource == "customers"
+        if e.detail["via"] == "test":
+            assert e.fields == ["first_name", "last_name"]
+    with session_scope(db, write=False) as s:
+        result = audit.verify(s)
+        total = len(list(s.execute(select(AuditEntry.id)).scalars()))
+    assert result.ok and result.checked == total >= len(rows)
+
+
+def test_async_read_with_several_records_lists_them(db, admin):
+    asyncio.run(audit.record_read_async(admin.principal, "customers", [3, 1, 2], ["email"],
+                                        {"via": "api.list"}))
+    (entry,) = _reads(db)
+    assert entry.record_id is None
+    assert entry.detail == {"via": "api.list", "records": ["3", "1", "2"]}
+
+
+def test_async_read_of_nothing_writes_nothing(db, admin):
+    asyncio.run(audit.record_read_async(admin.principal, "customers", [], ["email"]))
+    assert _reads(db) == []
+
+
+def test_a_failed_audit_commit_fails_the_async_read(db, admin, monkeypatch):
+    def broken(url: str, items: list) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(audit, "_append_reads", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        asyncio.run(audit.record_read_async(admin.principal, "customers", [1], ["email"]))
+    monkeypatch.undo()
+    assert _reads(db) == []
+
+
+def test_a_read_waits_for_the_append_lock_and_then_commits(db, admin):
+    """Another writer (e.g. a second server process) holds the audit's append lock: the read's
+    entry waits for it, then lands in the chain; the pooled connection keeps its busy timeout."""
+    import time
+
+    from sqlalchemy import text
+
+    from accord.core.db import get_engine
+
+    engine = get_engine(db)
+    done = threading.Event()
+
+    def read() -> None:
+        audit.record_read(admin.principal, "customers", [7], ["email"], {"via": "test"})
+        done.set()
+
+    with engine.connect() as holder:
+        if engine.dialect.name == "sqlite":
+            holder.execution_options(sqlite_begin="IMMEDIATE")  # the write lock from BEGIN
+        holder.begin()
+        if engine.dialect.name == "postgresql":
+            holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": audit._PG_LOCK})
+        reader = threading.Thread(target=read)
+        reader.start()
+        time.sleep(0.3)
+        held_back = not done.is_set()
+        holder.rollback()
+    reader.join(15)
+    assert held_back and done.is_set()
+    assert [e.record_id for e in _reads(db)] == ["7"]
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:  # every pooled connection is back at the configured wait
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
+    with session_scope(db, write=False) as s:
+        assert audit.verify(s).ok
