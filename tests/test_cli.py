@@ -156,3 +156,46 @@ def test_worker_once(db):
     finally:
         jobs.HANDLERS.clear()
         jobs.HANDLERS.update(saved)
+
+
+def _captured_serve(monkeypatch, args: list[str]) -> dict:
+    """Run `accord <args>` with uvicorn.run replaced; return the keyword arguments it got."""
+    import uvicorn
+
+    seen: dict = {}
+    monkeypatch.setattr("accord.cli._upgrade_quietly", lambda: None)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return seen
+
+
+def test_serve_logs_requests_only_when_asked(fresh_sqlite, monkeypatch):
+    quiet = _captured_serve(monkeypatch, ["serve"])
+    assert quiet["access_log"] is False and quiet["log_level"] == "info"
+    assert quiet["http"] == "accord.core.serving:NoDelayHTTP"
+    logged = _captured_serve(monkeypatch, ["serve", "--access-log", "--workers", "2"])
+    # several workers log at warning, unless the operator asked for the request log
+    assert logged["access_log"] is True and logged["log_level"] == "info"
+    assert logged["workers"] == 2
+    several = _captured_serve(monkeypatch, ["serve", "--workers", "2"])
+    assert several["access_log"] is False and several["log_level"] == "warning"
+
+
+def test_server_processes_freeze_their_start_up_heap(fresh_sqlite):
+    """`serve_app` keeps what start-up loaded out of the cycle collector; test apps do not."""
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    from accord.app import create_app, serve_app
+
+    gc.unfreeze()
+    try:
+        with TestClient(create_app()):
+            assert gc.get_freeze_count() == 0
+        with TestClient(serve_app()) as client:
+            assert gc.get_freeze_count() > 0
+            assert client.get("/health/live").json() == {"status": "ok"}
+    finally:
+        gc.unfreeze()
