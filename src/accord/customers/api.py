@@ -27,7 +27,7 @@ from accord.customers.schemas import (
 
 # The hot reads' database work runs in at most this many threads at once. With the GIL, more
 # threads add no parallelism, only hand-offs: sixteen concurrent reads in sixteen threads cost
-# about twice the CPU per read of the same reads queued for two (measured in bench/README.md).
+# ~1.3x the CPU per read of the same reads queued for two (bench/README.md, customer reads).
 _READS = anyio.CapacityLimiter(2)
 
 router = APIRouter(tags=["customers"])
