@@ -129,7 +129,7 @@ def import_figure(args: argparse.Namespace, work: Path) -> None:
     from accord.core.db import dispose_all, session_scope
     from accord.core.migrate import upgrade
     from accord.core.settings import reset_settings
-    from accord.integration.imports import pool_workers, run_import
+    from accord.integration.imports import run_import
     from accord.integration.sources import create_source
 
     reset_settings()
@@ -152,7 +152,7 @@ def import_figure(args: argparse.Namespace, work: Path) -> None:
         # time slices to whatever function was running
         profiler = cProfile.Profile(time.process_time)
         profiler.enable()
-    workers = pool_workers(csv_path) if args.import_workers is None else args.import_workers
+    workers = args.import_workers
     started, cpu_started = time.perf_counter(), cpu_seconds()
     run = run_import(None, SYSTEM, "crm", csv_path, batch_size=args.batch_size,
                      progress=progress, workers=workers)
@@ -208,9 +208,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the import file")
     parser.add_argument("--batch-size", type=int, default=2000, help="rows per transaction")
     parser.add_argument("--profile", action="store_true", help="cProfile the import")
-    parser.add_argument("--import-workers", type=int, default=None,
-                        help="standardising processes (0: none; default: as `accord import`, "
-                        "one per core from 8 MB on)")
+    parser.add_argument("--import-workers", type=int, default=0,
+                        help="standardising processes (`accord import --workers`; default 0)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="accord-bench-ingest-"))

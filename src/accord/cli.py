@@ -235,12 +235,16 @@ def import_file(
     kind: str | None = typer.Option(None, help="profile, order or interaction rows"),
     batch_size: int = typer.Option(2000, min=1, max=50_000, help="rows per transaction"),
     report_csv: Path | None = typer.Option(None, help="write the import report (CSV) here"),
+    workers: int = typer.Option(0, min=0, max=64, help="standardise profiles in this many "
+                                "processes (2 or more) while batches are written; only worth it "
+                                "on idle cores"),
 ) -> None:
     """Import a file; running it again resumes an interrupted import and changes nothing after."""
     from accord.integration.imports import cli_import
 
     _upgrade_quietly()
-    code = cli_import(file, source, mapping, kind, batch_size, report_csv, echo=typer.echo)
+    code = cli_import(file, source, mapping, kind, batch_size, report_csv, echo=typer.echo,
+                      workers=workers)
     if code:
         raise typer.Exit(code)
 

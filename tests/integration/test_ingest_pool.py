@@ -94,3 +94,28 @@ def test_prepared_profiles_cross_processes_whole() -> None:
     row, flags = ok
     assert (row["first_name"], row["email"], row["country"], flags) == (
         "Anna", "anna@example.com", "GB", {})
+
+
+def test_accord_import_workers_option_uses_the_pool(db, session, tmp_path, monkeypatch):
+    """`accord import --workers 2` hands the pool size down; the file lands as without it."""
+    from typer.testing import CliRunner
+
+    from accord.cli import app
+    from accord.integration import imports
+
+    asked: list[int] = []
+    real = imports.run_import
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        asked.append(kwargs.get("workers", 0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(imports, "run_import", spy)
+    path = write(tmp_path / "people.csv")
+    result = CliRunner().invoke(app, ["import", str(path), "--source", "cli-pool",
+                                      "--batch-size", "7", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert asked == [2]
+    assert "62 rows" in result.output and "1 rejected" in result.output
+    source_id = session.scalar(select(SourceRecord.source_id).limit(1))
+    assert len(landed(session, source_id)[0]) == 59

@@ -62,9 +62,6 @@ MAX_UPLOAD_BYTES = 500_000_000
 PENDING_UPLOAD_HOURS = 24
 _TOKEN = re.compile(r"^[0-9a-f]{32}$")
 _RAW_LIMIT = 4000  # characters of a rejected row kept for the report
-# `accord import` standardises profile files from this size on in a pool of processes (one per
-# core) while it reads the file and writes the batch before: worth their start-up (~2 s each).
-POOL_MIN_BYTES = 8_000_000
 
 
 # --- what a file means -------------------------------------------------------------------------
@@ -252,7 +249,7 @@ def continue_import(url_or_session_factory: str | None | Factory, principal: Pri
     """Stream the file from the run's checkpoint to its end, one transaction per batch.
     `revive` resumes a run that failed (a job's retry). With two `workers` or more, that many
     processes standardise the profiles of the next batch while one batch is written (this costs
-    CPU: it pays off on idle cores, so only `accord import` asks for it, see `pool_workers`);
+    CPU: it can pay off only with idle cores, so only `accord import --workers N` asks for it);
     the batches and their transactions are the same.
     """
     factory = _factory(url_or_session_factory)
@@ -319,12 +316,6 @@ def _fail(factory: Factory, import_id: int, exc: Exception) -> None:
             session.commit()
     except Exception:  # the original error matters more
         log.exception("could not mark import %s failed", import_id)
-
-
-def pool_workers(path: Path) -> int:
-    """The standardising processes `accord import` uses for a file: one per core for a large
-    file, none for a small one."""
-    return (os.cpu_count() or 1) if path.stat().st_size >= POOL_MIN_BYTES else 0
 
 
 @contextlib.contextmanager
@@ -666,7 +657,8 @@ def _import_job(session: Session, payload: dict[str, Any]) -> None:
 
 
 def cli_import(path: Path, source_name: str, mapping_file: Path | None, kind: str | None,
-               batch_size: int, report_csv: Path | None, echo: Callable[..., Any]) -> int:
+               batch_size: int, report_csv: Path | None, echo: Callable[..., Any],
+               workers: int = 0) -> int:
     """`accord import`: returns the exit code (0 done, 2 refused)."""
     from accord.integration.mapping import load_mapping
     from accord.integration.sources import create_source
@@ -693,7 +685,7 @@ def cli_import(path: Path, source_name: str, mapping_file: Path | None, kind: st
                  f"{run.unchanged:,} unchanged, {run.rejected:,} rejected)", err=True)
 
         run = run_import(factory, SYSTEM, source_name, path, plan.mapping, file_name=path.name,
-                         batch_size=batch_size, progress=show, workers=pool_workers(path))
+                         batch_size=batch_size, progress=show, workers=workers)
     except Problem as exc:
         echo(f"error: {exc.detail}", err=True)
         for err in exc.errors or []:
