@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
@@ -192,45 +192,63 @@ def executemany(session: Session, statement: Executable,
 
     At hundreds of thousands of rows SQLAlchemy's per-row parameter assembly costs more than
     the database's own work. Here the statement is compiled once and only each column's bind
-    processor (JSON, UTC datetimes) runs per value, once for a value repeated row after row.
+    processor (JSON, UTC datetimes) runs, once per distinct object in the column.
     Rows must name every parameter (column defaults are not applied).
     """
     if not rows:
         return
+    columns: dict[str, list[Any]] = {}
+    for name in rows[0]:
+        try:
+            columns[name] = list(map(itemgetter(name), rows))
+        except KeyError:  # a later row does not name it: None there, as a missing bind value
+            columns[name] = [row.get(name) for row in rows]
+    executemany_columns(session, statement, columns)
+
+
+def executemany_columns(session: Session, statement: Executable,
+                        columns: Mapping[str, list[Any]]) -> None:
+    """`executemany` for values given column by column (each list one value per row), which
+    callers holding columns need not turn into row dicts first. A parameter of the statement
+    with no column takes its literal value for every row."""
+    size = len(next(iter(columns.values()), []))
+    if not size:
+        return
     connection = session.connection()
     dialect = connection.dialect
-    compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
+    compiled = statement.compile(dialect=dialect, column_keys=list(columns))
     defaults = compiled.params
-    missing = [n for n in defaults if n not in rows[0] and defaults[n] is None]
+    missing = [n for n in defaults if n not in columns and defaults[n] is None]
     if missing:
         raise ValueError(f"executemany: the rows lack {missing}")
     names = list(compiled.positiontup or []) if compiled.positional else list(defaults)
-    processors = {name: compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-                  for name in names}
-
-    def column(name: str) -> list[Any]:
-        try:
-            raws = list(map(itemgetter(name), rows))
-        except KeyError:  # a literal of the statement, for the rows that do not name it
-            default = defaults[name]
-            raws = [row.get(name, default) for row in rows]
-        process = processors[name]
-        if process is None:
-            return raws
-        out: list[Any] = []
-        last: Any = None
-        done: Any = None
-        for raw in raws:
-            if raw is None:
-                out.append(None)
-                continue
-            if raw is not last:
-                last, done = raw, process(raw)
-            out.append(done)
-        return out
-
+    processed: list[list[Any]] = []
+    for name in names:
+        process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+        raw = columns[name] if name in columns else [defaults[name]] * size
+        processed.append(raw if process is None else _bound(raw, process))
     # column by column: each value costs a list step, not a function call
-    values = zip(*(column(n) for n in names), strict=True)
+    values = zip(*processed, strict=True)
     params: Any = (list(values) if compiled.positional
                    else [dict(zip(names, v, strict=True)) for v in values])
     connection.exec_driver_sql(compiled.string, params)
+
+
+def _bound(values: list[Any], process: Callable[[Any], Any]) -> list[Any]:
+    """A column's values through its bind processor, once per distinct object: a value shared
+    by many rows (the batch's timestamp, one lineage document) is processed once."""
+    memo: dict[int, Any] = {}
+    out: list[Any] = []
+    append = out.append
+    for value in values:
+        if value is None:
+            append(None)
+            continue
+        key = id(value)  # the objects live in `values` meanwhile: ids are not reused
+        done = memo.get(key)
+        if done is None:
+            if len(memo) > 4096:
+                memo.clear()
+            done = memo[key] = process(value)
+        append(done)
+    return out

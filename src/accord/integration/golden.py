@@ -326,57 +326,6 @@ def _lineage_json(supplied: dict[str, str]) -> dict[str, str]:
     return shared
 
 
-def write_rows(session: Session, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
-    """`write_columns` for rows given as dicts (each naming every parameter)."""
-    if rows:
-        write_columns(session, statement, {name: [row[name] for row in rows] for name in rows[0]})
-
-
-def write_columns(session: Session, statement: Any, columns: dict[str, list[Any]]) -> None:
-    """`executemany` with the bind processing done column by column: each column's processor
-    (JSON, datetimes) runs once per distinct object in a tight loop, not per cell through
-    generic per-row code; at a million links or lineage rows that per-cell work was a large
-    part of the write. Every parameter of the statement needs a column of the same length."""
-    size = len(next(iter(columns.values()), []))
-    if not size:
-        return
-    connection = session.connection()
-    dialect = connection.dialect
-    compiled = statement.compile(dialect=dialect, column_keys=list(columns))
-    defaults = compiled.params
-    missing = [n for n in defaults if n not in columns and defaults[n] is None]
-    if missing:
-        raise ValueError(f"write_columns: no values for {missing}")
-    names = list(compiled.positiontup or []) if compiled.positional else list(defaults)
-    processed = []
-    for name in names:
-        process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-        raw = columns[name] if name in columns else [defaults[name]] * size
-        processed.append(raw if process is None else _processed(raw, process))
-    params: Any = list(zip(*processed, strict=True))
-    if not compiled.positional:
-        params = [dict(zip(names, values, strict=True)) for values in params]
-    connection.exec_driver_sql(compiled.string, params)
-
-
-def _processed(values: list[Any], process: Callable[[Any], Any]) -> list[Any]:
-    memo: dict[int, Any] = {}
-    out = []
-    append = out.append
-    for value in values:
-        if value is None:
-            append(None)
-            continue
-        key = id(value)
-        done = memo.get(key)
-        if done is None:
-            if len(memo) > 4096:
-                memo.clear()
-            done = memo[key] = process(value)
-        append(done)
-    return out
-
-
 _POINT_TABLES = {"email": CustomerEmail.__table__, "phone": CustomerPhone.__table__,
                  "address": CustomerAddress.__table__}
 
@@ -420,7 +369,7 @@ def _write(session: Session, plan: _Plan, ids: Sequence[int]) -> None:
         executemany(session, insert(table), plan.inserts[kind])
     lineage_table = GoldenLineage.__table__
     session.execute(delete(lineage_table).where(lineage_table.c.customer_id.in_(ids)))
-    write_rows(session, insert(lineage_table), plan.lineage)
+    executemany(session, insert(lineage_table), plan.lineage)
 
 
 def _expire(session: Session, ids: set[int]) -> None:
@@ -541,8 +490,8 @@ def _create(session: Session, clusters: Sequence[Sequence[int]], created: dateti
             for row in rows:
                 row["customer_id"] = made[row["customer_id"]]
         for kind, table in _POINT_TABLES.items():
-            write_rows(session, insert(table), plan.inserts[kind])
-        write_rows(session, insert(GoldenLineage.__table__), plan.lineage)
+            executemany(session, insert(table), plan.inserts[kind])
+        executemany(session, insert(GoldenLineage.__table__), plan.lineage)
 
 
 def lineage(session: Session, customer_id: int) -> list[dict[str, Any]]:

@@ -276,8 +276,7 @@ def continue_import(url_or_session_factory: str | None | Factory, principal: Pri
     try:
         info = readers.inspect(path, name)
         with _pool(workers if mapping.kind == "profile" else 0) as pool:
-            batch = _Batch(factory, principal, source_id, import_id, checkpoint,
-                           mapping.default_country, pool, country)
+            batch = _Batch(factory, principal, source_id, import_id, checkpoint, country, pool)
             extract = mapping.compile()
             kind = mapping.kind
             for line_no, row in readers.read_rows(path, info):
@@ -347,16 +346,16 @@ class _Batch:
     """
 
     def __init__(self, factory: Factory, principal: Principal, source_id: int, import_id: int,
-                 checkpoint: int, default_country: str | None = None,
-                 pool: Executor | None = None, country: str | None = None) -> None:
+                 checkpoint: int, country: str | None = None,
+                 pool: Executor | None = None) -> None:
         self.factory, self.principal = factory, principal
-        self.default_country = default_country
+        self.country = country  # the file's mapping's, else the source's
         self.source_id, self.import_id = source_id, import_id
         self.checkpoint = checkpoint
         self.last_line = checkpoint
         self.items: list[Incoming] = []
         self.bad: list[tuple[int, str | None, str, str]] = []
-        self.pool, self.country = pool, country
+        self.pool = pool
         self.cuts: deque[_Cut] = deque()
 
     def cut(self) -> None:
@@ -403,7 +402,7 @@ class _Batch:
                 assert source is not None
                 outcomes = ingest_batch(session, self.principal, source, cut.items,
                                         import_id=self.import_id,
-                                        default_country=self.default_country,
+                                        default_country=self.country,
                                         standardised=standardised)
                 for item, outcome in zip(cut.items, outcomes, strict=True):
                     counts[outcome.status] += 1

@@ -33,7 +33,7 @@ from accord.access.policy import SYSTEM, Principal
 from accord.core import jobs
 from accord.core.clock import utcnow
 from accord.core.contact import fold
-from accord.core.db import JSONText
+from accord.core.db import JSONText, executemany, executemany_columns
 from accord.core.events import emit_many
 from accord.core.settings import get_settings
 from accord.integration import golden
@@ -593,7 +593,7 @@ def _insert_customers(session: Session, rows: list[dict[str, Any]]) -> list[int]
     start = (session.scalar(select(func.max(table.c.id))) or 0) + 1
     for i, row in enumerate(rows, start):
         row["id"] = i
-    golden.write_rows(session, insert(table), rows)
+    executemany(session, insert(table), rows)
     return list(range(start, start + len(rows)))
 
 
@@ -650,7 +650,7 @@ def _write_links(session: Session,
     for c in _LINK_COLUMNS:
         columns[f"_{c}"] = [link[c] for _, link, _ in links]
     columns["_link_evidence"] = [_json_text(e) for e in columns["_link_evidence"]]
-    golden.write_columns(
+    executemany_columns(
         session, update(table).where(table.c.id == bindparam("_id"))
         .values({c: bindparam(f"_{c}") for c in _LINK_COLUMNS}), columns)
     for p, link, _ in links:
