@@ -42,26 +42,28 @@ def emit_many(session: Session, type: str, aggregate: str, aggregate_ids: list[A
               payload: dict[str, Any] | None = None, actor_id: int | None = None) -> None:
     """The same event for many aggregates in one executemany (a batch creating thousands of
     customers would otherwise flush one ORM object per event)."""
-    if not aggregate_ids:
-        return
-    body = _jsonable(payload)
-    now = utcnow()
-    session.execute(insert(OutboxEvent.__table__), [
-        {"event_id": str(uuid.uuid4()), "type": type, "aggregate": aggregate,
-         "aggregate_id": str(i), "payload": body, "actor_id": actor_id, "occurred_at": now}
-        for i in aggregate_ids])
+    emit_each(session, type, aggregate, [(i, payload) for i in aggregate_ids], actor_id)
 
 
 def emit_each(session: Session, type: str, aggregate: str,
               events: list[tuple[Any, dict[str, Any] | None]], actor_id: int | None = None) -> None:
     """`emit` for many (aggregate id, payload) pairs in one executemany; what was emitted
-    before is flushed first, so the outbox keeps the order of emission."""
+    before is flushed first, so the outbox keeps the order of emission. A payload object
+    shared by many events is converted once."""
     if not events:
         return
     session.flush()
     now = utcnow()
+    bodies: dict[int, dict[str, Any]] = {}
+
+    def body(payload: dict[str, Any] | None) -> dict[str, Any]:
+        found = bodies.get(id(payload))
+        if found is None:
+            found = bodies[id(payload)] = _jsonable(payload)
+        return found
+
     session.execute(insert(OutboxEvent.__table__), [
         {"event_id": str(uuid.uuid4()), "type": type, "aggregate": aggregate,
-         "aggregate_id": str(i), "payload": _jsonable(p), "actor_id": actor_id,
+         "aggregate_id": str(i), "payload": body(p), "actor_id": actor_id,
          "occurred_at": now}
         for i, p in events])
