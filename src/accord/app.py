@@ -19,6 +19,7 @@ from accord.core import errors
 from accord.core.db import get_engine
 from accord.core.jobs import EmbeddedWorker
 from accord.core.middleware import BodyLimit, SecurityHeaders
+from accord.core.routing import prefilter_routes
 from accord.core.settings import get_settings
 
 log = logging.getLogger("accord")
@@ -125,6 +126,7 @@ def create_app(*, start_worker: bool = False, freeze_heap: bool = False) -> Fast
     uploads = settings.attachment_max_bytes * MAX_FILES + settings.max_body_bytes
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                        larger=(("/api/v1/tickets/", uploads), ("/service/tickets/", uploads)))
+    prefilter_routes(app)
     return app
 
 

@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 
 from accord.access.policy import Principal
 from accord.core.clock import utcnow
-from accord.core.db import get_engine, is_postgres
+from accord.core.db import executemany, get_engine, is_postgres
+from accord.core.prepared import Prepared
 from accord.core.settings import get_settings
 from accord.models import AuditEntry
 
@@ -217,7 +218,7 @@ class _ReadAuditWriter:
 
 
 _TABLE = AuditEntry.__table__
-_LAST_HASH = select(_TABLE.c.hash).order_by(_TABLE.c.id.desc()).limit(1)
+_LAST_HASH = Prepared(select(_TABLE.c.hash).order_by(_TABLE.c.id.desc()).limit(1))
 _INSERT = insert(_TABLE)
 
 
@@ -264,13 +265,14 @@ def _append_reads(url: str, items: list[_PendingRead]) -> None:
 
 
 def _insert_reads(conn: Connection, items: list[_PendingRead]) -> None:
-    prev = conn.execute(_LAST_HASH).scalar() or GENESIS
+    last = _LAST_HASH.first(conn)
+    prev = last[0] if last else GENESIS
     rows = []
     for it in items:
         row = _row(prev, it.principal, "read", it.resource, it.record_id, it.fields, it.detail, "")
         rows.append(row)
         prev = row["hash"]
-    conn.execute(_INSERT, rows)
+    executemany(conn, _INSERT, rows)
 
 
 _reads = _ReadAuditWriter()

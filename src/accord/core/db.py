@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.expression import Executable
 
+from accord.core.prepared import driver_error
 from accord.core.settings import Settings, get_settings
 
 _engines: dict[str, Engine] = {}
@@ -127,7 +128,14 @@ def build_engine(url: str, settings: Settings | None = None) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn) -> None:
-            conn.exec_driver_sql("BEGIN " + conn.get_execution_options().get("sqlite_begin", ""))
+            # on the driver itself: SQLAlchemy's statement path costs more than the BEGIN does
+            # (every request begins at least one transaction); a refused BEGIN (the write lock
+            # taken) still surfaces as SQLAlchemy's OperationalError
+            sql = "BEGIN " + conn.get_execution_options().get("sqlite_begin", "")
+            try:
+                conn.connection.driver_connection.execute(sql)
+            except conn.dialect.loaded_dbapi.Error as exc:
+                raise driver_error(conn.dialect, sql, (), exc) from exc
 
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
@@ -186,7 +194,7 @@ def is_postgres(session_or_engine) -> bool:
     return bind.dialect.name == "postgresql"
 
 
-def executemany(session: Session, statement: Executable,
+def executemany(session: Session | Connection, statement: Executable,
                 rows: Sequence[Mapping[str, Any]]) -> None:
     """Run one INSERT or UPDATE for many rows straight through the driver's executemany.
 
@@ -206,7 +214,7 @@ def executemany(session: Session, statement: Executable,
     executemany_columns(session, statement, columns)
 
 
-def executemany_columns(session: Session, statement: Executable,
+def executemany_columns(session: Session | Connection, statement: Executable,
                         columns: Mapping[str, list[Any]]) -> None:
     """`executemany` for values given column by column (each list one value per row), which
     callers holding columns need not turn into row dicts first. A parameter of the statement
@@ -214,7 +222,7 @@ def executemany_columns(session: Session, statement: Executable,
     size = len(next(iter(columns.values()), []))
     if not size:
         return
-    connection = session.connection()
+    connection = session if isinstance(session, Connection) else session.connection()
     dialect = connection.dialect
     compiled = statement.compile(dialect=dialect, column_keys=list(columns))
     defaults = compiled.params

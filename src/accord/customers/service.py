@@ -32,6 +32,7 @@ from accord.core.contact import (
 )
 from accord.core.errors import Forbidden, NotFound, ValidationProblem
 from accord.core.events import emit
+from accord.core.prepared import Prepared
 from accord.core.query import Filter, ListParams, ListSpec, Sort, page_of, paginate
 from accord.core.settings import get_settings
 from accord.customers import custom_fields
@@ -542,7 +543,7 @@ _IDS = bindparam("ids", expanding=True)
 
 _ACCOUNTS = Account.__table__.c
 _USERS = User.__table__.c
-_VIEW_CUSTOMER = (
+_VIEW_CUSTOMER = Prepared(
     select(
         *(_C[n] for n in _CUSTOMER_COLUMNS),
         _ACCOUNTS.id.label("account_pk"),
@@ -559,9 +560,9 @@ _VIEW_CUSTOMER = (
     .where(_C.id == _CID)
 )
 _CONTACT_ONE = {
-    key: select(*(table.c[n] for n in names))
-    .where(table.c.customer_id == _CID)
-    .order_by(table.c.id)
+    key: Prepared(select(*(table.c[n] for n in names))
+                  .where(table.c.customer_id == _CID)
+                  .order_by(table.c.id))
     for key, (table, names) in _CONTACT_POINTS.items()
 }
 _CONTACT_MANY = {
@@ -573,13 +574,13 @@ _CONTACT_MANY = {
 # The same for a page of one (a search by e-mail or phone): `= :cid` instead of an expanding IN,
 # which SQLAlchemy re-renders into the cached statement on every execution.
 _CONTACT_MANY_ONE = {
-    key: select(table.c.customer_id, *(table.c[n] for n in names))
-    .where(table.c.customer_id == _CID)
-    .order_by(table.c.customer_id, table.c.id)
+    key: Prepared(select(table.c.customer_id, *(table.c[n] for n in names))
+                  .where(table.c.customer_id == _CID)
+                  .order_by(table.c.customer_id, table.c.id))
     for key, (table, names) in _CONTACT_POINTS.items()
 }
 _LC = LifecycleChange.__table__.c
-_LIFECYCLE = (
+_LIFECYCLE = Prepared(
     select(_LC.from_stage, _LC.to_stage, _LC.changed_at, _LC.reason)
     .where(_LC.customer_id == _CID)
     .order_by(_LC.changed_at, _LC.id)
@@ -588,7 +589,7 @@ _CFD = CustomFieldDefinition.__table__.c
 _CFV = CustomFieldValue.__table__.c
 # Every customer field definition with this customer's value (if any): definitions and values
 # in one statement.
-_CUSTOM_ONE = (
+_CUSTOM_ONE = Prepared(
     select(
         _CFD.key, _CFD.label, _CFD.type, _CFD.sensitive,
         _CFV.field_id, _CFV.value_text, _CFV.value_number, _CFV.value_date,
@@ -610,7 +611,8 @@ _CUSTOM_VALUES = (
     .order_by(_CFV.field_id, _CFV.record_id)
 )
 _CUSTOM_MANY = _CUSTOM_VALUES.where(_CFV.record_id.in_(_IDS), _CFD.entity == "customer")
-_CUSTOM_MANY_ONE = _CUSTOM_VALUES.where(_CFV.record_id == _CID, _CFD.entity == "customer")
+_CUSTOM_MANY_ONE = Prepared(
+    _CUSTOM_VALUES.where(_CFV.record_id == _CID, _CFD.entity == "customer"))
 
 
 # The list's columns: the output's, plus what a cursor is built from (`name_key`).
@@ -649,7 +651,7 @@ def view_360_data(
     from accord.interactions import service as interactions
 
     conn = session.connection()
-    row = conn.execute(_VIEW_CUSTOMER, {"cid": customer_id}).first()
+    row = _VIEW_CUSTOMER.first(conn, {"cid": customer_id})
     if row is None or not record_in_scope(
         principal, scope_for(principal, RESOURCE, "read"), row.owner_id, row.team_id
     ):
@@ -659,12 +661,11 @@ def view_360_data(
     values = dict(zip(_CUSTOMER_COLUMNS, row, strict=False))
     for key, stmt in _CONTACT_ONE.items():
         names = _CONTACT_POINTS[key][1]
-        rows = conn.execute(stmt, {"cid": row.id})
-        values[key] = [dict(zip(names, r, strict=True)) for r in rows]
+        values[key] = [dict(zip(names, r, strict=True)) for r in stmt.all(conn, {"cid": row.id})]
     see_sensitive = can_see_sensitive_custom(principal)
     custom: dict[str, Any] = {}
     definitions = []
-    for d in conn.execute(_CUSTOM_ONE, {"cid": row.id}):
+    for d in _CUSTOM_ONE.all(conn, {"cid": row.id}):
         if d.sensitive and not see_sensitive:
             continue
         definitions.append({"key": d.key, "label": d.label, "type": d.type})
@@ -688,7 +689,7 @@ def view_360_data(
         else None,
         "lifecycle_history": [
             {"from_stage": h[0], "to_stage": h[1], "changed_at": h[2], "reason": h[3]}
-            for h in conn.execute(_LIFECYCLE, {"cid": row.id})
+            for h in _LIFECYCLE.all(conn, {"cid": row.id})
         ],
         "custom_fields": definitions,
         "purchase_summary": summary,
@@ -719,23 +720,26 @@ def list_customer_dicts(
                             _C.merged_into_id.is_(None))
     if params.q:
         stmt = stmt.where(search_clause(params.q))
-    rows, cursor = page_of(list(session.execute(paginate(stmt, spec, params))), spec, params)
+    conn = session.connection()  # Core rows: the ORM's execute path adds nothing here
+    rows, cursor = page_of(list(conn.execute(paginate(stmt, spec, params))), spec, params)
     if not rows:
         return [], cursor
-    conn = session.connection()
     ids = [r.id for r in rows]
     one = len(ids) == 1
     by_ids = {"cid": ids[0]} if one else {"ids": ids}
     values = {r.id: dict(zip(_CUSTOMER_COLUMNS, r, strict=False)) for r in rows}
-    for key, stmt_many in (_CONTACT_MANY_ONE if one else _CONTACT_MANY).items():
+    for key, stmt_many in _CONTACT_MANY.items():
         names = _CONTACT_POINTS[key][1]
         for v in values.values():
             v[key] = []
-        for r in conn.execute(stmt_many, by_ids):
+        found = (_CONTACT_MANY_ONE[key].all(conn, by_ids) if one
+                 else conn.execute(stmt_many, by_ids))
+        for r in found:
             values[r[0]][key].append(dict(zip(names, r[1:], strict=True)))
     see_sensitive = can_see_sensitive_custom(principal)
     custom: dict[int, dict[str, Any]] = {i: {} for i in ids}
-    for c in conn.execute(_CUSTOM_MANY_ONE if one else _CUSTOM_MANY, by_ids):
+    for c in (_CUSTOM_MANY_ONE.all(conn, by_ids) if one
+              else conn.execute(_CUSTOM_MANY, by_ids)):
         if see_sensitive or not c.sensitive:
             custom[c.record_id][c.key] = _custom_value(
                 c.type, c.value_text, c.value_number, c.value_date

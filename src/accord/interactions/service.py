@@ -19,6 +19,7 @@ from accord.access.policy import (
 )
 from accord.core.clock import as_utc, utcnow
 from accord.core.events import emit
+from accord.core.prepared import Prepared
 from accord.core.query import Filter, ListParams, ListSpec, Sort, page_of, paginate
 from accord.customers import service as customers
 from accord.interactions.schemas import InteractionFields, InteractionOut, InteractionUpdate
@@ -81,7 +82,7 @@ def list_interactions(session: Session, principal: Principal, params: ListParams
 
 _I = Interaction.__table__.c
 # Built once: only the columns the timeline shows (no metadata JSON, no timestamps to parse).
-_TIMELINE = (
+_TIMELINE = Prepared(
     select(_I.id, _I.occurred_at, _I.channel, _I.direction, _I.department, _I.subject, _I.body)
     .where(_I.customer_id == bindparam("cid"))
     .order_by(_I.occurred_at.desc(), _I.id.desc())
@@ -90,7 +91,7 @@ _TIMELINE = (
 
 
 def timeline_entries(session: Session, customer_id: int, limit: int) -> list[dict[str, Any]]:
-    rows = session.connection().execute(_TIMELINE, {"cid": customer_id, "limit": limit})
+    rows = _TIMELINE.all(session.connection(), {"cid": customer_id, "limit": limit})
     return [{"kind": "interaction", "id": f"i{r[0]}", "at": r[1], "channel": r[2],
              "direction": r[3], "department": r[4], "subject": r[5], "body": r[6],
              "record_id": r[0]} for r in rows]
