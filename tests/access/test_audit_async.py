@@ -59,6 +59,33 @@ def test_async_reads_are_durable_on_return_and_share_the_chain(db, admin):
     assert result.ok and result.checked == total >= len(rows)
 
 
+def test_reads_from_several_event_loops_are_each_woken(db, admin):
+    """One batch may hold the waits of several event loops (threads, server processes' loops):
+    each loop is woken for its own requests, a request given up on does not stop the rest."""
+    results: dict[int, list[bool]] = {}
+
+    async def reads(k: int) -> None:
+        async def one(i: int) -> bool:
+            await audit.record_read_async(admin.principal, "customers", [k * 100 + i], ["email"])
+            return True
+
+        abandoned = asyncio.ensure_future(one(99))
+        await asyncio.sleep(0)
+        abandoned.cancel()  # its entry still lands; nobody waits for it any more
+        results[k] = list(await asyncio.gather(*(one(i) for i in range(8))))
+
+    threads = [threading.Thread(target=lambda k=k: asyncio.run(reads(k))) for k in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == {k: [True] * 8 for k in (1, 2, 3)}
+    landed = {int(e.record_id) for e in _reads(db)}
+    assert {k * 100 + i for k in (1, 2, 3) for i in range(8)} <= landed
+    with session_scope(db, write=False) as s:
+        assert audit.verify(s).ok
+
+
 def test_async_read_with_several_records_lists_them(db, admin):
     asyncio.run(audit.record_read_async(admin.principal, "customers", [3, 1, 2], ["email"],
                                         {"via": "api.list"}))

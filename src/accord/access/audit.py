@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -138,7 +138,8 @@ class _PendingRead:
     detail: dict[str, Any]
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
-    on_done: Callable[[], None] | None = None  # called by the writer thread once `done` is set
+    # an async request's wait: settled on its loop once `done` is set
+    waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
 
 
 class _ReadAuditWriter:
@@ -165,16 +166,7 @@ class _ReadAuditWriter:
         """`submit` for the event loop: waits without holding a thread."""
         loop = asyncio.get_running_loop()
         confirmed: asyncio.Future[None] = loop.create_future()
-
-        def wake() -> None:
-            if not confirmed.done():
-                confirmed.set_result(None)
-
-        def on_done() -> None:
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
-                loop.call_soon_threadsafe(wake)
-
-        item.on_done = on_done
+        item.waiter = (loop, confirmed)
         self.enqueue(item)
         try:
             await asyncio.wait_for(confirmed, 60)
@@ -211,10 +203,21 @@ class _ReadAuditWriter:
                 except BaseException as exc:  # handed to every waiting request
                     for it in items:
                         it.error = exc
+                waiting: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
                 for it in items:
                     it.done.set()
-                    if it.on_done is not None:
-                        it.on_done()
+                    if it.waiter is not None:
+                        waiting.setdefault(it.waiter[0], []).append(it.waiter[1])
+                # one wake-up per event loop for the whole batch, not one per request
+                for loop, futures in waiting.items():
+                    with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                        loop.call_soon_threadsafe(_settle, futures)
+
+
+def _settle(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():  # a request given up on (timed out, cancelled) is skipped
+            future.set_result(None)
 
 
 _TABLE = AuditEntry.__table__

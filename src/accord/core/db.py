@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -13,7 +14,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.expression import Executable
 
@@ -223,23 +224,33 @@ def executemany_columns(session: Session | Connection, statement: Executable,
     if not size:
         return
     connection = session if isinstance(session, Connection) else session.connection()
-    dialect = connection.dialect
-    compiled = statement.compile(dialect=dialect, column_keys=list(columns))
-    defaults = compiled.params
+    sql, positional, names, defaults, processors = _many_plan(
+        statement, connection.dialect, tuple(columns))
     missing = [n for n in defaults if n not in columns and defaults[n] is None]
     if missing:
         raise ValueError(f"executemany: the rows lack {missing}")
-    names = list(compiled.positiontup or []) if compiled.positional else list(defaults)
     processed: list[list[Any]] = []
-    for name in names:
-        process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+    for name, process in zip(names, processors, strict=True):
         raw = columns[name] if name in columns else [defaults[name]] * size
         processed.append(raw if process is None else _bound(raw, process))
     # column by column: each value costs a list step, not a function call
     values = zip(*processed, strict=True)
-    params: Any = (list(values) if compiled.positional
+    params: Any = (list(values) if positional
                    else [dict(zip(names, v, strict=True)) for v in values])
-    connection.exec_driver_sql(compiled.string, params)
+    connection.exec_driver_sql(sql, params)
+
+
+@functools.lru_cache(maxsize=256)
+def _many_plan(statement: Executable, dialect: Dialect, keys: tuple[str, ...]
+               ) -> tuple[str, bool, list[str], dict[str, Any], list[Callable[[Any], Any] | None]]:
+    """A statement compiled for these columns, kept: small batches run often (the read audit's
+    entries, one request's events), and compiling costs more than their rows."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+    defaults = compiled.params
+    names = list(compiled.positiontup or []) if compiled.positional else list(defaults)
+    processors = [compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)
+                  for n in names]
+    return compiled.string, compiled.positional, names, defaults, processors
 
 
 def _bound(values: list[Any], process: Callable[[Any], Any]) -> list[Any]:
