@@ -100,14 +100,20 @@ def test_async_read_of_nothing_writes_nothing(db, admin):
 
 
 def test_a_failed_audit_commit_fails_the_async_read(db, admin, monkeypatch):
-    def broken(url: str, items: list) -> None:
+    """The failure reaches the waiting request, the batch's transaction leaves nothing, and
+    the writer carries on with the next read on a fresh connection."""
+    def broken(conn, items: list) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(audit, "_append_reads", broken)
+    monkeypatch.setattr(audit, "_insert_reads", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         asyncio.run(audit.record_read_async(admin.principal, "customers", [1], ["email"]))
     monkeypatch.undo()
     assert _reads(db) == []
+    asyncio.run(audit.record_read_async(admin.principal, "customers", [2], ["email"]))
+    assert [e.record_id for e in _reads(db)] == ["2"]
+    with session_scope(db, write=False) as s:
+        assert audit.verify(s).ok
 
 
 def test_a_read_waits_for_the_append_lock_and_then_commits(db, admin):
