@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import os
 import random
 import resource
@@ -115,6 +116,31 @@ def cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+class GCTimer:
+    """CPU seconds spent in Python's cyclic collector while registered (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.seconds, self.collections, self._started = 0.0, 0, 0.0
+
+    def __call__(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.seconds += time.process_time() - self._started
+            self.collections += 1
+
+    def __enter__(self) -> GCTimer:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
+def load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def import_figure(args: argparse.Namespace, work: Path) -> None:
     csv_path = work / "people.csv"
     print(f"generating {args.rows:,} rows ...", flush=True)
@@ -153,10 +179,13 @@ def import_figure(args: argparse.Namespace, work: Path) -> None:
         profiler = cProfile.Profile(time.process_time)
         profiler.enable()
     workers = args.import_workers
+    load_before = load()
     started, cpu_started = time.perf_counter(), cpu_seconds()
-    run = run_import(None, SYSTEM, "crm", csv_path, batch_size=args.batch_size,
-                     progress=progress, workers=workers)
+    with GCTimer() as collector:
+        run = run_import(None, SYSTEM, "crm", csv_path, batch_size=args.batch_size,
+                         progress=progress, workers=workers)
     elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
+    load_after = load()
     if profiler is not None:
         import pstats
 
@@ -181,6 +210,9 @@ def import_figure(args: argparse.Namespace, work: Path) -> None:
     print()
     print(f"outcomes: {run.accepted:,} accepted, {run.updated:,} updated, "
           f"{run.unchanged:,} unchanged, {run.rejected:,} rejected")
+    print(f"CPU per row: {cpu / run.total * 1e6:.1f} µs, of which the cyclic collector "
+          f"{collector.seconds / run.total * 1e6:.1f} µs ({collector.collections:,} collections); "
+          f"load average {load_before} before the import, {load_after} after")
     if samples:
         tenth = samples[max(0, len(samples) // 10 - 1)]
         print(f"resident memory: {rss_before:.0f} MB before the import, {samples[0]:.0f} MB "

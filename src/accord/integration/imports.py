@@ -44,6 +44,7 @@ from accord.core import jobs
 from accord.core.clock import utcnow
 from accord.core.db import session_factory
 from accord.core.errors import Conflict, NotFound, Problem, ValidationProblem
+from accord.core.memory import no_cycle_collection
 from accord.core.settings import get_settings
 from accord.integration import readers
 from accord.integration.ingest import Incoming, Prepared, ingest_batch, prepare_profiles
@@ -277,26 +278,19 @@ def continue_import(url_or_session_factory: str | None | Factory, principal: Pri
         info = readers.inspect(path, name)
         with _pool(workers if mapping.kind == "profile" else 0) as pool:
             batch = _Batch(factory, principal, source_id, import_id, checkpoint, country, pool)
-            extract = mapping.compile()
-            kind = mapping.kind
-            for line_no, row in readers.read_rows(path, info):
-                if line_no <= checkpoint:
-                    continue
-                if isinstance(row, Unreadable):
-                    batch.bad.append((line_no, None, row.reason, row.raw))
-                else:
-                    ext, subject, fields = extract(row)
-                    batch.items.append(Incoming(kind, row, fields, ext, line_no, subject))
-                batch.last_line = line_no
-                if len(batch.items) + len(batch.bad) >= batch_size:
+            rows = readers.read_rows(path, info)
+            extract, kind = mapping.compile(), mapping.kind
+            more = True
+            while more:
+                # a batch's rows, payloads and values are acyclic and live until its commit:
+                # the cyclic collector would only traverse them again and again; it runs
+                # between batches, so the cycles of sessions and errors are still collected
+                with no_cycle_collection():
+                    more = batch.fill(rows, batch_size, extract, kind)
                     batch.cut()
-                    for run in batch.commit_ready():
+                    for run in batch.commit_ready(final=not more):
                         if progress:
                             progress(run)
-            batch.cut()
-            for run in batch.commit_ready(final=True):
-                if progress:
-                    progress(run)
         return run
     except Conflict:
         raise  # another process owns the run now: leave it alone
@@ -352,11 +346,32 @@ class _Batch:
         self.country = country  # the file's mapping's, else the source's
         self.source_id, self.import_id = source_id, import_id
         self.checkpoint = checkpoint
+        self.resume_after = checkpoint  # the lines up to it were committed by an earlier run
         self.last_line = checkpoint
         self.items: list[Incoming] = []
         self.bad: list[tuple[int, str | None, str, str]] = []
         self.pool = pool
         self.cuts: deque[_Cut] = deque()
+
+    def fill(self, rows: Iterator[tuple[int, readers.Row]], size: int,
+             extract: Callable[[dict[str, Any]], tuple[str | None, str | None, dict[str, Any]]],
+             kind: str) -> bool:
+        """Read rows after the checkpoint until the batch holds `size`; False at the file's end
+        (the rows read since the last cut may be fewer then, or none)."""
+        skip_to = self.resume_after
+        items, bad = self.items, self.bad
+        for line_no, row in rows:
+            if line_no <= skip_to:
+                continue
+            if isinstance(row, Unreadable):
+                bad.append((line_no, None, row.reason, row.raw))
+            else:
+                ext, subject, fields = extract(row)
+                items.append(Incoming(kind, row, fields, ext, line_no, subject))
+            self.last_line = line_no
+            if len(items) + len(bad) >= size:
+                return True
+        return False
 
     def cut(self) -> None:
         futures: list[Future[list[Prepared]]] = []

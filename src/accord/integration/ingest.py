@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, bindparam, func, select, update
@@ -32,8 +34,8 @@ from accord.access.policy import Principal
 from accord.core import jobs
 from accord.core.clock import as_utc, utcnow
 from accord.core.contact import InvalidValue, fold, normalize_currency
-from accord.core.db import JSONText, dumps_json, executemany
-from accord.integration.standardise import PROFILE_FIELDS, standardise_profile
+from accord.core.db import JSONText, dumps_json, executemany, executemany_columns
+from accord.integration.standardise import _MAX_LENGTH, PROFILE_FIELDS, standardise_profile
 from accord.models import (
     IdentityAlias,
     Interaction,
@@ -56,6 +58,9 @@ _COLUMN_LIMITS = {
     for c in SourceProfile.__table__.columns
     if getattr(c.type, "length", None) and c.name in PROFILE_COLUMNS
 }
+# The columns narrower than the standardiser's own limit (its values longer than that are
+# flagged already): only these can hold a value too long for them (the country, in theory).
+_NARROWER = tuple((c, n) for c, n in _COLUMN_LIMITS.items() if n < _MAX_LENGTH.get(c, 1 << 30))
 _DEPARTMENT_BY_KIND = {
     "billing": "billing",
     "webshop": "sales",
@@ -66,6 +71,12 @@ _DEPARTMENT_BY_KIND = {
 }
 MONEY_LIMIT = Decimal("1e13")
 _NO_EVIDENCE: dict[str, Any] = {}  # one object for every new profile: encoded once per batch
+_EMPTY_JSON = JSONText("{}")  # what an empty dict is stored as, already encoded
+_name_key = lru_cache(maxsize=65536)(fold)  # surnames repeat from record to record
+# values the standardiser returns that are neither columns nor extra fields: the full name is
+# split into first and last, the currency belongs to orders, the address line is split into
+# address_line1, postcode and city
+_NOT_EXTRA = frozenset({"full_name", "currency", "address"})
 _CHUNK = 500
 
 
@@ -166,8 +177,26 @@ def _text(fields: dict[str, Any], key: str, limit: int, default: str = "") -> st
 def _profile_row(fields: dict[str, Any], country: str | None,
                  date_order: str | None) -> tuple[dict[str, Any], dict[str, str]]:
     std = standardise_profile(fields, default_country=country, date_order=date_order)
-    values = dict(std.values)
-    flags = dict(std.flags)
+    values, flags = std.values, std.flags  # fresh dicts, this function's own
+    row = dict.fromkeys(PROFILE_COLUMNS)
+    extra: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in row:
+            row[key] = value
+        elif key not in _NOT_EXTRA:
+            extra[key] = value if isinstance(value, (str, int, float, bool)) else str(value)
+    for column, limit in _NARROWER:
+        value = row[column]
+        if isinstance(value, str) and len(value) > limit:
+            return _profile_row_long(values, flags, country)
+    return _finish_profile_row(row, extra, flags, country)
+
+
+def _profile_row_long(values: dict[str, Any], flags: dict[str, str],
+                      country: str | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """`_profile_row` of values of which one is longer than its column (the standardiser flags
+    those first, so hardly ever): flagged in the order of the columns."""
+    values = dict(values)
     row: dict[str, Any] = {}
     for column in PROFILE_COLUMNS:
         value = values.pop(column, None)
@@ -176,10 +205,15 @@ def _profile_row(fields: dict[str, Any], country: str | None,
             flags[column] = f"longer than {limit} characters"
             value = None
         row[column] = value
-    values.pop("full_name", None)
-    values.pop("currency", None)
-    values.pop("address", None)  # split into address_line1, postcode, city by the standardiser
-    if not any(row[k] for k in IDENTIFYING):
+    extra = {k: v if isinstance(v, (str, int, float, bool)) else str(v)
+             for k, v in values.items() if k not in _NOT_EXTRA}
+    return _finish_profile_row(row, extra, flags, country)
+
+
+def _finish_profile_row(row: dict[str, Any], extra: dict[str, Any], flags: dict[str, str],
+                        country: str | None) -> tuple[dict[str, Any], dict[str, str]]:
+    if not (row["first_name"] or row["last_name"] or row["email"] or row["phone"]
+            or row["national_id"]):  # IDENTIFYING
         why = "; ".join(f"{k}: {v}" for k, v in flags.items())
         raise Rejected(
             "no usable name, e-mail, phone or national id" + (f" ({why})" if why else ""),
@@ -187,10 +221,11 @@ def _profile_row(fields: dict[str, Any], country: str | None,
         )
     if row["country"] is None and country:
         row["country"] = country  # the source's (or the file's) records are from its country
-    row["last_name_key"] = fold(row["last_name"]) if row["last_name"] else None
-    row["extra"] = {k: v if isinstance(v, (str, int, float, bool)) else str(v)
-                    for k, v in values.items()}
-    row["flags"] = flags
+    row["last_name_key"] = _name_key(row["last_name"]) if row["last_name"] else None
+    # an empty document is stored as the same text whichever dict it came from: one shared,
+    # already encoded value is written (and bound) once per batch instead of once per row
+    row["extra"] = extra or _EMPTY_JSON
+    row["flags"] = flags or _EMPTY_JSON
     return row, flags
 
 
@@ -381,12 +416,11 @@ def _drop_known(session: Session, source: Source, prepared: list[_Prepared],
             by_kind.setdefault(p.item.kind, set()).add(p.external_id)
     for kind, externals in by_kind.items():
         # (source_id, kind, external_id) is the leading part of the unique index
-        for chunk in _chunks(sorted(externals)):
-            known.update((kind, ext, digest) for ext, digest in session.execute(
-                select(SourceRecord.external_id, SourceRecord.content_hash)
-                .where(SourceRecord.source_id == source.id, SourceRecord.kind == kind,
-                       SourceRecord.external_id.in_(chunk))
-            ))
+        for ext, digest in _rows_in(
+                session, "SELECT external_id, content_hash FROM source_records "
+                "WHERE source_id = ? AND kind = ? AND external_id", (source.id, kind),
+                sorted(externals)):
+            known.add((kind, ext, digest))
     seen = {(kind, ext) for kind, ext, _ in known}
     fresh = []
     for p in prepared:
@@ -399,6 +433,23 @@ def _drop_known(session: Session, source: Source, prepared: list[_Prepared],
         seen.add((p.item.kind, p.external_id))
         fresh.append(p)
     return fresh
+
+
+def _rows_in(session: Session, head: str, params: tuple[Any, ...],
+             values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    """The rows of `head IN (values)`, in chunks, straight through the driver. `head` is a
+    SELECT over plain columns (no type conversion on the way back) ending in the column the
+    values are looked up in, with `?` for `params`. A batch looks up every one of its ids this
+    way; SQLAlchemy's rendering of an expanding IN cost more than the database's lookups."""
+    connection = session.connection()
+    style = connection.dialect.paramstyle
+    if style not in ("qmark", "format", "pyformat"):  # pragma: no cover - sqlite and psycopg
+        raise NotImplementedError(f"no IN lookups with the {style} parameter style")
+    mark = "?" if style == "qmark" else "%s"
+    head = head.replace("?", mark) if mark != "?" else head
+    for chunk in _chunks(values):
+        sql = f"{head} IN ({', '.join([mark] * len(chunk))})"
+        yield from connection.exec_driver_sql(sql, (*params, *chunk))
 
 
 def insert_many(session: Session, table: Table, rows: list[dict[str, Any]]) -> list[int]:
@@ -422,6 +473,32 @@ def insert_many(session: Session, table: Table, rows: list[dict[str, Any]]) -> l
         table.insert().returning(table.c.id, sort_by_parameter_order=True), rows))
 
 
+def insert_columns(session: Session, table: Table, columns: dict[str, list[Any]]) -> list[int]:
+    """`insert_many` of rows given column by column (each list one value per row, an `id`
+    column added): a batch's rows need not be built as dicts only to be taken apart again."""
+    size = len(next(iter(columns.values()), []))
+    if not size:
+        return []
+    if session.get_bind().dialect.name == "sqlite":
+        start = (session.scalar(select(func.max(table.c.id))) or 0) + 1
+        ids = list(range(start, start + size))
+        columns["id"] = ids
+        executemany_columns(session, table.insert(), columns)
+        return ids
+    names = list(columns)
+    rows = [dict(zip(names, values, strict=True))
+            for values in zip(*columns.values(), strict=True)]
+    return list(session.scalars(
+        table.insert().returning(table.c.id, sort_by_parameter_order=True), rows))
+
+
+def _column(rows: list[dict[str, Any]], name: str) -> list[Any]:
+    try:
+        return list(map(itemgetter(name), rows))
+    except KeyError:  # a row that does not name it: None there, as in a row-wise insert
+        return [row.get(name) for row in rows]
+
+
 def _initial_status(item: Incoming, customers: dict[str, int]) -> str:
     """Profiles are applied by being stored; an interaction of a known person is applied in the
     same batch; an order may still be refused there, and unknown people's records wait."""
@@ -434,17 +511,23 @@ def _initial_status(item: Incoming, customers: dict[str, int]) -> str:
 
 def _insert_records(session: Session, source: Source, fresh: list[_Prepared],
                     import_id: int | None, now: datetime, customers: dict[str, int]) -> None:
-    rows = [
-        {"source_id": source.id, "kind": p.item.kind, "external_id": p.external_id,
-         "content_hash": p.digest, "payload": p.payload,
-         "received_at": p.item.received_at or now, "import_id": import_id,
-         "line_no": p.item.line_no, "subject_key": p.item.subject_key,
-         "fields": None if p.item.kind == "profile" else JSONText(
-             dumps_json(p.item.fields, default_str=True)),
-         "status": _initial_status(p.item, customers)}
-        for p in fresh
-    ]
-    ids = insert_many(session, SourceRecord.__table__, rows)
+    size = len(fresh)
+    items = [p.item for p in fresh]
+    columns: dict[str, list[Any]] = {
+        "source_id": [source.id] * size,
+        "kind": [item.kind for item in items],
+        "external_id": [p.external_id for p in fresh],
+        "content_hash": [p.digest for p in fresh],
+        "payload": [p.payload for p in fresh],
+        "received_at": [item.received_at or now for item in items],
+        "import_id": [import_id] * size,
+        "line_no": [item.line_no for item in items],
+        "subject_key": [item.subject_key for item in items],
+        "fields": [None if item.kind == "profile" else JSONText(
+            dumps_json(item.fields, default_str=True)) for item in items],
+        "status": [_initial_status(item, customers) for item in items],
+    }
+    ids = insert_columns(session, SourceRecord.__table__, columns)
     for p, record_id in zip(fresh, ids, strict=True):
         p.row["record_id"] = record_id
 
@@ -455,25 +538,32 @@ def _upsert_profiles(session: Session, source: Source, profiles: list[_Prepared]
     latest: dict[str, _Prepared] = {}
     for p in profiles:
         latest[p.external_id] = p
-    existing: dict[str, tuple[int, int]] = {}
-    for chunk in _chunks(sorted(latest)):
-        existing.update({ext: (pid, ver) for pid, ext, ver in session.execute(
-            select(SourceProfile.id, SourceProfile.external_id, SourceProfile.version)
-            .where(SourceProfile.source_id == source.id, SourceProfile.external_id.in_(chunk))
-        )})
-    new_rows, new_preps, updates = [], [], []
+    existing: dict[str, tuple[int, int]] = {
+        ext: (pid, ver) for pid, ext, ver in _rows_in(
+            session, "SELECT id, external_id, version FROM source_profiles "
+            "WHERE source_id = ? AND external_id", (source.id,), sorted(latest))}
+    new_preps, updates = [], []
     for ext, p in latest.items():
-        row = {**p.row, "observed_at": p.item.received_at or now}
         if ext in existing:
             pid, version = existing[ext]
-            updates.append({**row, "id": pid, "version": version + 1})
+            updates.append({**p.row, "observed_at": p.item.received_at or now, "id": pid,
+                            "version": version + 1})
         else:
-            new_rows.append({**row, "source_id": source.id, "external_id": ext, "version": 1,
-                             "link_evidence": _NO_EVIDENCE})
             new_preps.append(p)
     ids: dict[str, int] = {ext: pid for ext, (pid, _) in existing.items()}
-    if new_rows:
-        new_ids = insert_many(session, SourceProfile.__table__, new_rows)
+    if new_preps:
+        # column by column from the prepared rows: no copy of each row with the columns added
+        rows = [p.row for p in new_preps]
+        size = len(rows)
+        columns = {name: _column(rows, name) for name in rows[0]}
+        columns.update({
+            "observed_at": [p.item.received_at or now for p in new_preps],
+            "source_id": [source.id] * size,
+            "external_id": [p.external_id for p in new_preps],
+            "version": [1] * size,
+            "link_evidence": [_NO_EVIDENCE] * size,
+        })
+        new_ids = insert_columns(session, SourceProfile.__table__, columns)
         ids.update({p.external_id: pid for p, pid in zip(new_preps, new_ids, strict=True)})
     if updates:
         # Core, not ORM bulk: the ORM would check `version` against the value being written

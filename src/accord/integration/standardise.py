@@ -11,7 +11,9 @@ Country data (names in many languages, ISO 3166 alpha-3 and numeric aliases, cur
 symbols, month names, date orders) comes from CLDR through Babel; phone numbering plans come from
 phonenumbers; e-mail syntax from email-validator. Lookups are built once and cached, and the two
 costly library calls (phone parsing, e-mail validation) have a fast path for the common shapes
-that decides exactly as the library does and falls back to it for everything else.
+that decides exactly as the library does and falls back to it for everything else. Within a
+profile, the values that repeat from record to record (places, surnames, postcodes, dates) are
+memoised with their outcome, value or flag alike.
 """
 
 from __future__ import annotations
@@ -358,23 +360,52 @@ _SIMPLE_EMAIL = re.compile(
     r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
 )
 _SPECIAL_DOMAINS = tuple(SPECIAL_USE_DOMAIN_NAMES)
+_SPECIAL_SET = frozenset(_SPECIAL_DOMAINS)
+_SPECIAL_SUFFIXES = tuple("." + d for d in _SPECIAL_DOMAINS)  # subdomains of them
+
+
+# An internationalised local part of the everyday kind ("chloé.martin", "zoë+news"): atoms of
+# the ASCII characters of _SIMPLE_EMAIL and non-ASCII characters (each a letter, checked below),
+# separated by single dots.
+_INTL_ATOM = r"[A-Za-z0-9_+\-\u0080-\U0010ffff]+"
+_INTL_LOCAL = re.compile(rf"{_INTL_ATOM}(?:\.{_INTL_ATOM})*")
+_SIMPLE_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 
 
 def _fast_email(text: str) -> str | None:
-    """The lower-cased address when it is plain ASCII that email-validator accepts unchanged,
-    None when only email-validator can tell."""
-    if not text.isascii() or len(text) > 254:
+    """The lower-cased address when email-validator accepts it and its normalised form is the
+    address itself, None when only email-validator can tell.
+
+    Two shapes qualify: plain ASCII, and an ASCII domain after a local part whose non-ASCII
+    characters are all letters, already in NFC. For the second, email-validator's checks come
+    down to the same: the local part matches its internationalised dot-atom, its characters
+    are all "safe" (letters, digits, `_+-.`), NFC leaves it unchanged, it needs SMTPUTF8
+    (allowed by default), no RFC 2142 lower-casing applies (that is for ASCII local parts only,
+    and the whole address is lower-cased anyway), the domain is the plain kind the ASCII path
+    accepts, and the address is at most 254 bytes of UTF-8.
+    """
+    if len(text) > 254:
         return None
-    low = text.lower()
-    if not _SIMPLE_EMAIL.fullmatch(low):
-        return None
-    local, _, domain = low.partition("@")
-    if len(local) > 64 or "--" in domain:
-        return None
-    for special in _SPECIAL_DOMAINS:
-        if domain == special or domain.endswith("." + special):
+    if text.isascii():
+        low = text.lower()
+        if not _SIMPLE_EMAIL.fullmatch(low):
             return None
-    return low
+        local, _, domain = low.partition("@")
+    else:
+        local, _, domain = text.partition("@")
+        if not domain.isascii() or not _INTL_LOCAL.fullmatch(local):
+            return None
+        for ch in local:  # letters only: no marks, spaces, controls, surrogates, symbols
+            if ch > "\x7f" and unicodedata.category(ch)[0] != "L":
+                return None
+        domain = domain.lower()
+        if (not _SIMPLE_DOMAIN.fullmatch(domain) or len(text.encode("utf-8")) > 254
+                or not unicodedata.is_normalized("NFC", local)):
+            return None
+        low = text.lower()
+    if len(local) > 64 or "--" in domain or domain in _SPECIAL_SET:
+        return None
+    return None if domain.endswith(_SPECIAL_SUFFIXES) else low
 
 
 def standardise_email(value: str) -> str:
@@ -985,10 +1016,13 @@ def standardise_date(value: Any, *, country: str | None = None,
 def standardise_birth_date(value: Any, *, country: str | None = None,
                            date_order: str | None = None) -> date:
     """A date of birth: a date that is not in the future nor before 1900."""
-    born = standardise_date(value, country=country, date_order=date_order)
+    return _plausible_birth(standardise_date(value, country=country, date_order=date_order))
+
+
+def _plausible_birth(born: date) -> date:
     if born.year < 1900:
         raise InvalidValue(f"{born.isoformat()} is before 1900: not a plausible date of birth")
-    if born > date.today():
+    if born > date.today():  # not memoised with the date: today moves on
         raise InvalidValue(f"{born.isoformat()} is in the future: not a date of birth")
     return born
 
@@ -1160,6 +1194,38 @@ _REGIONAL_FIELDS: dict[str, Callable[[str, str | None], Any]] = {
 }
 
 
+# Fields whose values repeat from record to record (places, surnames, titles, postcodes) and
+# whose standardising is a pure function of the text (and the region): a record's text is
+# looked up with its outcome, value or flag alike, instead of going through the standardiser's
+# layers again. E-mails, phones and ids are nearly all distinct: not kept.
+_MEMO_TEXT = frozenset({"title", "last_name", "gender", "address_line1", "address_line2", "city",
+                        "region", "company", "job_title", "language"})
+_MEMO_REGIONAL = frozenset({"postcode", "currency"})
+_MEMOISED = {**dict.fromkeys(_MEMO_TEXT, False), **dict.fromkeys(_MEMO_REGIONAL, True)}
+_MEMO_SIZE = 1 << 16
+
+
+@lru_cache(maxsize=_MEMO_SIZE)
+def _text_outcome(key: str, text: str, region: str | None) -> tuple[bool, Any]:
+    """(True, the value) or (False, the flag) of one text or regional field."""
+    try:
+        if key in _TEXT_FIELDS:
+            return True, _TEXT_FIELDS[key](text)
+        return True, _REGIONAL_FIELDS[key](text, region)
+    except InvalidValue as exc:
+        return False, str(exc) or f"not a valid {key}"
+
+
+@lru_cache(maxsize=_MEMO_SIZE)
+def _date_outcome(text: str, region: str | None, date_order: str | None) -> tuple[bool, Any]:
+    """(True, the date) or (False, the flag) of a written date, before the checks of a date of
+    birth (which depend on today)."""
+    try:
+        return True, standardise_date(text, country=region, date_order=date_order)
+    except InvalidValue as exc:
+        return False, str(exc) or "not a valid date_of_birth"
+
+
 def standardise_profile(raw: Mapping[str, Any], *, default_country: str | None = None,
                         date_order: str | None = None) -> Standardised:
     """Standardise one record whose keys are already canonical field names.
@@ -1176,13 +1242,11 @@ def standardise_profile(raw: Mapping[str, Any], *, default_country: str | None =
     flags: dict[str, str] = {}
     data: dict[str, Any] = {}
     for key, value in raw.items():
-        if value is None:
-            continue
-        if isinstance(value, str):
+        if value.__class__ is str or isinstance(value, str):
             value = value.strip()
             if not value:
                 continue
-        elif isinstance(value, float) and math.isnan(value):
+        elif value is None or (isinstance(value, float) and math.isnan(value)):
             continue
         if key in _PROFILE_SET:
             data[key] = value
@@ -1200,6 +1264,25 @@ def standardise_profile(raw: Mapping[str, Any], *, default_country: str | None =
 
     titles: list[tuple[str, str]] = []  # (the field it was found in, title)
     for key, value in data.items():
+        if value.__class__ is str:
+            regional = _MEMOISED.get(key)  # None: not memoised
+            if regional is not None:
+                ok, out = _text_outcome(key, value, region if regional else None)
+                if ok:
+                    values[key] = out
+                else:
+                    flags[key] = out
+                continue
+            if key == "date_of_birth":
+                ok, out = _date_outcome(value, region, date_order)
+                if ok:
+                    try:
+                        values[key] = _plausible_birth(out)
+                    except InvalidValue as exc:
+                        flags[key] = str(exc)
+                else:
+                    flags[key] = out
+                continue
         try:
             if key in _TEXT_FIELDS:
                 values[key] = _TEXT_FIELDS[key](_as_text(value))
@@ -1242,8 +1325,9 @@ def standardise_profile(raw: Mapping[str, Any], *, default_country: str | None =
             values[key] = title
 
     for key, value in values.items():
-        if isinstance(value, str) and len(value) > _MAX_LENGTH.get(key, 1 << 30):
-            flags[key] = f"longer than {_MAX_LENGTH[key]} characters"
+        limit = _MAX_LENGTH.get(key)
+        if limit is not None and isinstance(value, str) and len(value) > limit:
+            flags[key] = f"longer than {limit} characters"
     for key in flags:
         values.pop(key, None)
     return Standardised(values, flags)
