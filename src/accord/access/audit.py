@@ -148,6 +148,7 @@ class _ReadAuditWriter:
     queue on the database's write lock one by one (on SQLite, a busy wait with growing sleeps)."""
 
     BATCH = 256
+    GATHER = 0.002  # seconds (see `_run`)
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -188,13 +189,19 @@ class _ReadAuditWriter:
 
     def _run(self, pending: queue.SimpleQueue[_PendingRead]) -> None:
         held = _WriterConnections()
+        last = 1
         while True:
             batch = [pending.get()]
+            # reads arriving together (the last batch held several) are waited for a moment,
+            # as a database's commit delay: one transaction for more of them
+            until = time.monotonic() + self.GATHER if last > 1 else 0.0
             while len(batch) < self.BATCH:
                 try:
-                    batch.append(pending.get_nowait())
+                    wait = until - time.monotonic()
+                    batch.append(pending.get(timeout=wait) if wait > 0 else pending.get_nowait())
                 except queue.Empty:
                     break
+            last = len(batch)
             by_url: dict[str, list[_PendingRead]] = {}
             for item in batch:
                 by_url.setdefault(item.url, []).append(item)
