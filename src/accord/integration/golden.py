@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -232,6 +232,7 @@ class _Plan:
     primaries: dict[str, list[dict[str, Any]]] = field(
         default_factory=lambda: {"email": [], "phone": [], "address": []})
     lineage: list[dict[str, Any]] = field(default_factory=list)
+    now: datetime | None = None  # when it was planned: new customers' and lineage's update time
 
 
 def _scalars(current: dict[str, Any], golden: Golden) -> dict[str, Any]:
@@ -255,6 +256,10 @@ def _plan_points(plan: _Plan, kind: str, customer_id: int, existing: list[_Point
                  row: Callable[[Any], dict[str, Any]]) -> None:
     """Add the points the customer lacks; the rule's winner becomes primary (without one, an
     existing primary stays, or the first point becomes primary)."""
+    if not existing and len(values) == 1:  # a new customer's one point: primary, no key needed
+        plan.inserts[kind].append({"customer_id": customer_id, **row(values[0][0]),
+                                   "is_primary": True})
+        return
     known = {p.key: p.is_primary for p in existing}
     added: list[tuple[Any, dict[str, Any]]] = []
     primary = None
@@ -445,19 +450,95 @@ def _blank(customer_id: int) -> dict[str, Any]:
             "last_name": "", "display_name": "", "name_key": "", "name_key_alt": ""}
 
 
+ViewSource = Callable[[Sequence[int]], dict[int, ProfileView]]
+"""Profile ids -> their views: read from the database, or off the batch's profile frame."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class FrameViews:
+    """Views of unlinked profiles read off the batch's columnar profile frame (`profile_frame`
+    with `golden=True`, ordered by id) instead of a second read of a million rows from the
+    database. Holds only the columns it needs, as Arrow-backed arrays; the values are the same
+    Python objects `views_by_profile` returns (dates from ISO text, the observation time from
+    its microseconds)."""
+
+    def __init__(self, frame: Any, trust: dict[int, int]) -> None:
+        self.ids = frame["unique_id"].to_numpy(dtype="int64")
+        self.record_ids = frame["record_id"].to_numpy(dtype="int64")
+        self.sources = frame["source_id"].to_numpy(dtype="int64")
+        self.observed = frame["observed_us"].to_numpy(dtype="int64")
+        self.columns = {c: frame[c].array for c in _VIEW_COLUMNS}
+        self.trust = trust
+
+    def __call__(self, profile_ids: Sequence[int]) -> dict[int, ProfileView]:
+        import numpy as np
+
+        ids = sorted(set(profile_ids))
+        at = np.searchsorted(self.ids, np.asarray(ids, dtype="int64"))
+        if len(ids) and not np.array_equal(self.ids[at.clip(max=len(self.ids) - 1)], ids):
+            raise KeyError("a profile is not in the batch's frame")
+        values = []
+        for name in _VIEW_COLUMNS:
+            column = self.columns[name].take(at).to_numpy(dtype=object, na_value=None).tolist()
+            if name == "date_of_birth":
+                column = [None if v is None else date.fromisoformat(v) for v in column]
+            values.append(column)
+        trust = self.trust
+        return {i: ProfileView(i, r, trust[s], _EPOCH + timedelta(microseconds=us),
+                               dict(zip(_VIEW_COLUMNS, row, strict=True)))
+                for i, r, s, us, row in zip(ids, self.record_ids[at].tolist(),
+                                            self.sources[at].tolist(),
+                                            self.observed[at].tolist(), zip(*values, strict=True),
+                                            strict=True)}
+
+
+CREATE_CHUNK = 20_000  # new customers planned and written together
+
+
+def planner(session: Session, clusters: Sequence[Sequence[int]],
+            views: ViewSource | None = None,
+            chunk: int | None = None) -> Callable[[], Iterator[_Plan]]:
+    """The plans of `create`, chunk by chunk: values, contact points and lineage of the golden
+    customers of these clusters, each customer numbered by its place in its chunk. Rules and
+    time are fixed here, so the plans are the same wherever they are computed (the batch
+    computes them in a second process while this one writes); without `views`, profiles are
+    read from the session."""
+    field_rules = rules()
+    now = utcnow()
+    chunk = chunk or CREATE_CHUNK
+    read = views or (lambda ids: views_by_profile(session, ids))
+
+    def plans() -> Iterator[_Plan]:
+        empty: dict[str, list[_Point]] = {"email": [], "phone": [], "address": []}
+        for start in range(0, len(clusters), chunk):
+            part = clusters[start:start + chunk]
+            found = read([i for members in part for i in members])
+            plan = _Plan()
+            for k, members in enumerate(part):
+                _plan_customer(plan, _blank(k), empty, sorted((found[i] for i in members),
+                                                              key=lambda v: v.id),
+                               field_rules, now, fresh=True)
+            plan.now = now
+            yield plan
+
+    return plans
+
+
 def create(session: Session, clusters: Sequence[Sequence[int]], created: datetime,
            insert_customers: Callable[[list[dict[str, Any]]], list[int]],
-           chunk: int = 20_000) -> list[int]:
+           chunk: int | None = None, *, plans: Iterable[_Plan] | None = None) -> list[int]:
     """Golden customers for clusters of profiles that no customer has yet, in cluster order.
 
     The same values, contact points and lineage as creating each customer blank and then
     rebuilding it (its version is 2, as after that rebuild), written in one insert per table
     and chunk instead of an insert, a re-read and an update of every customer: a batch
     resolution creates hundreds of thousands. `insert_customers` inserts rows and returns
-    their ids in order. Profiles are linked by the caller.
+    their ids in order. `plans` (from `planner` over the same clusters) are computed here when
+    not given. Profiles are linked by the caller.
     """
-    field_rules = rules()
-    now = utcnow()
+    if plans is None:
+        plans = planner(session, clusters, chunk=chunk)()
     ids: list[int] = []
     with ExitStack() as stack:
         profiles = sum(len(members) for members in clusters)
@@ -466,32 +547,24 @@ def create(session: Session, clusters: Sequence[Sequence[int]], created: datetim
                             ("customer_addresses", len(clusters)),
                             ("golden_lineage", profiles)):
             stack.enter_context(bulk_indexes(session, table, rows))
-        _create(session, clusters, created, insert_customers, chunk, field_rules, now, ids)
+        for plan in plans:
+            _write_new(session, plan, created, insert_customers, ids)
     return ids
 
 
-def _create(session: Session, clusters: Sequence[Sequence[int]], created: datetime,
-            insert_customers: Callable[[list[dict[str, Any]]], list[int]], chunk: int,
-            field_rules: dict[str, str], now: datetime, ids: list[int]) -> None:
-    for start in range(0, len(clusters), chunk):
-        part = clusters[start:start + chunk]
-        views = views_by_profile(session, [i for members in part for i in members])
-        plan = _Plan()
-        empty: dict[str, list[_Point]] = {"email": [], "phone": [], "address": []}
-        for k, members in enumerate(part):
-            _plan_customer(plan, _blank(k), empty, sorted((views[i] for i in members),
-                                                          key=lambda v: v.id),
-                           field_rules, now, fresh=True)
-        made = insert_customers([
-            {**values, "lifecycle_stage": "awareness", "created_at": created, "updated_at": now,
-             "version": 2} for values in plan.customers])
-        ids += made
-        for rows in (*plan.inserts.values(), plan.lineage):
-            for row in rows:
-                row["customer_id"] = made[row["customer_id"]]
-        for kind, table in _POINT_TABLES.items():
-            executemany(session, insert(table), plan.inserts[kind])
-        executemany(session, insert(GoldenLineage.__table__), plan.lineage)
+def _write_new(session: Session, plan: _Plan, created: datetime,
+               insert_customers: Callable[[list[dict[str, Any]]], list[int]],
+               ids: list[int]) -> None:
+    made = insert_customers([
+        {**values, "lifecycle_stage": "awareness", "created_at": created,
+         "updated_at": plan.now, "version": 2} for values in plan.customers])
+    ids += made
+    for rows in (*plan.inserts.values(), plan.lineage):
+        for row in rows:
+            row["customer_id"] = made[row["customer_id"]]
+    for kind, table in _POINT_TABLES.items():
+        executemany(session, insert(table), plan.inserts[kind])
+    executemany(session, insert(GoldenLineage.__table__), plan.lineage)
 
 
 def lineage(session: Session, customer_id: int) -> list[dict[str, Any]]:

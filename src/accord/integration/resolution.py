@@ -16,15 +16,14 @@ customers: that is a merge, proposed for review instead.
 
 from __future__ import annotations
 
-import gc
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import Text, and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -35,6 +34,7 @@ from accord.core.clock import utcnow
 from accord.core.contact import fold
 from accord.core.db import JSONText, executemany, executemany_columns
 from accord.core.events import emit_many
+from accord.core.memory import no_cycle_collection as _no_cycle_collection
 from accord.core.settings import get_settings
 from accord.integration import golden
 from accord.integration.ingest import MATCH_JOB, apply_pending, insert_many
@@ -533,8 +533,11 @@ def _decided_pairs(session: Session, pairs: Sequence[Pair]) -> dict[tuple[int, i
 
 def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile | LinkRow],
             candidates: Sequence[SourceProfile | LinkRow], pairs: Sequence[Pair],
-            result: ResolveResult) -> set[int]:
-    """Link every profile in `new`; returns the customers whose golden values must be rebuilt."""
+            result: ResolveResult, *, views: golden.ViewSource | None = None) -> set[int]:
+    """Link every profile in `new`; returns the customers whose golden values must be rebuilt.
+    `views` (the batch's, with `new` all `LinkRow`s) supplies new profiles' values without
+    reading them again; a large batch then plans golden records and encodes link evidence in
+    a second process while this one writes (`_Ahead`)."""
     upper, _ = thresholds()
     everyone = {p.id: p for p in (*new, *candidates)}
     new_ids = {p.id for p in new}
@@ -559,26 +562,153 @@ def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile 
     # the clusters of people not seen before get their golden customers, values, contact
     # points and lineage included, a few statements per chunk (no blank insert and rebuild)
     fresh_roots = [root for root in clusters if not union.owner.get(root)]
-    fresh_ids = golden.create(session, [[p.id for p in clusters[root]] for root in fresh_roots],
-                              now, lambda rows: _insert_customers(session, rows))
-    owner_of = dict(zip(fresh_roots, fresh_ids, strict=True))
-    emit_many(session, "customer.created", "customer", fresh_ids,
-              {"via": "identity resolution"}, principal.user_id)
-    result.new_customers += len(fresh_ids)
-    from accord.integration.stewardship import record_links
+    fresh = [[p.id for p in clusters[root]] for root in fresh_roots]
+    plans = golden.planner(session, fresh, views)
+    with _Ahead.maybe(views is not None and len(new) >= PARALLEL_MIN_PROFILES,
+                      plans, lambda: _link_evidence(clusters, best)) as ahead:
+        fresh_ids = golden.create(session, fresh, now,
+                                  lambda rows: _insert_customers(session, rows),
+                                  plans=ahead.stream(0) if ahead else plans())
+        owner_of = dict(zip(fresh_roots, fresh_ids, strict=True))
+        emit_many(session, "customer.created", "customer", fresh_ids,
+                  {"via": "identity resolution"}, principal.user_id)
+        result.new_customers += len(fresh_ids)
+        from accord.integration.stewardship import record_links
 
-    # what existing customers had before, so an unlink takes away exactly what these brought
-    joining: dict[int, list[int]] = {}
-    for root, members in clusters.items():
-        if union.owner.get(root):
-            joining.setdefault(union.owner[root], []).extend(p.id for p in members)
-    record_links(session, principal, joining)
-    # the first batch links every profile: the index on profiles' customer is built once
-    with golden.bulk_indexes(session, "source_profiles", len(new), column="customer_id"):
-        touched = _link_all(session, clusters, union, owner_of, best, now, result)
+        # what existing customers had before, so an unlink takes away exactly what these
+        # brought
+        joining: dict[int, list[int]] = {}
+        for root, members in clusters.items():
+            if union.owner.get(root):
+                joining.setdefault(union.owner[root], []).extend(p.id for p in members)
+        record_links(session, principal, joining)
+        # the first batch links every profile: the index on profiles' customer is built once
+        with golden.bulk_indexes(session, "source_profiles", len(new), column="customer_id"):
+            touched = _link_all(session, clusters, union, owner_of, best, now, result,
+                                ahead.stream(1) if ahead else None)
     result.reviews += _queue_reviews(session, review, everyone, decided)
     result.profiles += len(new)
     return touched
+
+
+# a batch linking at least this many profiles plans its golden records in a second process,
+# when at least this much of a CPU is idle (on a busy machine the second process only takes
+# CPU from the first and adds the pickling)
+PARALLEL_MIN_PROFILES = 20_000
+IDLE_CPU_MIN = 0.5
+
+
+def _single_threaded() -> bool:
+    """Whether this process runs no other Python thread. A fork copies only the forking
+    thread: a lock another thread held at that moment (a log handler's, a stream's) would stay
+    taken in the child for ever. `accord resolve` and a job worker's main thread fork; a web
+    server's embedded worker (request threads, the audit writer) resolves in one process."""
+    import threading
+
+    return threading.active_count() == 1
+
+
+def _idle_cpus(window: float = 0.25) -> float:
+    """CPUs left idle over a short window (from /proc/stat; without it, assumed one)."""
+    import time
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as fh:
+            ticks = [int(v) for v in fh.readline().split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks[:8])  # idle + iowait, all but guests
+
+    try:
+        idle, total = sample()
+        time.sleep(window)
+        idle2, total2 = sample()
+    except (OSError, ValueError, IndexError):
+        return 1.0
+    import os
+
+    cpus = os.cpu_count() or 1
+    return cpus * (idle2 - idle) / max(total2 - total, 1)
+
+
+_END = "end of stream"
+
+
+class _Ahead:
+    """Streams computed in a forked process, each item one ahead of its use.
+
+    The batch's golden-record planning and link-evidence encoding are pure Python over data
+    this process already holds; a fork inherits that data without copying it, computes chunk
+    k+1 while this process writes chunk k to the database, and sends each chunk pickled
+    through a pipe. The child touches no connection, logger or lock, and leaves with
+    `os._exit`. Streams are consumed in order. Without fork, or without an idle second CPU
+    (`_idle_cpus`: on a busy machine it would only take CPU from this process and add the
+    pickling), the batch computes the streams itself.
+    """
+
+    def __init__(self, *streams: Callable[[], Iterable[Any]]) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(target=self._run, args=(streams, send), daemon=True)
+        self._process.start()
+        send.close()
+        self._next = 0
+        self._streams = len(streams)
+
+    @classmethod
+    @contextmanager
+    def maybe(cls, wanted: bool,
+              *streams: Callable[[], Iterable[Any]]) -> Iterator[_Ahead | None]:
+        import multiprocessing
+        import os
+
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+            os.cpu_count() or 1
+        if not (wanted and cpus > 1 and "fork" in multiprocessing.get_all_start_methods()
+                and _single_threaded() and _idle_cpus() >= IDLE_CPU_MIN):
+            yield None
+            return
+        ahead = cls(*streams)
+        try:
+            yield ahead
+        finally:
+            ahead.close()
+
+    def _run(self, streams: Sequence[Callable[[], Iterable[Any]]], send: Any) -> None:
+        self._receive.close()
+        try:
+            for k, stream in enumerate(streams):
+                for item in stream():
+                    send.send((k, item))
+                send.send((k, _END))
+        except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
+            import traceback
+
+            send.send((-1, traceback.format_exc()))
+        finally:
+            send.close()
+
+    def stream(self, k: int) -> Iterator[Any]:
+        """The items of stream `k` as they arrive (streams are read in order)."""
+        if k != self._next:
+            raise RuntimeError(f"stream {k} read out of order (expected {self._next})")
+        while True:
+            try:
+                which, item = self._receive.recv()
+            except EOFError:
+                raise RuntimeError("the planning process ended without its results") from None
+            if which == -1:
+                raise RuntimeError(f"the planning process failed:\n{item}")
+            if isinstance(item, str) and item == _END:
+                self._next += 1
+                return
+            yield item
+
+    def close(self) -> None:
+        if self._process.is_alive() and self._next < self._streams:
+            self._process.kill()  # the parent failed: its results are not wanted
+        self._process.join()
+        self._receive.close()
 
 
 def _insert_customers(session: Session, rows: list[dict[str, Any]]) -> list[int]:
@@ -599,33 +729,73 @@ def _insert_customers(session: Session, rows: list[dict[str, Any]]) -> list[int]
 
 def _link_all(session: Session, clusters: dict[int, list[Any]], union: _Union,
               owner_of: dict[int, int], best: dict[int, Pair], now: Any,
-              result: ResolveResult) -> set[int]:
+              result: ResolveResult, evidence: Iterator[list[str]] | None = None
+              ) -> set[int]:
     """Link each cluster's profiles to its customer with the pair that linked them as
-    evidence; returns the existing customers that gained profiles."""
-    touched: set[int] = set()
+    evidence; returns the existing customers that gained profiles. `evidence`, when given,
+    holds the encoded evidence of each batch of links (`_link_evidence`, same order)."""
+    touched = {union.owner[root] for root in clusters if union.owner.get(root)}
     links: list[tuple[Any, dict[str, Any], Pair | None]] = []
-    for root, members in clusters.items():
-        target = union.owner.get(root)
-        customer_id = target or owner_of[root]
-        for p in members:
-            pair = best.get(p.id)
-            link = {"customer_id": customer_id, "linked_at": now, "link_method": "new",
-                    "match_probability": None, "link_evidence": {}}
-            if pair is not None:
-                link.update(link_method="auto" if pair.method == "model" else "rule",
-                            match_probability=pair.probability,
-                            link_evidence={"other_profile_id": pair.right if pair.left == p.id
-                                           else pair.left, "probability": pair.probability,
-                                           "match_weight": pair.weight, **pair.evidence})
-                result.auto_links += 1
-            links.append((p, link, pair))
-            if len(links) >= _LINK_BATCH:  # evidence is big: build and write it chunk by chunk
-                _write_links(session, links)
-                links.clear()
-        if target:
-            touched.add(customer_id)  # new customers were built complete above
-    _write_links(session, links)
-    return touched
+    for root, p in _link_order(clusters):
+        pair = best.get(p.id)
+        link = {"customer_id": union.owner.get(root) or owner_of[root], "linked_at": now,
+                "link_method": "new", "match_probability": None, "link_evidence": None}
+        if pair is not None:
+            link.update(link_method="auto" if pair.method == "model" else "rule",
+                        match_probability=pair.probability)
+            result.auto_links += 1
+        if evidence is None:
+            link["link_evidence"] = _evidence(p, pair)
+        links.append((p, link, pair))
+        if len(links) >= _LINK_BATCH:  # evidence is big: build and write it chunk by chunk
+            _write_links(session, links, next(evidence) if evidence is not None else None)
+            links.clear()
+    _write_links(session, links, next(evidence) if evidence is not None and links else None)
+    if evidence is not None and next(evidence, None) is not None:
+        raise RuntimeError("more link evidence than links")
+    return touched  # new customers were built complete above
+
+
+def _link_order(clusters: dict[int, list[Any]]) -> list[tuple[int, Any]]:
+    """Each profile with its cluster's root, in profile id order: the updates then walk the
+    profiles table front to back instead of jumping between clusters' far-apart rows."""
+    return sorted(((root, p) for root, members in clusters.items() for p in members),
+                  key=lambda item: item[1].id)
+
+
+def _evidence(p: Any, pair: Pair | None) -> dict[str, Any]:
+    """A link's evidence, without the model's per-field part (added in bulk when written)."""
+    if pair is None:
+        return {}
+    return {"other_profile_id": pair.right if pair.left == p.id else pair.left,
+            "probability": pair.probability, "match_weight": pair.weight, **pair.evidence}
+
+
+def _link_evidence(clusters: dict[int, list[Any]],
+                   best: dict[int, Pair]) -> Iterator[list[str]]:
+    """The encoded evidence of every link in `_link_all`'s order and batches (computed in
+    the batch's second process; plain text, which pickles faster than `JSONText`)."""
+    batch: list[dict[str, Any]] = []
+    explained: list[tuple[dict[str, Any], _Detail]] = []
+
+    def done() -> list[str]:
+        for e, fields_ in zip([e for e, _ in explained],
+                              explain_all([d for _, d in explained]), strict=True):
+            e["fields"] = fields_
+        out = [orjson.dumps(e).decode() for e in batch]
+        batch.clear()
+        explained.clear()
+        return out
+
+    for _, p in _link_order(clusters):
+        pair = best.get(p.id)
+        batch.append(_evidence(p, pair))
+        if pair is not None and pair.detail:
+            explained.append((batch[-1], pair.detail))
+        if len(batch) >= _LINK_BATCH:
+            yield done()
+    if batch:
+        yield done()
 
 
 _LINK_COLUMNS = ("customer_id", "linked_at", "link_method", "match_probability",
@@ -633,26 +803,34 @@ _LINK_COLUMNS = ("customer_id", "linked_at", "link_method", "match_probability",
 _LINK_BATCH = 20_000
 
 
-def _write_links(session: Session,
-                 links: Sequence[tuple[Any, dict[str, Any], Pair | None]]) -> None:
-    """Link profiles in one executemany (the model's evidence of each link built in bulk);
-    ORM profiles in the session take the values as loaded (set_committed_value), so nothing is
-    written twice."""
+def _write_links(session: Session, links: Sequence[tuple[Any, dict[str, Any], Pair | None]],
+                 encoded: list[str] | None = None) -> None:
+    """Link profiles in one executemany (the model's evidence of each link built in bulk, or
+    given `encoded`); ORM profiles in the session take the values as loaded
+    (set_committed_value), so nothing is written twice."""
     if not links:
         return
-    explained = [(link, pair.detail) for _, link, pair in links if pair and pair.detail]
-    for (link, _), fields_ in zip(explained, explain_all([d for _, d in explained]),
-                                  strict=True):
-        link["link_evidence"]["fields"] = fields_
+    if encoded is None:
+        explained = [(link, pair.detail) for _, link, pair in links if pair and pair.detail]
+        for (link, _), fields_ in zip(explained, explain_all([d for _, d in explained]),
+                                      strict=True):
+            link["link_evidence"]["fields"] = fields_
     session.flush()
     table = SourceProfile.__table__
     columns: dict[str, list[Any]] = {"_id": [p.id for p, _, _ in links]}
     for c in _LINK_COLUMNS:
         columns[f"_{c}"] = [link[c] for _, link, _ in links]
-    columns["_link_evidence"] = [_json_text(e) for e in columns["_link_evidence"]]
+    columns["_link_evidence"] = list(map(JSONText, encoded)) if encoded is not None else [
+        _json_text(e) for e in columns["_link_evidence"]]
+    if len(columns["_link_evidence"]) != len(links):
+        raise RuntimeError("link evidence does not match the links")
+    values = {c: bindparam(f"_{c}") for c in _LINK_COLUMNS}
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite keeps JSON as its text: the encoded evidence goes to the driver as it is,
+        # not through the JSON type's processing once per row
+        values["link_evidence"] = bindparam("_link_evidence", type_=Text())
     executemany_columns(
-        session, update(table).where(table.c.id == bindparam("_id"))
-        .values({c: bindparam(f"_{c}") for c in _LINK_COLUMNS}), columns)
+        session, update(table).where(table.c.id == bindparam("_id")).values(values), columns)
     for p, link, _ in links:
         if isinstance(p, SourceProfile):
             for column, value in link.items():
@@ -785,34 +963,86 @@ def resolve_pending(session: Session, principal: Principal = SYSTEM,
 MIN_TRAINING_RECORDS = 50
 
 
-def profile_frame(session: Session) -> Any:
+def profile_frame(session: Session, *, golden: bool = False) -> Any:
     """Every source profile as one columnar frame (Arrow-backed strings, ordered by id): what
-    the matcher reads and the batch decides on, without a Python object per profile."""
+    the matcher reads and the batch decides on, without a Python object per profile. With
+    `golden`, also the other values golden records are built from (record id, observation
+    time in microseconds as `observed_us`, title, gender, language, second address line,
+    region), so that the batch need not read every profile a second time."""
     import pandas as pd
     import pyarrow as pa
 
+    from accord.integration import golden as golden_
+
     table = SourceProfile.__table__
     names = ["id", "source_id", *MATCH_COLUMNS, "customer_id", "external_id", "last_name_key"]
+    if golden:
+        names += ["record_id", "observed_at",
+                  *(c for c in golden_._VIEW_COLUMNS if c not in names)]
     types = {"id": pa.int64(), "source_id": pa.int64(), "customer_id": pa.int64(),
-             "date_of_birth": pa.date32()}
+             "record_id": pa.int64(), "date_of_birth": pa.date32(),
+             "observed_at": pa.timestamp("us", tz="UTC")}
     schema = pa.schema([(n, types.get(n, pa.string())) for n in names])
-    batches = []
-    result = session.execute(select(*(table.c[n] for n in names)).order_by(table.c.id)
-                             .execution_options(yield_per=50_000))
-    for part in result.partitions():
-        columns = list(zip(*part, strict=True))
-        batches.append(pa.RecordBatch.from_arrays(
-            [pa.array(c, type=schema.field(n).type) for n, c in zip(names, columns, strict=True)],
-            schema=schema))
-    arrow = pa.Table.from_batches(batches, schema=schema)
+    arrow = _sqlite_profiles(session, names, schema) if \
+        session.get_bind().dialect.name == "sqlite" else None
+    if arrow is None:
+        batches = []
+        result = session.execute(select(*(table.c[n] for n in names)).order_by(table.c.id)
+                                 .execution_options(yield_per=50_000))
+        for part in result.partitions():
+            columns = list(zip(*part, strict=True))
+            batches.append(pa.RecordBatch.from_arrays(
+                [pa.array(c, type=schema.field(n).type)
+                 for n, c in zip(names, columns, strict=True)], schema=schema))
+        arrow = pa.Table.from_batches(batches, schema=schema)
     arrow = arrow.set_column(names.index("date_of_birth"), "date_of_birth",
                              arrow["date_of_birth"].cast(pa.string()))
+    if golden:
+        arrow = arrow.set_column(names.index("observed_at"), "observed_us",
+                                 arrow["observed_at"].cast(pa.int64()))
     frame = arrow.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow")
                             if t == pa.string() else pd.Int64Dtype() if t == pa.int64()
                             else None)
     frame.insert(0, "unique_id", frame.pop("id"))
     frame.insert(1, "source", frame["source_id"].astype("string[pyarrow]"))
     return frame
+
+
+_SQLITE_TEXT = {"date_of_birth": r"^\d{4}-\d{2}-\d{2}$",
+                "observed_at": r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$"}
+
+
+def _sqlite_profiles(session: Session, names: Sequence[str], schema: Any) -> Any:
+    """SQLite: the profile columns straight from the driver, dates and times converted by
+    Arrow from the text SQLAlchemy stores them as (no Python object per value and row). None
+    when a stored date or time is not in that form: the caller then reads through SQLAlchemy."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pa.schema([pa.field(f.name, pa.string()) if f.name in _SQLITE_TEXT else f
+                      for f in schema])
+    columns = ", ".join(f'"{n}"' for n in names)
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    batches = []
+    try:
+        cursor.execute(f"SELECT {columns} FROM source_profiles ORDER BY id")  # noqa: S608
+        while rows := cursor.fetchmany(50_000):
+            batches.append(pa.RecordBatch.from_arrays(
+                [pa.array(c, type=text.field(n).type)
+                 for n, c in zip(names, zip(*rows, strict=True), strict=True)], schema=text))
+    finally:
+        cursor.close()
+    arrow = pa.Table.from_batches(batches, schema=text)
+    for name, form in _SQLITE_TEXT.items():
+        if name not in names:
+            continue
+        values = arrow[name]
+        if pc.all(pc.match_substring_regex(values, form).fill_null(True)).as_py() is False:
+            return None
+        if name == "observed_at":  # SQLAlchemy keeps UTC times without their zone
+            values = values.cast(pa.timestamp("us"))
+        arrow = arrow.set_column(names.index(name), name, values.cast(schema.field(name).type))
+    return arrow
 
 
 def train_model(session: Session, principal: Principal = SYSTEM, *,
@@ -848,26 +1078,11 @@ def resolve_all(session: Session, principal: Principal = SYSTEM, *, retrain: boo
         return _resolve_all(session, principal, retrain=retrain, engine=engine)
 
 
-@contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """The batch allocates millions of small, acyclic objects (rows, pairs, links, golden
-    plans) that live until it ends; Python's cycle collector traversed them again and again
-    (an eighth of a million-record run). Reference counting still frees them; collection
-    resumes afterwards."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _resolve_all(session: Session, principal: Principal, *, retrain: bool,
                  engine: str | None) -> ResolveResult:
     from accord.integration import matching
 
-    frame = profile_frame(session)
+    frame = profile_frame(session, golden=True)
     model = None if retrain else active_model(session)
     if model is None and len(frame) >= MIN_TRAINING_RECORDS:
         model = train_model(session, principal, engine=engine, records=frame)
@@ -888,12 +1103,16 @@ def _resolve_all(session: Session, principal: Principal, *, retrain: bool,
             merged[(hit.left, hit.right)] = hit
     involved = new_ids | {i for key in merged for i in key}
     rows = _link_rows(frame, involved)
+    # new people's golden records are built from the values read above, not read again
+    trust = {i: rank for i, rank in session.execute(select(Source.id, Source.trust_rank))}
+    views = golden.FrameViews(frame, trust)
     del frame
     new = [rows[i] for i in sorted(new_ids)]
     candidates = [r for i, r in rows.items() if i not in new_ids]
     result = ResolveResult()
     with _bulk_cache(session):
-        touched = _decide(session, principal, new, candidates, list(merged.values()), result)
+        touched = _decide(session, principal, new, candidates, list(merged.values()), result,
+                          views=views)
         del merged, rows, candidates
         rebuild(session, touched)
         result.applied += _apply_pending_for(session, new)
