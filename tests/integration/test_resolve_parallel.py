@@ -201,7 +201,14 @@ def test_profile_frame_from_the_driver_is_the_frame_through_sqlalchemy(
     _load(db)
     with session_scope(db, write=False) as s:
         if s.get_bind().dialect.name != "sqlite":
-            pytest.skip("the driver's path is SQLite's")
+            # the driver's path is SQLite's: PostgreSQL's frame never takes it
+            def refused(*args: object) -> None:
+                raise AssertionError("the SQLite driver path ran on PostgreSQL")
+
+            monkeypatch.setattr(resolution, "_sqlite_profiles", refused)
+            frame = profile_frame(s, golden=golden_columns)
+            assert len(frame) > 300 and frame["date_of_birth"].notna().any()
+            return
         assert resolution._sqlite_profiles(s, ["id", "date_of_birth"], pa_schema()) is not None
         fast = profile_frame(s, golden=golden_columns)
         # a stored date not in SQLAlchemy's form sends the read through SQLAlchemy
