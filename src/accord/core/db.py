@@ -18,7 +18,7 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.expression import Executable
 
-from accord.core.prepared import driver_error
+from accord.core.prepared import driver_cursor, driver_error
 from accord.core.settings import Settings, get_settings
 
 _engines: dict[str, Engine] = {}
@@ -239,17 +239,8 @@ def executemany_columns(session: Session | Connection, statement: Executable,
                    else [dict(zip(names, v, strict=True)) for v in values])
     # on the driver's cursor: for the small batches (a request's audit entries or events)
     # SQLAlchemy's execution path cost more than the rows
-    if not connection.in_transaction():
-        connection.begin()
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    cursor = driver.cursor()
-    try:
+    with driver_cursor(connection, sql, params) as cursor:
         cursor.executemany(sql, params)
-    except connection.dialect.loaded_dbapi.Error as exc:
-        raise driver_error(connection.dialect, sql, params, exc) from exc
-    finally:
-        cursor.close()
 
 
 @functools.lru_cache(maxsize=256)

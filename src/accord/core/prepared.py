@@ -12,7 +12,8 @@ and skips the rest. It runs inside the connection's transaction (begun first if 
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,8 +60,6 @@ class Prepared:
     def all(self, connection: Connection, params: Mapping[str, Any] | None = None
             ) -> list[tuple[Any, ...]]:
         plan = self._plan(connection.dialect)
-        if not connection.in_transaction():
-            connection.begin()  # the same snapshot for every statement, as `execute` would
         given = params or {}
         binds = plan.binds
         values: dict[str, Any] = {}
@@ -68,19 +67,12 @@ class Prepared:
             value = given[name] if name in given else plan.fixed[name]
             process = binds.get(name)
             values[name] = value if process is None else process(value)
-        driver = connection.connection.driver_connection
-        assert driver is not None
         args = [values[n] for n in plan.names] if plan.positional else values
-        cursor = driver.cursor()
-        try:
+        with driver_cursor(connection, plan.sql, args) as cursor:
             cursor.execute(plan.sql, args)
             fetched = cursor.fetchall()
             if plan.results is None:
                 plan.results = _result_processors(plan, connection.dialect, cursor.description)
-        except connection.dialect.loaded_dbapi.Error as exc:
-            raise driver_error(connection.dialect, plan.sql, args, exc) from exc
-        finally:
-            cursor.close()
         make = plan.row
         if not plan.results:
             return [make(*r) for r in fetched]
@@ -96,6 +88,24 @@ class Prepared:
               ) -> tuple[Any, ...] | None:
         rows = self.all(connection, params)
         return rows[0] if rows else None
+
+
+@contextmanager
+def driver_cursor(connection: Connection, sql: str, params: Any) -> Iterator[Any]:
+    """A DB-API cursor inside the connection's transaction (begun first if need be: the same
+    snapshot for every statement, as `Connection.execute` would), closed afterwards; the
+    driver's errors of running `sql` with `params` are raised as SQLAlchemy's."""
+    if not connection.in_transaction():
+        connection.begin()
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        yield cursor
+    except connection.dialect.loaded_dbapi.Error as exc:
+        raise driver_error(connection.dialect, sql, params, exc) from exc
+    finally:
+        cursor.close()
 
 
 def driver_error(dialect: Dialect, sql: str, params: Any, exc: Exception) -> Exception:

@@ -84,8 +84,9 @@ def list_params(request: Request, ctx: Ctx, spec: Any, hidden: set[str]):
 )
 async def list_customers(request: Request) -> Response:
     # The hot read paths (this and the 360° view) are async: the database work runs in ONE
-    # thread-pool call and the wait for the audit entry's commit holds no thread, where a sync
-    # dependency plus a sync endpoint cost three thread hops and a parked thread per request.
+    # thread-pool call (on the loop itself for a lookup on SQLite, see `is_embedded`) and the
+    # wait for the audit entry's commit holds no thread, where a sync dependency plus a sync
+    # endpoint cost three thread hops and a parked thread per request.
     def read() -> tuple[Principal, list[int], Response]:
         with api_context(request) as ctx:
             spec = service.list_spec(ctx.session, ctx.principal)

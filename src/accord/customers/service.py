@@ -559,21 +559,16 @@ _VIEW_CUSTOMER = Prepared(
     )
     .where(_C.id == _CID)
 )
-_CONTACT_ONE = {
-    key: Prepared(select(*(table.c[n] for n in names))
-                  .where(table.c.customer_id == _CID)
-                  .order_by(table.c.id))
-    for key, (table, names) in _CONTACT_POINTS.items()
-}
 _CONTACT_MANY = {
     key: select(table.c.customer_id, *(table.c[n] for n in names))
     .where(table.c.customer_id.in_(_IDS))
     .order_by(table.c.customer_id, table.c.id)
     for key, (table, names) in _CONTACT_POINTS.items()
 }
-# The same for a page of one (a search by e-mail or phone): `= :cid` instead of an expanding IN,
-# which SQLAlchemy re-renders into the cached statement on every execution.
-_CONTACT_MANY_ONE = {
+# The same for one customer (the 360 view, a page of one as a search by e-mail or phone gives):
+# `= :cid` instead of an expanding IN, which SQLAlchemy re-renders into the cached statement on
+# every execution (and which a prepared statement cannot take).
+_CONTACT_ONE = {
     key: Prepared(select(table.c.customer_id, *(table.c[n] for n in names))
                   .where(table.c.customer_id == _CID)
                   .order_by(table.c.customer_id, table.c.id))
@@ -661,7 +656,8 @@ def view_360_data(
     values = dict(zip(_CUSTOMER_COLUMNS, row, strict=False))
     for key, stmt in _CONTACT_ONE.items():
         names = _CONTACT_POINTS[key][1]
-        values[key] = [dict(zip(names, r, strict=True)) for r in stmt.all(conn, {"cid": row.id})]
+        values[key] = [dict(zip(names, r[1:], strict=True))
+                       for r in stmt.all(conn, {"cid": row.id})]
     see_sensitive = can_see_sensitive_custom(principal)
     custom: dict[str, Any] = {}
     definitions = []
@@ -732,7 +728,7 @@ def list_customer_dicts(
         names = _CONTACT_POINTS[key][1]
         for v in values.values():
             v[key] = []
-        found = (_CONTACT_MANY_ONE[key].all(conn, by_ids) if one
+        found = (_CONTACT_ONE[key].all(conn, by_ids) if one
                  else conn.execute(stmt_many, by_ids))
         for r in found:
             values[r[0]][key].append(dict(zip(names, r[1:], strict=True)))
