@@ -151,3 +151,100 @@ def test_a_read_waits_for_the_append_lock_and_then_commits(db, admin):
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
     with session_scope(db, write=False) as s:
         assert audit.verify(s).ok
+
+
+def test_reads_waiting_together_share_one_transaction(db, admin, monkeypatch):
+    """On SQLite the entries of reads that reach the audit in the same turn of the event loop
+    are written in one transaction, on the loop's own thread (no hand-off to a writer thread);
+    on PostgreSQL the writer thread takes them."""
+    from accord.core.db import get_engine
+
+    batches: list[tuple[int, str]] = []
+    insert = audit._insert_reads
+
+    def counted(conn, items: list) -> None:
+        batches.append((len(items), threading.current_thread().name))
+        insert(conn, items)
+
+    monkeypatch.setattr(audit, "_insert_reads", counted)
+
+    async def main() -> str:
+        await asyncio.gather(*(
+            audit.record_read_async(admin.principal, "customers", [i], ["email"])
+            for i in range(16)
+        ))
+        return threading.current_thread().name
+
+    loop_thread = asyncio.run(main())
+    assert sum(n for n, _ in batches) == 16
+    if get_engine(db).dialect.name == "sqlite":
+        assert batches == [(16, loop_thread)]
+    else:
+        assert {name for _, name in batches} == {"accord-audit-reads"}
+    assert sorted(int(e.record_id) for e in _reads(db)) == list(range(16))
+    with session_scope(db, write=False) as s:
+        assert audit.verify(s).ok
+
+
+def test_a_taken_write_lock_holds_the_read_but_not_the_event_loop(db, admin):
+    """While another connection holds the append lock, the read waits for it, and the loop
+    that waits goes on serving other work meanwhile (on SQLite the batch is retried after a
+    pause instead of blocking in the busy handler)."""
+    import time
+
+    from sqlalchemy import text
+
+    from accord.core.db import get_engine
+
+    engine = get_engine(db)
+    state = {"ticks": 0, "landed_at": 0.0}
+
+    async def main() -> None:
+        async def ticker() -> None:
+            while not state["landed_at"]:
+                await asyncio.sleep(0.01)
+                state["ticks"] += 1
+
+        async def read() -> None:
+            await audit.record_read_async(admin.principal, "customers", [5], ["email"])
+            state["landed_at"] = time.monotonic()
+
+        await asyncio.gather(ticker(), read())
+
+    with engine.connect() as holder:
+        if engine.dialect.name == "sqlite":
+            holder.execution_options(sqlite_begin="IMMEDIATE")
+        holder.begin()
+        if engine.dialect.name == "postgresql":
+            holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": audit._PG_LOCK})
+        runner = threading.Thread(target=lambda: asyncio.run(main()))
+        runner.start()
+        time.sleep(0.4)
+        released_at = time.monotonic()
+        ticks_while_held = state["ticks"]
+        holder.rollback()
+    runner.join(15)
+    assert state["landed_at"] >= released_at  # the entry waited for the lock
+    assert ticks_while_held >= 10  # the loop ran on (0.4 s of 10 ms sleeps: about 40)
+    assert [e.record_id for e in _reads(db)] == ["5"]
+    with session_scope(db, write=False) as s:
+        assert audit.verify(s).ok
+
+
+def test_a_closed_event_loop_hands_its_connection_back(db, admin):
+    from accord.core.db import get_engine
+
+    async def read(i: int) -> asyncio.AbstractEventLoop:
+        await audit.record_read_async(admin.principal, "customers", [i], ["email"])
+        return asyncio.get_running_loop()
+
+    first = asyncio.run(read(1))
+    second = asyncio.run(read(2))  # registering this loop sweeps the closed one
+    engine = get_engine(db)
+    if engine.dialect.name == "sqlite":
+        assert first not in audit._loop_commits and second in audit._loop_commits
+        with engine.connect() as conn:  # the pooled connection is back at the configured wait
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
+    else:  # PostgreSQL's entries go through the writer thread: no loop holds a connection
+        assert first not in audit._loop_commits and second not in audit._loop_commits
+    assert [e.record_id for e in _reads(db)] == ["1", "2"]

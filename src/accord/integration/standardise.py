@@ -31,7 +31,6 @@ from typing import Any, NamedTuple
 from babel import Locale, localedata
 from babel.core import UnknownLocaleError, get_global
 from babel.numbers import get_territory_currencies
-from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from phonenumbers import PhoneMetadata
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
@@ -356,58 +355,6 @@ def _standardise_title(value: str) -> str:
 
 # --- e-mail --------------------------------------------------------------------------------
 
-_SIMPLE_EMAIL = re.compile(
-    r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
-)
-_SPECIAL_DOMAINS = tuple(SPECIAL_USE_DOMAIN_NAMES)
-_SPECIAL_SET = frozenset(_SPECIAL_DOMAINS)
-_SPECIAL_SUFFIXES = tuple("." + d for d in _SPECIAL_DOMAINS)  # subdomains of them
-
-
-# An internationalised local part of the everyday kind ("chloé.martin", "zoë+news"): atoms of
-# the ASCII characters of _SIMPLE_EMAIL and non-ASCII characters (each a letter, checked below),
-# separated by single dots.
-_INTL_ATOM = r"[A-Za-z0-9_+\-\u0080-\U0010ffff]+"
-_INTL_LOCAL = re.compile(rf"{_INTL_ATOM}(?:\.{_INTL_ATOM})*")
-_SIMPLE_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
-
-
-def _fast_email(text: str) -> str | None:
-    """The lower-cased address when email-validator accepts it and its normalised form is the
-    address itself, None when only email-validator can tell.
-
-    Two shapes qualify: plain ASCII, and an ASCII domain after a local part whose non-ASCII
-    characters are all letters, already in NFC. For the second, email-validator's checks come
-    down to the same: the local part matches its internationalised dot-atom, its characters
-    are all "safe" (letters, digits, `_+-.`), NFC leaves it unchanged, it needs SMTPUTF8
-    (allowed by default), no RFC 2142 lower-casing applies (that is for ASCII local parts only,
-    and the whole address is lower-cased anyway), the domain is the plain kind the ASCII path
-    accepts, and the address is at most 254 bytes of UTF-8.
-    """
-    if len(text) > 254:
-        return None
-    if text.isascii():
-        low = text.lower()
-        if not _SIMPLE_EMAIL.fullmatch(low):
-            return None
-        local, _, domain = low.partition("@")
-    else:
-        local, _, domain = text.partition("@")
-        if not domain.isascii() or not _INTL_LOCAL.fullmatch(local):
-            return None
-        for ch in local:  # letters only: no marks, spaces, controls, surrogates, symbols
-            if ch > "\x7f" and unicodedata.category(ch)[0] != "L":
-                return None
-        domain = domain.lower()
-        if (not _SIMPLE_DOMAIN.fullmatch(domain) or len(text.encode("utf-8")) > 254
-                or not unicodedata.is_normalized("NFC", local)):
-            return None
-        low = text.lower()
-    if len(local) > 64 or "--" in domain or domain in _SPECIAL_SET:
-        return None
-    return None if domain.endswith(_SPECIAL_SUFFIXES) else low
-
-
 def standardise_email(value: str) -> str:
     """Validated (syntax only: no network at run time) and lower-cased."""
     text = value.strip()
@@ -415,7 +362,7 @@ def standardise_email(value: str) -> str:
         text = text[7:].strip()
     if len(text) > 2 and text[0] == "<" and text[-1] == ">":
         text = text[1:-1].strip()
-    return _fast_email(text) or normalize_email(text)
+    return normalize_email(text)
 
 
 # --- phones --------------------------------------------------------------------------------
