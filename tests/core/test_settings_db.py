@@ -64,8 +64,7 @@ def test_default_database_is_sqlite_in_data_dir(tmp_path):
 def _pragmas(conn) -> dict[str, object]:
     return {
         name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
-        for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous", "secure_delete",
-                     "mmap_size")
+        for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous", "secure_delete")
     }
 
 
@@ -80,19 +79,9 @@ def test_sqlite_pragmas(sync, expected, tmp_path):
         assert p["busy_timeout"] >= 5000
         assert p["synchronous"] == expected
         assert p["secure_delete"] == 1
-        assert p["mmap_size"] > 0  # 2 GiB asked for, capped by the library's own limit
         # a second pooled connection gets them too
         with engine.connect() as a, engine.connect() as b:
             assert _pragmas(a) == _pragmas(b) == p
-    finally:
-        engine.dispose()
-
-
-def test_sqlite_memory_map_can_be_turned_off(tmp_path):
-    engine = build_engine(f"sqlite:///{tmp_path / 'm.db'}", settings(sqlite_mmap_mb=0))
-    try:
-        with engine.connect() as conn:
-            assert _pragmas(conn)["mmap_size"] == 0
     finally:
         engine.dispose()
 

@@ -25,7 +25,7 @@ _engines: dict[str, Engine] = {}
 _factories: dict[tuple[str, bool], sessionmaker[Session]] = {}
 
 
-def _sqlite_pragmas(synchronous: str, mmap_mb: int):
+def _sqlite_pragmas(synchronous: str):
     def on_connect(dbapi_conn, _record) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -34,7 +34,6 @@ def _sqlite_pragmas(synchronous: str, mmap_mb: int):
         cur.execute("PRAGMA busy_timeout=10000")
         cur.execute("PRAGMA secure_delete=ON")
         cur.execute("PRAGMA cache_size=-32000")
-        cur.execute(f"PRAGMA mmap_size={mmap_mb * 1024 * 1024}")
         cur.close()
 
     return on_connect
@@ -120,9 +119,7 @@ def build_engine(url: str, settings: Settings | None = None) -> Engine:
             pool_use_lifo=True,
             json_serializer=_json_serializer,
         )
-        event.listen(
-            engine, "connect", _sqlite_pragmas(settings.sqlite_synchronous, settings.sqlite_mmap_mb)
-        )
+        event.listen(engine, "connect", _sqlite_pragmas(settings.sqlite_synchronous))
 
         # pysqlite's own transaction handling defers BEGIN; issue it ourselves so that
         # SAVEPOINTs work and a write transaction takes the lock up front (no upgrade deadlocks).

@@ -36,10 +36,6 @@ class Settings(BaseSettings):
     embedded_worker: bool = True
     base_url: str = "http://127.0.0.1:8000"
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
-    # memory-mapped reads (capped by SQLite's own limit, 2 GiB in common builds): every commit
-    # (each batch of read-audit entries) empties the other connections' page caches, and
-    # pages read again through the map cost a fraction of a read() each; 0 turns it off
-    sqlite_mmap_mb: int = Field(default=2048, ge=0)
     pool_size: int = Field(default=10, ge=1)
     # identity resolution: above `upper` link automatically, between the two ask a data steward
     match_upper_threshold: float = Field(default=0.95, gt=0, lt=1)
