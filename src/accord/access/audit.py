@@ -246,6 +246,7 @@ class _LoopCommit:
         self._pending: list[tuple[_PendingRead, asyncio.Future[None], float]] = []
         self._scheduled = False
         self._attempt = 0
+        self._seen = 0  # entries pending at the last look (see `_flush`)
         self.held = _WriterConnections()
 
     def add(self, item: _PendingRead) -> asyncio.Future[None]:
@@ -257,6 +258,15 @@ class _LoopCommit:
         return future
 
     def _flush(self) -> None:
+        pending = len(self._pending)
+        if (self._seen < pending < _ReadAuditWriter.BATCH and not self._attempt
+                and time.monotonic() - self._pending[0][2] < _ReadAuditWriter.GATHER):
+            # reads arrived during the last turn of the loop: more are on their way, so look
+            # again after the next poll; a turn with no new arrival (or the deadline) commits
+            self._seen = pending
+            self._loop.call_soon(self._flush)
+            return
+        self._seen = 0
         by_url: dict[str, list[tuple[_PendingRead, asyncio.Future[None], float]]] = {}
         for entry in self._pending:
             by_url.setdefault(entry[0].url, []).append(entry)
