@@ -186,6 +186,33 @@ def test_reads_waiting_together_share_one_transaction(db, admin, monkeypatch):
         assert audit.verify(s).ok
 
 
+def test_reads_arriving_turn_after_turn_still_share_a_transaction(db, admin, monkeypatch):
+    """Reads reaching the audit in successive turns of the loop (requests whose bytes arrive
+    one poll apart) join the waiting batch; the commit comes with the first turn that brings
+    none. On PostgreSQL the writer thread takes them (checked above)."""
+    from accord.core.db import get_engine
+
+    sizes: list[int] = []
+    insert = audit._insert_reads
+    monkeypatch.setattr(audit, "_insert_reads",
+                        lambda conn, items: (sizes.append(len(items)), insert(conn, items)))
+
+    async def read(i: int) -> None:
+        for _ in range(i):  # one more turn of the loop for each
+            await asyncio.sleep(0)
+        await audit.record_read_async(admin.principal, "customers", [i], ["email"])
+
+    async def main() -> None:
+        await asyncio.gather(*(read(i) for i in range(6)))
+        await read(0)  # alone: nothing else arrives, so it commits at once
+
+    asyncio.run(main())
+    assert sum(sizes) == 7
+    if get_engine(db).dialect.name == "sqlite":
+        assert sizes == [6, 1]
+    assert sorted(int(e.record_id) for e in _reads(db)) == [0, 0, 1, 2, 3, 4, 5]
+
+
 def test_a_taken_write_lock_holds_the_read_but_not_the_event_loop(db, admin):
     """While another connection holds the append lock, the read waits for it, and the loop
     that waits goes on serving other work meanwhile (on SQLite the batch is retried after a
