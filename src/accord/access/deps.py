@@ -19,7 +19,7 @@ from accord.access import audit, service
 from accord.access.policy import Principal
 from accord.core import idempotency
 from accord.core.concurrency import etag, require_if_match
-from accord.core.db import session_factory, session_scope
+from accord.core.db import loop_read_session, session_factory, session_scope
 from accord.core.errors import Forbidden, Unauthorized
 
 log = logging.getLogger("accord.access")
@@ -175,11 +175,12 @@ def api_ctx(request: Request) -> Iterator[Ctx]:
 
 
 @contextmanager
-def api_context(request: Request) -> Iterator[Ctx]:
+def api_context(request: Request, *, on_loop: bool = False) -> Iterator[Ctx]:
     """`api_ctx` as a plain context manager, for an async endpoint that runs its database work
-    in one thread-pool call (a sync dependency plus a sync endpoint take three thread hops)."""
-    session = session_factory(write=request.method not in SAFE_METHODS)()
-    try:
+    in one thread-pool call (a sync dependency plus a sync endpoint take three thread hops).
+    `on_loop`: a read running on the event loop itself, on the loop's own session
+    (`loop_read_session`)."""
+    with loop_read_session() if on_loop else _request_session(request) as session:
         principal, csrf = _resolve(request, session)
         try:
             yield Ctx(session, principal, request, csrf)
@@ -187,6 +188,13 @@ def api_context(request: Request) -> Iterator[Ctx]:
             session.rollback()
             _audit_denial(request, principal, exc)
             raise
+
+
+@contextmanager
+def _request_session(request: Request) -> Iterator[Session]:
+    session = session_factory(write=request.method not in SAFE_METHODS)()
+    try:
+        yield session
     finally:
         session.rollback()
         session.close()

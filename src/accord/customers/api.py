@@ -87,15 +87,17 @@ async def list_customers(request: Request) -> Response:
     # thread-pool call (on the loop itself for a lookup on SQLite, see `is_embedded`) and the
     # wait for the audit entry's commit holds no thread, where a sync dependency plus a sync
     # endpoint cost three thread hops and a parked thread per request.
+    on_loop = is_embedded() and _lookup(request)
+
     def read() -> tuple[Principal, list[int], Response]:
-        with api_context(request) as ctx:
+        with api_context(request, on_loop=on_loop) as ctx:
             spec = service.list_spec(ctx.session, ctx.principal)
             params = list_params(request, ctx, spec, service.hidden(ctx.principal))
             items, cursor = service.list_customer_dicts(ctx.session, ctx.principal, params, spec)
             return (ctx.principal, [c["id"] for c in items],
                     _json({"items": items, "next_cursor": cursor}))
 
-    if is_embedded() and _lookup(request):
+    if on_loop:
         principal, ids, response = read()  # one indexed lookup: on the loop, as the 360 view
     else:
         principal, ids, response = await anyio.to_thread.run_sync(read, limiter=_READS)
@@ -141,12 +143,14 @@ def get_customer(customer_id: int, response: Response, ctx: Ctx = Depends(api_ct
     summary="The customer 360° view",
 )
 async def get_customer_360(customer_id: int, request: Request) -> Response:
+    on_loop = is_embedded()
+
     def read() -> tuple[Principal, Response]:  # one thread-pool call, as in `list_customers`
-        with api_context(request) as ctx:
+        with api_context(request, on_loop=on_loop) as ctx:
             view = service.view_360_data(ctx.session, ctx.principal, customer_id)
             return ctx.principal, _json(view, {"ETag": etag(view["customer"]["version"])})
 
-    if is_embedded():
+    if on_loop:
         principal, response = read()  # on the loop: see `is_embedded`
     else:
         principal, response = await anyio.to_thread.run_sync(read, limiter=_READS)
