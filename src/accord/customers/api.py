@@ -87,13 +87,20 @@ async def list_customers(request: Request) -> Response:
     # thread-pool call (on the loop itself for a lookup on SQLite, see `is_embedded`) and the
     # wait for the audit entry's commit holds no thread, where a sync dependency plus a sync
     # endpoint cost three thread hops and a parked thread per request.
-    on_loop = is_embedded() and _lookup(request)
+    lookup = _lookup(request)
+    on_loop = is_embedded() and lookup
 
     def read() -> tuple[Principal, list[int], Response]:
         with api_context(request, on_loop=on_loop) as ctx:
             spec = service.list_spec(ctx.session, ctx.principal)
             params = list_params(request, ctx, spec, service.hidden(ctx.principal))
-            items, cursor = service.list_customer_dicts(ctx.session, ctx.principal, params, spec)
+            if lookup:
+                field = next(n for n in request.query_params if n != "limit")
+                items, cursor = service.lookup_customer_dicts(
+                    ctx.session, ctx.principal, params, field, request.query_params[field], spec)
+            else:
+                items, cursor = service.list_customer_dicts(
+                    ctx.session, ctx.principal, params, spec)
             return (ctx.principal, [c["id"] for c in items],
                     _json({"items": items, "next_cursor": cursor}))
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
+from sqlalchemy import ColumnElement, Connection, Integer, Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from accord.access import audit
@@ -78,22 +79,28 @@ PERSONAL_FIELDS = (
 )
 
 
-def _email_filter(op: str, value: Any) -> ColumnElement[bool]:
+def _emails(value: Any) -> list[str]:
     values = value if isinstance(value, list) else [value]
     try:
-        normalized = [normalize_email(v) for v in values]
+        return [normalize_email(v) for v in values]
     except InvalidValue as exc:
         raise ValidationProblem(f"invalid e-mail address: {exc}", field="email") from None
-    return _with_email(normalized)
+
+
+def _phones(value: Any) -> list[str]:
+    values = value if isinstance(value, list) else [value]
+    try:
+        return [normalize_phone(v, get_settings().default_region) for v in values]
+    except InvalidValue as exc:
+        raise ValidationProblem(str(exc), field="phone") from None
+
+
+def _email_filter(op: str, value: Any) -> ColumnElement[bool]:
+    return _with_email(_emails(value))
 
 
 def _phone_filter(op: str, value: Any) -> ColumnElement[bool]:
-    values = value if isinstance(value, list) else [value]
-    try:
-        normalized = [normalize_phone(v, get_settings().default_region) for v in values]
-    except InvalidValue as exc:
-        raise ValidationProblem(str(exc), field="phone") from None
-    return _with_phone(normalized)
+    return _with_phone(_phones(value))
 
 
 # Contact-point lookups are written as `id IN (indexed subquery)`, not a correlated EXISTS:
@@ -718,8 +725,58 @@ def list_customer_dicts(
         stmt = stmt.where(search_clause(params.q))
     conn = session.connection()  # Core rows: the ORM's execute path adds nothing here
     rows, cursor = page_of(list(conn.execute(paginate(stmt, spec, params))), spec, params)
+    return _page_dicts(conn, principal, rows), cursor
+
+
+def lookup_customer_dicts(
+    session: Session, principal: Principal, params: ListParams, field: str, value: str,
+    spec: ListSpec | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """`list_customer_dicts` for the usual search: `params` (already checked by
+    `parse_list_params`) holds nothing but `field` = `value`, one e-mail address or phone
+    number, in the default order. The same page, through a statement prepared once per kind of
+    scope: building, caching and executing the general query through SQLAlchemy cost a quarter
+    of such a search (~0.2 ms)."""
+    spec = spec or list_spec(session, principal)
+    if (params.sort_key, params.descending) != ("id", True) or params.cursor or params.q:
+        return list_customer_dicts(session, principal, params, spec)
+    scope = scope_for(principal, RESOURCE, "read")
+    if scope is None:
+        raise Forbidden("your role may not read customers")
+    shape = "all" if scope == "all" else (
+        "team" if scope == "team" and principal.team_id is not None else "own")
+    if shape != "all" and principal.user_id is None:  # reads nothing: the general query says so
+        return list_customer_dicts(session, principal, params, spec)
+    (normalized,) = _emails(value) if field == "email" else _phones(value)
+    conn = session.connection()
+    found = _lookup_page(field, shape).all(conn, {
+        "value": normalized, "uid": principal.user_id, "tid": principal.team_id,
+        "lim": params.limit + 1,
+    })
+    rows, cursor = page_of(found, spec, params)
+    return _page_dicts(conn, principal, rows), cursor
+
+
+@functools.cache
+def _lookup_page(field: str, shape: str) -> Prepared:
+    table, column = (_EMAIL, "email_normalized") if field == "email" else (_PHONE, "e164")
+    stmt = _LIST_BASE.where(
+        _C.merged_into_id.is_(None),
+        _C.id.in_(select(table.customer_id).where(table[column] == bindparam("value"))),
+    )
+    own = _C.owner_id == bindparam("uid")
+    if shape == "own":
+        stmt = stmt.where(own)
+    elif shape == "team":
+        stmt = stmt.where(or_(own, _C.team_id == bindparam("tid")))
+    return Prepared(stmt.order_by(_C.id.desc()).limit(bindparam("lim", type_=Integer)))
+
+
+def _page_dicts(conn: Connection, principal: Principal, rows: list[Any]) -> list[dict[str, Any]]:
+    """A page's rows (columns of `_LIST_BASE`) with their contact points and readable custom
+    values, masked for `principal`."""
     if not rows:
-        return [], cursor
+        return []
     ids = [r.id for r in rows]
     one = len(ids) == 1
     by_ids = {"cid": ids[0]} if one else {"ids": ids}
@@ -741,7 +798,7 @@ def list_customer_dicts(
                 c.type, c.value_text, c.value_number, c.value_date
             )
     masked = sorted(hidden(principal))
-    return [_customer_dict(values[i], masked, custom[i]) for i in ids], cursor
+    return [_customer_dict(values[i], masked, custom[i]) for i in ids]
 
 
 def customers_by_ids(session: Session, principal: Principal, ids: list[int]) -> dict[int, Customer]:
