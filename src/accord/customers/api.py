@@ -40,7 +40,9 @@ def is_embedded() -> bool:
     the 360° view (a dozen indexed lookups of one customer) then runs on the event loop. In a
     thread it paid for hand-offs of the GIL, which SQLite's driver releases around every
     statement and fetch: on two idle cores 2.0 against 1.5 ms of CPU per read, 571 against
-    756 reads/s (bench/README.md). PostgreSQL's reads wait on the network: a thread each."""
+    756 reads/s (bench/README.md). Such reads use the loop's own session (`api_context(...,
+    on_loop=True)`) and audit entry batches (`audit._LoopCommit`). PostgreSQL's reads wait on
+    the network: a thread each."""
     return get_engine().dialect.name == "sqlite"
 
 
