@@ -306,7 +306,9 @@ def _loop_commit(loop: asyncio.AbstractEventLoop) -> _LoopCommit:
     found = _loop_commits.get(loop)
     if found is None:
         for closed in [other for other in _loop_commits if other.is_closed()]:
-            _loop_commits.pop(closed).held.drop_all()  # tests run many short-lived loops
+            gone = _loop_commits.pop(closed, None)  # another thread's sweep may have taken it
+            if gone is not None:
+                gone.held.drop_all()  # tests run many short-lived loops
         found = _loop_commits[loop] = _LoopCommit(loop)
     return found
 

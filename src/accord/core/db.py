@@ -227,13 +227,20 @@ def loop_read_session(url: str | None = None) -> Iterator[Session]:
         raise
     finally:
         held[2] = False
-        if (loop, url) in _loop_sessions:
-            session.rollback()
-            session.close()  # the identity map, not the connection: it stays for the next
+        if _loop_sessions.get((loop, url)) is held:
+            try:
+                session.rollback()
+                session.close()  # the identity map, not the connection: it stays for the next
+            except Exception:
+                _discard(loop, url)
+                raise
 
 
 def _discard(loop: asyncio.AbstractEventLoop, url: str) -> None:
-    _, session, _ = _loop_sessions.pop((loop, url))
+    found = _loop_sessions.pop((loop, url), None)  # another thread's sweep may have taken it
+    if found is None:
+        return
+    session = found[1]
     connection = session.get_bind()
     with contextlib.suppress(Exception):  # a broken connection is dropped by the pool
         session.close()
