@@ -738,7 +738,8 @@ def lookup_customer_dicts(
     scope: building, caching and executing the general query through SQLAlchemy cost a quarter
     of such a search (~0.2 ms)."""
     spec = spec or list_spec(session, principal)
-    if (params.sort_key, params.descending) != ("id", True) or params.cursor or params.q:
+    if ((params.sort_key, params.descending) != ("id", True) or params.cursor or params.q
+            or len(params.where) != 1):
         return list_customer_dicts(session, principal, params, spec)
     scope = scope_for(principal, RESOURCE, "read")
     if scope is None:
