@@ -11,7 +11,10 @@ clients. Prints p50/p90/p99/max latency and requests/s for
   * GET /api/v1/customers?email=...              target p99 < 10 ms
 
 and the CPU each side spent per request (server: all its processes; load: the load process), so
-the cost of a request stays visible however noisy the shared machine is.
+the cost of a request stays visible however noisy the shared machine is. With `--workers N` it
+also prints how the clients' connections were split between the worker processes in each run
+(the kernel gives each new connection to whichever worker accepts first: "16/0" means one
+process served every client).
 
     python bench/customer_read.py [N] [--seconds 10] [--clients 1,16] [--db FILE] [--workers 1]
                                   [--repeat K]
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -96,20 +100,59 @@ def start_server(db: Path, port: int, workers: int, log: Path) -> subprocess.Pop
     raise SystemExit("server did not start within 60 s")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and all its live descendants (Linux /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total, stack = 0.0, [pid]
+def _process_tree(pid: int) -> list[int]:
+    """A process and all its live descendants (Linux /proc)."""
+    found, stack = [], [pid]
     while stack:
         p = stack.pop()
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
             for task in Path(f"/proc/{p}/task").iterdir():
                 stack += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+        found.append(p)
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and all its live descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in _process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
         except (OSError, IndexError, ValueError):
             continue
     return total
+
+
+def connection_split(server_pid: int, port: int) -> list[int]:
+    """How many of the established connections to `port` each serving process holds, largest
+    first (Linux /proc). The kernel hands a new connection to whichever worker accepts first:
+    with a few keep-alive clients one worker may hold most of them while another idles."""
+    states: dict[str, str] = {}  # socket inode -> TCP state, for sockets on the server's port
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                cols = line.split()
+                if int(cols[1].rsplit(":", 1)[1], 16) == port:
+                    states[cols[9]] = cols[3]  # 01 established, 0A listening
+    held: dict[int, int] = {}
+    for p in _process_tree(server_pid):
+        inodes = []
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{p}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    link = os.readlink(fd)
+                    if link.startswith("socket:["):
+                        inodes.append(link[8:-1])
+        kinds = [states.get(i) for i in inodes]
+        if "0A" in kinds:  # a process that serves (or supervises) the port
+            held[p] = kinds.count("01")
+    if len(held) > 1:
+        held.pop(server_pid, None)  # uvicorn's supervisor holds the socket but serves nothing
+    return sorted(held.values(), reverse=True)
 
 
 # --- the load process: one asyncio loop, C keep-alive connections --------------------------------
@@ -198,6 +241,7 @@ async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
         for t in tasks:
             if t.done() and t.exception():
                 raise t.exception()  # type: ignore[misc]
+    split = connection_split(spec["server_pid"], port)
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     server0 = cpu_seconds(spec["server_pid"])
     began = time.perf_counter()
@@ -215,7 +259,7 @@ async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
             "p90": pct(0.90), "p99": pct(0.99), "max": latencies[-1] * 1000 if n else float("nan"),
             "server_ms": (server1 - server0) * 1000 / max(n, 1),
             "load_ms": load_cpu * 1000 / max(n, 1),
-            "statuses": sorted(set(errors))}
+            "statuses": sorted(set(errors)), "split": split}
 
 
 def run_load_process(spec: dict[str, Any]) -> dict[str, Any]:
@@ -284,6 +328,9 @@ def main() -> None:
                     verdict = f"p99 < {target:.0f} ms: {'ok' if res['p99'] < target else 'MISSED'}"
                 if statuses:
                     verdict += f"  statuses {statuses}"
+                if args.workers > 1:  # the clients' connections per worker, in each run
+                    verdict += "  split " + ", ".join(
+                        "/".join(map(str, r["split"])) for r in results)
                 print(f"{name:<10}{clients:>8}{res['rps']:>9,.0f}{res['p50']:>8.1f}"
                       f"{res['p90']:>8.1f}{res['p99']:>8.1f}{res['max']:>8.1f}{errors:>7}"
                       f"{res['server_ms']:>8.2f}{res['load_ms']:>9.2f}  {verdict}", flush=True)
