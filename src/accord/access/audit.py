@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -136,9 +136,10 @@ class _PendingRead:
     record_id: str | None
     fields: list[str]
     detail: dict[str, Any]
-    done: threading.Event = field(default_factory=threading.Event)
+    # a waiting thread's signal (`submit`); the loop's batches (`_LoopCommit`) need none
+    done: threading.Event | None = None
     error: BaseException | None = None
-    # an async request's wait: settled on its loop once `done` is set
+    # an async request's wait: settled on its loop once the batch is written
     waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
 
 
@@ -157,6 +158,7 @@ class _ReadAuditWriter:
         self._pid = 0
 
     def submit(self, item: _PendingRead) -> None:
+        item.done = threading.Event()
         self.enqueue(item)
         if not item.done.wait(60):
             raise TimeoutError("the audit trail did not confirm a read entry")
@@ -214,7 +216,8 @@ class _ReadAuditWriter:
                         it.error = exc
                 waiting: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
                 for it in items:
-                    it.done.set()
+                    if it.done is not None:
+                        it.done.set()
                     if it.waiter is not None:
                         waiting.setdefault(it.waiter[0], []).append(it.waiter[1])
                 # one wake-up per event loop for the whole batch, not one per request
@@ -237,7 +240,8 @@ class _LoopCommit:
     arrived in the same poll, and on SQLite nothing between there and here awaits) shares one
     transaction, and batches grow with the load without a timer or an idle wait at one client.
     No thread: handing each batch to a writer thread and back cost more CPU in GIL hand-offs
-    than the rows themselves (about 0.5 ms per read at 16 clients, twice the read's own work).
+    than the rows themselves (in-process, 16 concurrent 360 views: 1,175 µs of CPU per read
+    with the writer thread, 953 on the loop, 621 with no audit at all).
     The commit's fsync (0.1-0.3 ms here) holds the loop; another connection's write lock does
     not: the batch is retried after a pause (`_LOCK_PAUSES`) while the loop serves requests."""
 

@@ -230,18 +230,27 @@ def record_in_scope(
     return scope == "team" and team_id is not None and team_id == principal.team_id
 
 
+def scope_shape(principal: Principal, scope: Scope | None) -> str:
+    """Which condition `scope_clause` writes: "none" (no row), "all", "own" (the principal's
+    rows) or "team" (its own rows and its team's); for statements prepared once per shape."""
+    if scope is None:
+        return "none"
+    if scope == "all":
+        return "all"
+    return "team" if scope == "team" and principal.team_id is not None else "own"
+
+
 def scope_clause(
     principal: Principal, scope: Scope | None, owner_col: Any, team_col: Any
 ) -> ColumnElement[bool]:
     """The same rule as `record_in_scope`, as SQL for list queries."""
-    if scope is None:
+    shape = scope_shape(principal, scope)
+    if shape == "none":
         return false()
-    if scope == "all":
+    if shape == "all":
         return true()
     own = owner_col == principal.user_id if principal.user_id is not None else false()
-    if scope == "team" and principal.team_id is not None:
-        return or_(own, team_col == principal.team_id)
-    return own
+    return or_(own, team_col == principal.team_id) if shape == "team" else own
 
 
 def visible_sensitive_fields(principal: Principal, resource: str) -> set[str]:

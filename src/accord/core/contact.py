@@ -18,8 +18,8 @@ class InvalidValue(ValueError):
 
 def normalize_email(value: str) -> str:
     """Validated and lower-cased; deliverability is not checked (no network at run time).
-    The everyday shapes take `fast_email` (a search by e-mail paid ~0.2 ms for
-    email-validator's full parse); what it cannot vouch for goes through email-validator."""
+    The everyday shapes take `fast_email` (~1 µs against email-validator's ~22 µs, once per
+    search by e-mail); what it cannot vouch for goes through email-validator."""
     text = value.strip()
     fast = fast_email(text)
     if fast is not None:

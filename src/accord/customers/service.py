@@ -20,6 +20,7 @@ from accord.access.policy import (
     record_in_scope,
     scope_clause,
     scope_for,
+    scope_shape,
 )
 from accord.access.service import check_reassignment, require
 from accord.core.clock import utcnow
@@ -90,9 +91,16 @@ def _emails(value: Any) -> list[str]:
 def _phones(value: Any) -> list[str]:
     values = value if isinstance(value, list) else [value]
     try:
-        return [normalize_phone(v, get_settings().default_region) for v in values]
+        return [_e164(v, get_settings().default_region) for v in values]
     except InvalidValue as exc:
         raise ValidationProblem(str(exc), field="phone") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _e164(value: str, region: str | None) -> str:
+    """`normalize_phone`, remembered: a search's filter and its prepared lookup both need the
+    number (~20 µs each time); a refusal is not cached and raises again."""
+    return normalize_phone(value, region)
 
 
 def _email_filter(op: str, value: Any) -> ColumnElement[bool]:
@@ -741,12 +749,10 @@ def lookup_customer_dicts(
     if ((params.sort_key, params.descending) != ("id", True) or params.cursor or params.q
             or len(params.where) != 1):
         return list_customer_dicts(session, principal, params, spec)
-    scope = scope_for(principal, RESOURCE, "read")
-    if scope is None:
+    shape = scope_shape(principal, scope_for(principal, RESOURCE, "read"))
+    if shape == "none":
         raise Forbidden("your role may not read customers")
-    shape = "all" if scope == "all" else (
-        "team" if scope == "team" and principal.team_id is not None else "own")
-    if shape != "all" and principal.user_id is None:  # reads nothing: the general query says so
+    if shape != "all" and principal.user_id is None:  # no own rows: the general query says so
         return list_customer_dicts(session, principal, params, spec)
     (normalized,) = _emails(value) if field == "email" else _phones(value)
     conn = session.connection()
