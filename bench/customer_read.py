@@ -13,8 +13,7 @@ clients. Prints p50/p90/p99/max latency and requests/s for
 and the CPU each side spent per request (server: all its processes; load: the load process), so
 the cost of a request stays visible however noisy the shared machine is. With `--workers N` it
 also prints how the clients' connections were split between the worker processes in each run
-(the kernel gives each new connection to whichever worker accepts first: "16/0" means one
-process served every client).
+(`accord serve` deals them out in turn: 16 clients over two workers split "8/8").
 
     python bench/customer_read.py [N] [--seconds 10] [--clients 1,16] [--db FILE] [--workers 1]
                                   [--repeat K]
@@ -129,29 +128,27 @@ def cpu_seconds(pid: int) -> float:
 
 def connection_split(server_pid: int, port: int) -> list[int]:
     """How many of the established connections to `port` each serving process holds, largest
-    first (Linux /proc). The kernel hands a new connection to whichever worker accepts first:
-    with a few keep-alive clients one worker may hold most of them while another idles."""
-    states: dict[str, str] = {}  # socket inode -> TCP state, for sockets on the server's port
+    first (Linux /proc). `accord serve --workers N` deals connections out in turn, so 16 clients
+    split 8/8; where the kernel picks (a shared accepting socket) the split is a lottery."""
+    established: set[str] = set()  # socket inodes of established connections on the port
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError):
             for line in Path(table).read_text().splitlines()[1:]:
                 cols = line.split()
-                if int(cols[1].rsplit(":", 1)[1], 16) == port:
-                    states[cols[9]] = cols[3]  # 01 established, 0A listening
+                if int(cols[1].rsplit(":", 1)[1], 16) == port and cols[3] == "01":
+                    established.add(cols[9])
     held: dict[int, int] = {}
     for p in _process_tree(server_pid):
-        inodes = []
         with contextlib.suppress(OSError):
+            if p != server_pid and b"resource_tracker" in Path(f"/proc/{p}/cmdline").read_bytes():
+                continue
+            held[p] = 0
             for fd in Path(f"/proc/{p}/fd").iterdir():
                 with contextlib.suppress(OSError):
                     link = os.readlink(fd)
-                    if link.startswith("socket:["):
-                        inodes.append(link[8:-1])
-        kinds = [states.get(i) for i in inodes]
-        if "0A" in kinds:  # a process that serves (or supervises) the port
-            held[p] = kinds.count("01")
+                    held[p] += link.startswith("socket:[") and link[8:-1] in established
     if len(held) > 1:
-        held.pop(server_pid, None)  # uvicorn's supervisor holds the socket but serves nothing
+        held.pop(server_pid, None)  # the supervisor: it accepts, its workers serve
     return sorted(held.values(), reverse=True)
 
 

@@ -159,12 +159,10 @@ def test_worker_once(db):
 
 
 def _captured_serve(monkeypatch, args: list[str]) -> dict:
-    """Run `accord <args>` with uvicorn.run replaced; return the keyword arguments it got."""
-    import uvicorn
-
+    """Run `accord <args>` with the server replaced; return the keyword arguments it got."""
     seen: dict = {}
     monkeypatch.setattr("accord.cli._upgrade_quietly", lambda: None)
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setattr("accord.core.serving.serve", lambda **kw: seen.update(kw))
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     return seen

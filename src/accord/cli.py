@@ -149,13 +149,14 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="bind address"),
     port: int = typer.Option(8000, help="port"),
     worker: bool = typer.Option(True, help="run the in-process jobs worker (embedded default)"),
-    workers: int = typer.Option(1, min=1, help="web server processes"),
+    workers: int = typer.Option(
+        1, min=1, help="web server processes (connections are dealt out to them in turn)"),
     access_log: bool = typer.Option(
         False, help="log every HTTP request to stderr (reads of personal data are in the "
         "audit trail either way)"),
 ) -> None:
     """Serve the web UI and the REST API."""
-    import uvicorn
+    from accord.core import serving
 
     _upgrade_quietly()
     if not worker:
@@ -164,8 +165,8 @@ def serve(
         os.environ["ACCORD_EMBEDDED_WORKER"] = "false"
         reset_settings()
     typer.echo(f"Accord on http://{host}:{port}/  (API docs: http://{host}:{port}/api/docs)")
-    uvicorn.run(
-        "accord.app:serve_app",
+    serving.serve(
+        app="accord.app:serve_app",
         factory=True,
         host=host,
         port=port,
