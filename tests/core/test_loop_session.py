@@ -19,6 +19,14 @@ def _teams(session) -> int:
     return session.execute(select(func.count()).select_from(Team)).scalar_one()
 
 
+def _in_snapshot(session) -> bool:
+    """Whether the database (not only SQLAlchemy) still holds a transaction for the session."""
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite":  # SQLAlchemy's transaction stays open there by design
+        return bind.connection.driver_connection.in_transaction
+    return bind.in_transaction()
+
+
 def test_one_session_per_loop_and_each_use_sees_the_latest_commit(db) -> None:
     async def main() -> tuple[list[int], set[int]]:
         counts, connections = [], set()
@@ -26,7 +34,7 @@ def test_one_session_per_loop_and_each_use_sees_the_latest_commit(db) -> None:
             with loop_read_session() as s:
                 counts.append(_teams(s))
                 connections.add(id(s.connection()))
-            assert not s.get_bind().in_transaction()  # rolled back after each use
+            assert not _in_snapshot(s)  # rolled back after each use
             with session_scope() as w:  # another connection commits in between
                 w.add(Team(name=name))
         with loop_read_session() as s:
@@ -72,3 +80,40 @@ def test_a_closed_loop_hands_its_connection_back(db) -> None:
     assert first_connection.closed
     assert not any(key[0] is first_loop for key in dbmod._loop_sessions)
     assert any(key[0] is second_loop for key in dbmod._loop_sessions)
+
+
+def test_objects_loaded_by_one_use_are_not_served_to_the_next(db) -> None:
+    with session_scope() as w:
+        w.add(Team(name="before"))
+
+    async def main() -> list[str]:
+        names = []
+        with loop_read_session() as s:
+            team = s.execute(select(Team)).scalar_one()
+            names.append(team.name)
+            team_id = team.id
+        with session_scope() as w:
+            w.get(Team, team_id).name = "after"
+        with loop_read_session() as s:
+            names.append(s.get(Team, team_id).name)  # from the database, not the identity map
+        return names
+
+    assert asyncio.run(main()) == ["before", "after"]
+
+
+def test_a_use_that_ends_the_transaction_itself_leaves_the_next_one_working(db) -> None:
+    async def main() -> list[int]:
+        counts = []
+        with loop_read_session() as s:
+            counts.append(_teams(s))
+            s.rollback()  # an error handler might do this
+        with session_scope() as w:
+            w.add(Team(name="x"))
+        for _ in range(2):
+            with loop_read_session() as s:
+                counts.append(_teams(s))
+                s.commit()
+            assert not _in_snapshot(s)
+        return counts
+
+    assert asyncio.run(main()) == [0, 1, 1]

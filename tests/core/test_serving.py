@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,7 +37,16 @@ def start(workers: int, **env: str) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen([sys.executable, "-c", SUPERVISOR, str(workers)], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True, env={**os.environ, **env})
     assert proc.stdout is not None
-    return proc, int(proc.stdout.readline())
+    port = int(proc.stdout.readline())
+    deadline = time.monotonic() + 30
+    while proc.poll() is None:  # printed once bound; the supervisor listens a moment later
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            break
+        except ConnectionRefusedError:
+            assert time.monotonic() < deadline, "the supervisor never listened"
+            time.sleep(0.05)
+    return proc, port
 
 
 @pytest.fixture
