@@ -1,16 +1,27 @@
-"""Domain events written to the transactional outbox in the same transaction as the change."""
+"""Domain events written to the transactional outbox in the same transaction as the change.
+
+Event ids are UUIDv7 (RFC 9562): unique like any UUID, and time-ordered, so the outbox's unique
+index on them grows at its end. Random (v4) ids landed all over that index: at a million events
+(a batch resolution's `customer.created`) half the cost of an event was that index's page misses."""
 
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
+import uuid_utils
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from accord.core.clock import utcnow
+from accord.core.db import executemany_columns
 from accord.models import OutboxEvent
+
+_INSERT = insert(OutboxEvent.__table__)
+
+
+def new_event_id() -> str:
+    return str(uuid_utils.uuid7())
 
 
 def _jsonable(payload: dict[str, Any] | None) -> dict[str, Any]:
@@ -27,7 +38,7 @@ def emit(
 ) -> OutboxEvent:
     """Record a domain event; it becomes visible to consumers only if the caller commits."""
     event = OutboxEvent(
-        event_id=str(uuid.uuid4()),
+        event_id=new_event_id(),
         type=type,
         aggregate=aggregate,
         aggregate_id=str(aggregate_id),
@@ -62,8 +73,9 @@ def emit_each(session: Session, type: str, aggregate: str,
             found = bodies[id(payload)] = _jsonable(payload)
         return found
 
-    session.execute(insert(OutboxEvent.__table__), [
-        {"event_id": str(uuid.uuid4()), "type": type, "aggregate": aggregate,
-         "aggregate_id": str(i), "payload": body(p), "actor_id": actor_id,
-         "occurred_at": now}
-        for i, p in events])
+    n = len(events)
+    executemany_columns(session, _INSERT, {
+        "event_id": [new_event_id() for _ in range(n)], "type": [type] * n,
+        "aggregate": [aggregate] * n, "aggregate_id": [str(i) for i, _ in events],
+        "payload": [body(p) for _, p in events], "actor_id": [actor_id] * n,
+        "occurred_at": [now] * n})
