@@ -138,3 +138,23 @@ def test_one_worker_runs_uvicorn_in_process(monkeypatch):
     monkeypatch.setattr(serving, "Dispatcher", None)  # would fail if it were used
     serving.serve(1, app="tests.core.pid_app:app", port=0)
     assert seen == {"app": "tests.core.pid_app:app", "port": 0, "workers": 1}
+
+
+def test_several_workers_run_under_the_dispatcher(monkeypatch):
+    import uvicorn
+
+    seen: dict = {}
+
+    class Recorder:
+        def __init__(self, config: uvicorn.Config, workers: int) -> None:
+            seen.update(app=config.app, port=config.port, workers=workers,
+                        config_workers=config.workers)
+
+        def run(self) -> None:
+            seen["ran"] = True
+
+    monkeypatch.setattr(uvicorn, "run", None)  # would fail if it were used
+    monkeypatch.setattr(serving, "Dispatcher", Recorder)
+    serving.serve(3, app="tests.core.pid_app:app", port=8123)
+    assert seen == {"app": "tests.core.pid_app:app", "port": 8123, "workers": 3,
+                    "config_workers": 3, "ran": True}

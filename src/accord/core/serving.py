@@ -202,7 +202,7 @@ class Dispatcher:
     def _stop_workers(self) -> None:
         for worker in self.workers:
             worker.close()  # end of channel: each worker finishes its requests and exits
-        deadline = time.monotonic() + (self.config.timeout_graceful_shutdown or 30) + 5
+        deadline = time.monotonic() + (self.config.timeout_graceful_shutdown or 30)
         for worker in self.workers:
             worker.process.join(max(0.0, deadline - time.monotonic()))
             if worker.process.is_alive():
