@@ -115,32 +115,3 @@ def test_resolve_all_trains_a_model_and_clusters_duplicates(db) -> None:
         again = resolve_all(s)
         assert again.profiles == 0 and again.new_customers == 0
         assert s.scalar(select(func.count()).select_from(MatchModel)) == 1
-
-
-def test_the_write_phase_settings_are_restored_even_on_failure(tmp_path) -> None:
-    """SQLite's bigger page cache and in-memory temporary storage last for the batch's writes
-    only: the connection goes back to the pool as it came."""
-    from accord.core.db import session_factory
-    from accord.integration.resolution import BULK_CACHE_KIB, _bulk_cache
-
-    session = session_factory(f"sqlite:///{tmp_path / 'pragmas.db'}")()
-
-    def pragmas() -> tuple[int, int]:
-        conn = session.connection()
-        return (conn.exec_driver_sql("PRAGMA cache_size").scalar(),
-                conn.exec_driver_sql("PRAGMA temp_store").scalar())
-
-    try:
-        before = pragmas()
-        assert before != (-BULK_CACHE_KIB, 2)
-        with _bulk_cache(session):
-            assert pragmas() == (-BULK_CACHE_KIB, 2)  # 2: MEMORY
-        assert pragmas() == before
-        try:
-            with _bulk_cache(session):
-                raise RuntimeError("the batch failed")
-        except RuntimeError:
-            pass
-        assert pragmas() == before
-    finally:
-        session.close()

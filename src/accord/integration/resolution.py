@@ -1128,23 +1128,17 @@ BULK_CACHE_KIB = 262_144
 @contextmanager
 def _bulk_cache(session: Session) -> Iterator[None]:
     """SQLite: a larger page cache while the batch writes a row per profile and per golden
-    customer into tables and indexes far larger than the default cache, and temporary storage
-    in memory: each linking UPDATE checks its foreign key and so keeps a statement journal,
-    which as a temporary file cost more than the update (1.3–1.5 against 2.3 s CPU for 300,000
-    linking updates in a plain sqlite3 test; without the foreign key 0.9). Restored after."""
+    customer into tables and indexes far larger than the default cache; restored after."""
     if session.get_bind().dialect.name != "sqlite":
         yield
         return
     connection = session.connection()
-    cache = connection.exec_driver_sql("PRAGMA cache_size").scalar()
-    temp = connection.exec_driver_sql("PRAGMA temp_store").scalar()
+    before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
     connection.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
-    connection.exec_driver_sql("PRAGMA temp_store=MEMORY")
     try:
         yield
     finally:
-        connection.exec_driver_sql(f"PRAGMA cache_size={int(cache)}")
-        connection.exec_driver_sql(f"PRAGMA temp_store={int(temp)}")
+        connection.exec_driver_sql(f"PRAGMA cache_size={int(before)}")
 
 
 def _link_rows(frame: Any, ids: set[int]) -> dict[int, LinkRow]:
