@@ -4,18 +4,17 @@ install while a developer's older environment still has it."""
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _name(requirement: str) -> str:
-    """PEP 503 normalised project name of a requirement line."""
-    found = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
-    assert found, requirement
-    return re.sub(r"[-_.]+", "-", found.group(1)).lower()
+    return canonicalize_name(Requirement(requirement).name)
 
 
 def test_every_declared_dependency_is_pinned_in_the_lock() -> None:

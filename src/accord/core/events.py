@@ -1,8 +1,9 @@
 """Domain events written to the transactional outbox in the same transaction as the change.
 
 Event ids are UUIDv7 (RFC 9562): unique like any UUID, and time-ordered, so the outbox's unique
-index on them grows at its end. Random (v4) ids landed all over that index: at a million events
-(a batch resolution's `customer.created`) half the cost of an event was that index's page misses."""
+index on them grows at its end. Random (v4) ids landed all over that index: for 300,000 events
+in one batch (a batch resolution's `customer.created`) they were half the cost of an event
+(9.6 → 4.4 µs each, once written column by column)."""
 
 from __future__ import annotations
 

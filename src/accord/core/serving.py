@@ -21,7 +21,6 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
 from multiprocessing.context import SpawnProcess
 from typing import Any
 
@@ -107,11 +106,11 @@ def _worker_main(config: uvicorn.Config, channel: socket.socket) -> None:  # pra
 
 
 class _Worker:
-    def __init__(self, config: uvicorn.Config, target: Callable[..., None]) -> None:
+    def __init__(self, config: uvicorn.Config) -> None:
         self.channel, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.channel.setblocking(False)  # a stuck worker must not stall the supervisor
         self.process: SpawnProcess = multiprocessing.get_context("spawn").Process(
-            target=target, args=(config, theirs), daemon=False)
+            target=_worker_main, args=(config, theirs), daemon=False)
         self.process.start()
         theirs.close()
 
@@ -131,11 +130,9 @@ class Dispatcher:
     replaces any that dies. SIGINT/SIGTERM stop accepting and let the workers finish what they
     are serving (uvicorn's graceful shutdown) before they exit."""
 
-    def __init__(self, config: uvicorn.Config, workers: int,
-                 target: Callable[..., None] = _worker_main) -> None:
+    def __init__(self, config: uvicorn.Config, workers: int) -> None:
         self.config = config
         self.count = workers
-        self.target = target
         self.workers: list[_Worker] = []
         self.should_exit = False
         self.failed = False  # a worker could not start: restarting it would fail the same way
@@ -150,7 +147,7 @@ class Dispatcher:
         listener.listen(self.config.backlog)  # uvicorn's bind leaves listening to the server
         listener.setblocking(False)
         previous = {s: signal.signal(s, self._stop) for s in (signal.SIGINT, signal.SIGTERM)}
-        self.workers = [_Worker(self.config, self.target) for _ in range(self.count)]
+        self.workers = [_Worker(self.config) for _ in range(self.count)]
         logger.info("Started supervisor [%d] with %d workers", os.getpid(), self.count)
         try:
             with selectors.DefaultSelector() as selector:
@@ -197,7 +194,7 @@ class Dispatcher:
                 return
             logger.info("Worker [%s] died (exit %s); starting another.",
                         worker.process.pid, worker.process.exitcode)
-            self.workers[i] = _Worker(self.config, self.target)
+            self.workers[i] = _Worker(self.config)
 
     def _stop_workers(self) -> None:
         for worker in self.workers:
