@@ -110,6 +110,17 @@ def test_pages_follow_on_with_the_cursor(session, people):
         people["ids"][i] for i in (4, 2, 1, 0)]
 
 
+def test_the_lookup_builds_no_filter_sql(session, people):
+    """The prepared statement needs only the value: the general query's clauses stay unbuilt."""
+    principal = people["admin"].principal
+    spec = service.list_spec(session, principal)
+    params = parse_list_params({"email": SHARED}, spec, hidden=set(), default_limit=50,
+                               max_limit=500)
+    items, _ = service.lookup_customer_dicts(session, principal, params, "email", SHARED, spec)
+    assert len(items) == 4
+    assert "where" not in vars(params)  # `ListParams.where` is built on first use
+
+
 def test_another_order_takes_the_general_query(session, people, prepared):
     fast, general = _both(session, people["admin"].principal, "email", SHARED,
                           {"sort": "id"})  # ascending: not the default order

@@ -103,12 +103,12 @@ def _e164(value: str, region: str | None) -> str:
     return normalize_phone(value, region)
 
 
-def _email_filter(op: str, value: Any) -> ColumnElement[bool]:
-    return _with_email(_emails(value))
+def _email_filter(op: str, normalized: list[str]) -> ColumnElement[bool]:
+    return _with_email(normalized)
 
 
-def _phone_filter(op: str, value: Any) -> ColumnElement[bool]:
-    return _with_phone(_phones(value))
+def _phone_filter(op: str, normalized: list[str]) -> ColumnElement[bool]:
+    return _with_phone(normalized)
 
 
 # Contact-point lookups are written as `id IN (indexed subquery)`, not a correlated EXISTS:
@@ -156,8 +156,8 @@ _FILTERS = {
     "date_of_birth": Filter(_C.date_of_birth, date, _CMP | {"isnull"}),
     "national_id": Filter(_C.national_id, str, frozenset({"eq"})),
     "name": Filter(_name_filter, str, frozenset({"eq", "prefix"})),
-    "email": Filter(_email_filter, str, frozenset({"eq", "in"})),
-    "phone": Filter(_phone_filter, str, frozenset({"eq", "in"})),
+    "email": Filter(_email_filter, str, frozenset({"eq", "in"}), check=_emails),
+    "phone": Filter(_phone_filter, str, frozenset({"eq", "in"}), check=_phones),
 }
 _SORTS = {
     "id": Sort(_C.id, int),
@@ -747,7 +747,7 @@ def lookup_customer_dicts(
     of such a search (~0.2 ms)."""
     spec = spec or list_spec(session, principal)
     if ((params.sort_key, params.descending) != ("id", True) or params.cursor or params.q
-            or len(params.where) != 1):
+            or len(params.conditions) != 1):
         return list_customer_dicts(session, principal, params, spec)
     shape = scope_shape(principal, scope_for(principal, RESOURCE, "read"))
     if shape == "none":
