@@ -83,7 +83,7 @@ PERSONAL_FIELDS = (
 def _emails(value: Any) -> list[str]:
     values = value if isinstance(value, list) else [value]
     try:
-        return [normalize_email(v) for v in values]
+        return [_normalized_email(v) for v in values]
     except InvalidValue as exc:
         raise ValidationProblem(f"invalid e-mail address: {exc}", field="email") from None
 
@@ -94,6 +94,13 @@ def _phones(value: Any) -> list[str]:
         return [_e164(v, get_settings().default_region) for v in values]
     except InvalidValue as exc:
         raise ValidationProblem(str(exc), field="phone") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _normalized_email(value: str) -> str:
+    """`normalize_email`, remembered like `_e164`: the filter's check and the prepared lookup
+    both normalise the searched address."""
+    return normalize_email(value)
 
 
 @functools.lru_cache(maxsize=1024)
