@@ -128,3 +128,33 @@ def test_upgrading_a_populated_database_keeps_every_row(empty_url):
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def _hash_unique(url: str) -> bool:
+    inspector = inspect(dbmod.get_engine(url))
+    return any(c["column_names"] == ["hash"] for c in inspector.get_unique_constraints(
+        "audit_log")) or any(ix["unique"] and ix["column_names"] == ["hash"]
+                             for ix in inspector.get_indexes("audit_log"))
+
+
+def test_the_audit_hash_loses_its_unique_index_and_the_chain_still_verifies(empty_url):
+    """0009 drops the unique index on each audit entry's hash (a random B-tree insert per
+    entry); the entries and their chain are kept, and a downgrade puts the constraint back."""
+    from accord.access import audit
+    from accord.access.policy import Principal
+
+    upgrade(empty_url, "0008_ticket_queue_indexes")
+    system = Principal(user_id=None, email="system@accord.invalid", role="admin", via="system")
+    with dbmod.session_scope(empty_url) as session:
+        for i in range(3):
+            audit.record(session, system, "update", "customers", i, ["email"])
+    assert _hash_unique(empty_url)
+    for step in ("head", "0008_ticket_queue_indexes"):
+        if step == "head":
+            upgrade(empty_url)
+        else:
+            downgrade(empty_url, step)
+        assert _hash_unique(empty_url) is (step != "head")
+        with dbmod.session_scope(empty_url, write=False) as session:
+            result = audit.verify(session)
+        assert (result.ok, result.checked) == (True, 3)

@@ -76,4 +76,6 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     reason: Mapped[str] = mapped_column(Text, default="")
     prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # not indexed: nothing looks an entry up by its hash, and a unique index on a SHA-256 cost
+    # a page write at a random place per entry (migration 0009)
+    hash: Mapped[str] = mapped_column(String(64))
