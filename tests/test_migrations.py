@@ -161,3 +161,43 @@ def test_the_audit_hash_loses_its_unique_index_and_the_chain_still_verifies(empt
     downgrade(empty_url, "0008_ticket_queue_indexes")
     assert _hash_unique(empty_url)
     assert verified() == (True, 3)
+
+
+def _index_sql(url: str, name: str) -> str | None:
+    with dbmod.get_engine(url).connect() as conn:
+        if conn.dialect.name == "sqlite":
+            query = "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :n"
+        else:
+            query = "SELECT indexdef FROM pg_indexes WHERE indexname = :n"
+        return conn.execute(text(query), {"n": name}).scalar()
+
+
+def test_the_audit_record_index_keeps_changes_only_and_reads_are_still_found(empty_url):
+    """0010 replaces the index on (resource, record_id) of every entry by one over changes
+    only (reads are most of the trail, at random records); a record's reads are then found by
+    the scan in `audit.entries`, before and after, and a downgrade restores the full index."""
+    from accord.access import audit
+    from accord.access.policy import Principal
+
+    upgrade(empty_url, "0009_audit_hash_not_indexed")
+    system = Principal(user_id=None, email="system@accord.invalid", role="admin", via="system")
+    with dbmod.session_scope(empty_url) as session:
+        audit.record(session, system, "update", "customers", 7, ["email"])
+    audit.record_read(system, "customers", [7], ["email"], url=empty_url)
+    audit.record_read(system, "customers", [7, 8], ["email"], url=empty_url)
+    assert "action" not in (_index_sql(empty_url, "ix_audit_log_resource_record") or "")
+
+    def found() -> list[str]:
+        with dbmod.session_scope(empty_url, write=False) as session:
+            page = audit.entries(session, resource="customers", record_id="7")
+        return [e.action for e in page.items]
+
+    upgrade(empty_url)
+    assert _index_sql(empty_url, "ix_audit_log_resource_record") is None
+    changes = _index_sql(empty_url, "ix_audit_log_changes")
+    assert changes is not None and "<>" in changes and "read" in changes
+    assert found() == ["read", "read", "update"]
+    downgrade(empty_url, "0009_audit_hash_not_indexed")
+    assert _index_sql(empty_url, "ix_audit_log_changes") is None
+    assert _index_sql(empty_url, "ix_audit_log_resource_record") is not None
+    assert found() == ["read", "read", "update"]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
-from sqlalchemy import select
 
 from accord.access import audit, service
 from accord.access.deps import Ctx, api_ctx
@@ -22,7 +22,6 @@ from accord.access.schemas import (
     UserUpdate,
 )
 from accord.core.concurrency import etag
-from accord.models import AuditEntry
 
 router = APIRouter()
 
@@ -166,23 +165,28 @@ def roles(ctx: Ctx = Depends(api_ctx)) -> list[dict[str, Any]]:
     return permission_matrix()
 
 
-@router.get("/audit", tags=["audit"])
+@router.get(
+    "/audit",
+    tags=["audit"],
+    summary="The audit trail, newest first",
+    description="Filters: `resource`, `record_id` (its changes and every read that showed it, "
+    "list pages included), `action`, `since` (appended at or after). Page back with "
+    "`before_id=next_before_id`. A record's reads are found by scanning the trail, a bounded "
+    "stretch per page, so a page may hold fewer than `limit` entries and still have a "
+    "`next_before_id`: follow it until it is null to see every match.",
+)
 def list_audit(
     resource: str | None = Query(default=None, max_length=60),
     record_id: str | None = Query(default=None, max_length=64),
+    action: str | None = Query(default=None, max_length=40),
+    since: datetime | None = Query(default=None),
     before_id: int | None = Query(default=None, ge=1),
     limit: int = Query(default=100, ge=1, le=1000),
     ctx: Ctx = Depends(api_ctx),
 ) -> dict[str, Any]:
     service.require(ctx.principal, "audit", "read")
-    stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
-    if resource:
-        stmt = stmt.where(AuditEntry.resource == resource)
-    if record_id:
-        stmt = stmt.where(AuditEntry.record_id == record_id)
-    if before_id:
-        stmt = stmt.where(AuditEntry.id < before_id)
-    rows = list(ctx.session.execute(stmt).scalars())
+    page = audit.entries(ctx.session, resource=resource, record_id=record_id, action=action,
+                         since=since, before_id=before_id, limit=limit)
     return {
         "items": [
             {
@@ -195,9 +199,9 @@ def list_audit(
                 "fields": r.fields,
                 "detail": r.detail,
             }
-            for r in rows
+            for r in page.items
         ],
-        "next_before_id": rows[-1].id if len(rows) == limit else None,
+        "next_before_id": page.next_before_id,
     }
 
 

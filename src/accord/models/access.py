@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from accord.core.clock import utcnow
@@ -59,11 +59,17 @@ class WebSession(Base):
     expires_at: Mapped[datetime] = mapped_column()
 
 
+CHANGES_ONLY = "action <> 'read'"
+
+
 class AuditEntry(Base):
     """Append-only; each row's hash covers its content and the previous row's hash."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_resource_record", "resource", "record_id"),)
+    # Changes only: reads are most of the trail and their record ids are random, so indexing
+    # them cost a random B-tree page per entry (migration 0010); `audit.entries` scans for them.
+    __table_args__ = (Index("ix_audit_log_changes", "resource", "record_id",
+                            postgresql_where=text(CHANGES_ONLY), sqlite_where=text(CHANGES_ONLY)),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
