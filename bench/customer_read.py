@@ -16,7 +16,12 @@ also prints how the clients' connections were split between the worker processes
 (`accord serve` deals them out in turn: 16 clients over two workers split "8/8").
 
     python bench/customer_read.py [N] [--seconds 10] [--clients 1,16] [--db FILE] [--workers 1]
-                                  [--repeat K]
+                                  [--repeat K] [--audit-entries M]
+
+Every read appends an audit entry, so a server that has run for a while has an audit trail many
+times its customer count, and the cost of each append depends on that trail's size. The database
+is therefore given a trail of at least M entries (default 5,000,000: reads of random customers,
+chained as the server chains them) before it is measured.
 
 `--db FILE` reuses (or creates and keeps) a generated database, so repeated runs skip generation.
 `--repeat K` measures every row K times (interleaved) and prints the medians.
@@ -42,6 +47,38 @@ from pathlib import Path
 from typing import Any
 
 TARGETS = {"360": 20.0, "search": 10.0}
+
+
+def seed_audit_trail(entries: int, seed: int) -> int:
+    """Top the audit trail up to `entries` with read entries of random customers, written by the
+    server's own group-commit path; returns the trail's size."""
+    from sqlalchemy import func, select
+
+    from accord.access import audit
+    from accord.access.policy import Principal
+    from accord.core.db import get_engine
+    from accord.models import AuditEntry, Customer
+
+    engine = get_engine()
+    with engine.connect() as conn:
+        have = conn.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
+        top = conn.execute(select(func.max(Customer.id))).scalar_one()
+    if have >= entries:
+        return have
+    print(f"appending {entries - have:,} read entries to the audit trail ...", flush=True)
+    reader = Principal(user_id=None, email="bench@accord.invalid", role="admin", via="api")
+    fields = ["addresses", "date_of_birth", "emails", "first_name", "last_name", "phones"]
+    rnd = random.Random(seed)
+    url = engine.url.render_as_string(hide_password=False)
+    with engine.connect() as conn:
+        while have < entries:
+            batch = [audit._pending_read(reader, "customers", [rnd.randint(1, top)], fields,
+                                         {"via": "api.360"}, url)
+                     for _ in range(min(20_000, entries - have))]
+            with conn.begin():
+                audit._insert_reads(conn, [item for item in batch if item is not None])
+            have += len(batch)
+    return have
 
 
 def prepare(db: Path, customers: int, seed: int) -> tuple[str, list[int], list[str]]:
@@ -278,6 +315,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--repeat", type=int, default=1, help="measure K times, print medians")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--audit-entries", type=int, default=5_000_000,
+                        help="the audit trail's size to measure with (see above)")
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:  # the load process: spec on stdin, result on stdout
@@ -292,6 +331,7 @@ def main() -> None:
     log = tmp / "server.log"
     try:
         token, ids, emails = prepare(db, args.customers, args.seed)
+        trail = seed_audit_trail(args.audit_entries, args.seed)
         port = free_port()
         server = start_server(db, port, args.workers, log)
         scenarios = {
@@ -301,7 +341,7 @@ def main() -> None:
         }
         levels = [int(x) for x in args.clients.split(",")]
         print(f"\n{args.customers:,} customers (SQLite {db.name}), uvicorn workers={args.workers}, "
-              f"{os.cpu_count()} CPUs, {args.seconds:g} s per measurement"
+              f"{os.cpu_count()} CPUs, {trail:,} audit entries, {args.seconds:g} s per measurement"
               + (f", medians of {args.repeat}" if args.repeat > 1 else ""))
         print(f"{'endpoint':<10}{'clients':>8}{'req/s':>9}{'p50 ms':>8}{'p90 ms':>8}"
               f"{'p99 ms':>8}{'max ms':>8}{'errors':>7}{'srv CPU':>8}{'load CPU':>9}  target")
