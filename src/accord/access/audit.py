@@ -494,7 +494,7 @@ async def record_read_async(
 
 # A page of the trail filtered by record reads at most this many ids of it, newest first, then
 # says where to go on (`AuditPage.next_before_id`): a record's reads are not indexed (migration
-# 0010), and SQLite scans some 7 million entries a second here, so a page costs ~0.1 s at most.
+# 0010), and a page of this many cost about 80 ms on SQLite (bench/README, seventh pass).
 SCAN_IDS = 500_000
 _WINDOW = 50_000
 
