@@ -203,8 +203,7 @@ def _floor() -> dict[str, float]:
         if Path(f"{unresolved}{suffix}").exists():
             shutil.copyfile(f"{unresolved}{suffix}", f"{scratch}{suffix}")
     try:
-        out = Path(scratch)
-        conn = sqlite3.connect(out, isolation_level=None)
+        conn = sqlite3.connect(scratch, isolation_level=None)
         _sqlite_pragmas(get_settings().sqlite_synchronous)(conn, None)
         conn.execute(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
         conn.execute(f"ATTACH DATABASE '{resolved}' AS done")
