@@ -544,12 +544,12 @@ def entries(
     scanned: list[ColumnElement[bool]] | None = common
     indexed: list[ColumnElement[bool]] | None = None
     if record_id is not None:
+        # a list page's read names the record in `detail.records` instead
         read_of = or_(AuditEntry.record_id == record_id,
-                      and_(AuditEntry.record_id.is_(None), _lists_record(session, record_id)))
+                      and_(AuditEntry.action == "read", AuditEntry.record_id.is_(None),
+                           _lists_record(session, record_id)))
         if resource is None:  # no index to use: changes and reads alike are scanned for
-            scanned = [*common, or_(and_(AuditEntry.action != "read",
-                                         AuditEntry.record_id == record_id),
-                                    and_(AuditEntry.action == "read", read_of))]
+            scanned = [*common, read_of]
         else:
             changes = [*common, AuditEntry.record_id == record_id, text(CHANGES_ONLY)]
             indexed = changes if action != "read" else None
