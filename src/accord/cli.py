@@ -234,18 +234,19 @@ def import_file(
     mapping: Path | None = typer.Option(None, exists=True, dir_okay=False,
                                         help="YAML/JSON mapping (detected when omitted)"),
     kind: str | None = typer.Option(None, help="profile, order or interaction rows"),
-    batch_size: int = typer.Option(2000, min=1, max=50_000, help="rows per transaction"),
+    batch_size: int = typer.Option(5000, min=1, max=50_000, help="rows per transaction"),
     report_csv: Path | None = typer.Option(None, help="write the import report (CSV) here"),
-    workers: int = typer.Option(0, min=0, max=64, help="standardise profiles in this many "
-                                "processes (2 or more) while batches are written; only worth it "
-                                "on idle cores"),
+    read_ahead: bool | None = typer.Option(
+        None, "--read-ahead/--no-read-ahead",
+        help="read, hash and standardise the next batch in a second process while one is written "
+             "(default: for files of 4 MB or more on a machine with two CPUs or more)"),
 ) -> None:
     """Import a file; running it again resumes an interrupted import and changes nothing after."""
     from accord.integration.imports import cli_import
 
     _upgrade_quietly()
     code = cli_import(file, source, mapping, kind, batch_size, report_csv, echo=typer.echo,
-                      workers=workers)
+                      read_ahead=read_ahead)
     if code:
         raise typer.Exit(code)
 

@@ -205,8 +205,9 @@ def test_the_demo_extracts_import_without_a_mapping(db, session, tmp_path):
     assert len(keys) >= len(truth) * 0.95  # (almost) every extract row landed under its own id
 
 
+@pytest.mark.parametrize("read_ahead", [False, True], ids=["in-process", "read-ahead"])
 def test_an_interrupted_import_resumes_without_loss_or_duplicates(db, session, crm, tmp_path,
-                                                                  monkeypatch):
+                                                                  monkeypatch, read_ahead):
     rows = people(40)
     for i in (5, 17, 33):  # three unusable rows
         rows[i] = [str(900 + i), "", "", "", "", "", "", ""]
@@ -223,7 +224,7 @@ def test_an_interrupted_import_resumes_without_loss_or_duplicates(db, session, c
 
     monkeypatch.setattr(imports, "ingest_batch", crash_in_the_third_batch)
     with pytest.raises(SystemExit):
-        run_import(db, SYSTEM, "crm", path, batch_size=7)
+        run_import(db, SYSTEM, "crm", path, batch_size=7, read_ahead=read_ahead)
     monkeypatch.setattr(imports, "ingest_batch", real)
     interrupted = session.scalar(select(ImportRun))
     assert (interrupted.status, interrupted.checkpoint_line, interrupted.total) == (
@@ -327,9 +328,34 @@ def test_the_report_csv_lists_counts_and_rejections_safely(db, session, crm, tmp
     assert len(table) == 5
 
 
-def test_a_killed_import_resumes_with_nothing_lost_or_duplicated(db, session, crm, tmp_path):
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Not ended (a zombie has ended: its new parent may not reap it at once)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("read_ahead", ["--no-read-ahead", "--read-ahead"])
+def test_a_killed_import_resumes_with_nothing_lost_or_duplicated(db, session, crm, tmp_path,
+                                                                 read_ahead):
     """`accord import` in a subprocess, killed with SIGKILL after some batches committed, then
-    run again: it completes, and the data equals that of one clean import."""
+    run again: it completes, and the data equals that of one clean import. A process reading
+    ahead for it ends with it."""
     total = 3000
     rows = people(total)
     bad_lines = set()
@@ -343,7 +369,7 @@ def test_a_killed_import_resumes_with_nothing_lost_or_duplicated(db, session, cr
             if line not in bad_lines}
     env = {**os.environ, "ACCORD_DATABASE_URL": db, "PYTHONPATH": str(ROOT / "src")}
     command = [sys.executable, "-m", "accord.cli", "import", str(path), "--source", "crm",
-               "--batch-size", "25"]
+               "--batch-size", "25", read_ahead]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     engine = dbmod.get_engine(db)
@@ -357,10 +383,17 @@ def test_a_killed_import_resumes_with_nothing_lost_or_duplicated(db, session, cr
                 break
             time.sleep(0.02)
         assert proc.poll() is None, "the import finished before it could be killed"
+        helpers = _children(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+    if read_ahead == "--read-ahead":
+        assert helpers, "no process was reading ahead"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(map(_running, helpers)):
+            time.sleep(0.05)
+        assert not any(map(_running, helpers)), "a reader outlived the import"
     session.expire_all()
     killed = session.scalar(select(ImportRun))
     session.commit()

@@ -3,7 +3,7 @@
 A file is identified by its SHA-256. Rows are read one at a time and handed to `ingest_batch`
 in batches; each batch is ONE write transaction that also records its rejected rows and moves
 the run's `checkpoint_line` and counters forward. So a crash (even `kill -9`) loses only the
-batches in flight (two when a process pool standardises the next one), nothing acknowledged,
+batch in flight (a process reading ahead holds one more, uncommitted), nothing acknowledged,
 and importing the same file into the same source again resumes the unfinished run from its
 checkpoint (`start_or_resume_import`). The content-hash idempotency of the write path is the
 second guard: a row that did land is `unchanged` when it is sent again, so a re-import of a
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gc
 import hashlib
 import io
 import json
@@ -27,10 +28,9 @@ import os
 import re
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -47,7 +47,14 @@ from accord.core.errors import Conflict, NotFound, Problem, ValidationProblem
 from accord.core.memory import no_cycle_collection
 from accord.core.settings import get_settings
 from accord.integration import readers
-from accord.integration.ingest import Incoming, Prepared, ingest_batch, prepare_profiles
+from accord.integration.ingest import (
+    Incoming,
+    Prepared,
+    canonical_json,
+    content_hash,
+    ingest_batch,
+    prepare_profiles,
+)
 from accord.integration.mapping import KINDS, Mapping, check_columns, detect, parse_mapping
 from accord.integration.readers import FileInfo, Unreadable
 from accord.models import ImportRejection, ImportRun, Source, User
@@ -55,7 +62,7 @@ from accord.models import ImportRejection, ImportRun, Source, User
 log = logging.getLogger("accord.imports")
 
 IMPORT_JOB = "integration.import"
-DEFAULT_BATCH = 2000
+DEFAULT_BATCH = 5000  # rows per transaction: about 0.2 s of the write lock each on SQLite
 MAX_BATCH = 50_000
 # Uploads above this size are imported by a background job instead of inside the request.
 INLINE_MAX_BYTES = 500_000
@@ -219,7 +226,7 @@ def run_import(url_or_session_factory: str | None | Factory, principal: Principa
                source: str | int, path: Path | str, mapping: Mapping | None = None, *,
                file_name: str | None = None, kind: str | None = None,
                batch_size: int = DEFAULT_BATCH, progress: Progress | None = None,
-               workers: int = 0) -> ImportRun:
+               read_ahead: bool | None = None) -> ImportRun:
     """Import a file from start to end (or resume it), in its own transactions."""
     factory = _factory(url_or_session_factory)
     path = Path(path)
@@ -230,7 +237,7 @@ def run_import(url_or_session_factory: str | None | Factory, principal: Principa
         session.commit()
         run_id = run.id
     return continue_import(factory, principal, run_id, path, batch_size=batch_size,
-                           progress=progress, workers=workers)
+                           progress=progress, read_ahead=read_ahead)
 
 
 def _source(session: Session, source: str | int) -> Source:
@@ -246,12 +253,12 @@ def _source(session: Session, source: str | int) -> Source:
 def continue_import(url_or_session_factory: str | None | Factory, principal: Principal,
                     import_id: int, path: Path | str, *, batch_size: int = DEFAULT_BATCH,
                     progress: Progress | None = None, revive: bool = False,
-                    workers: int = 0) -> ImportRun:
+                    read_ahead: bool | None = None) -> ImportRun:
     """Stream the file from the run's checkpoint to its end, one transaction per batch.
-    `revive` resumes a run that failed (a job's retry). With two `workers` or more, that many
-    processes standardise the profiles of the next batch while one batch is written (this costs
-    CPU: it can pay off only with idle cores, so only `accord import --workers N` asks for it);
-    the batches and their transactions are the same.
+    `revive` resumes a run that failed (a job's retry). `read_ahead` has a second process read,
+    hash and standardise the next batch while this one writes (by default: for files of
+    `READ_AHEAD_MIN_BYTES` or more on a machine with two CPUs or more); the batches and their
+    transactions are the same either way.
     """
     factory = _factory(url_or_session_factory)
     path = Path(path)
@@ -274,23 +281,24 @@ def continue_import(url_or_session_factory: str | None | Factory, principal: Pri
         country = mapping.default_country or (source.default_country if source else None)
     if file_sha256(path) != expected_sha:
         raise Conflict("the file is not the one this import started with", field="file")
+    if read_ahead is None:
+        read_ahead = _read_ahead_by_default(path)
     try:
-        info = readers.inspect(path, name)
-        with _pool(workers if mapping.kind == "profile" else 0) as pool:
-            batch = _Batch(factory, principal, source_id, import_id, checkpoint, country, pool)
-            rows = readers.read_rows(path, info)
-            extract, kind = mapping.compile(), mapping.kind
-            more = True
-            while more:
+        batch = _Batch(factory, principal, source_id, import_id, checkpoint, country)
+        with (_read_elsewhere(path, name, mapping, checkpoint, batch_size, country)
+              if read_ahead else contextlib.nullcontext(
+                  _cuts(path, name, mapping, checkpoint, batch_size))) as cuts:
+            while True:
                 # a batch's rows, payloads and values are acyclic and live until its commit:
                 # the cyclic collector would only traverse them again and again; it runs
                 # between batches, so the cycles of sessions and errors are still collected
                 with no_cycle_collection():
-                    more = batch.fill(rows, batch_size, extract, kind)
-                    batch.cut()
-                    for run in batch.commit_ready(final=not more):
-                        if progress:
-                            progress(run)
+                    cut = next(cuts, None)
+                    if cut is None:
+                        break
+                    run = batch.commit(cut)
+                    if progress:
+                        progress(run)
         return run
     except Conflict:
         raise  # another process owns the run now: leave it alone
@@ -311,88 +319,157 @@ def _fail(factory: Factory, import_id: int, exc: Exception) -> None:
         log.exception("could not mark import %s failed", import_id)
 
 
-@contextlib.contextmanager
-def _pool(workers: int) -> Iterator[Executor | None]:
-    """Processes for standardising (spawned, not forked: the importing process may run
-    threads); none below two workers, where they would only add their start-up."""
-    if workers < 2:
-        yield None
-        return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield pool
-
-
 @dataclass
 class _Cut:
-    """The rows of one batch: read, maybe being standardised elsewhere, not yet committed."""
+    """The rows of one batch, read and not yet committed. `hashed` (canonical JSON and content
+    hash per item) and `standardised` (per item, profiles only) when read ahead elsewhere."""
 
     items: list[Incoming]
     bad: list[tuple[int, str | None, str, str]]
     last_line: int
-    standardised: list[Future[list[Prepared]]]
+    final: bool  # the file ends with it
+    hashed: list[tuple[str, str]] | None = None
+    standardised: list[Prepared] | None = None
+
+
+def _cuts(path: Path, name: str | None, mapping: Mapping, checkpoint: int,
+          size: int) -> Iterator[_Cut]:
+    """The file's rows after the checkpoint, `size` at a time; the last cut says so (it may be
+    empty: a file that ends right after a full batch, or a run resumed at its end)."""
+    info = readers.inspect(path, name)
+    extract, kind = mapping.compile(), mapping.kind
+    items: list[Incoming] = []
+    bad: list[tuple[int, str | None, str, str]] = []
+    last_line = checkpoint
+    for line_no, row in readers.read_rows(path, info):
+        if line_no <= checkpoint:  # committed by an earlier run
+            continue
+        if isinstance(row, Unreadable):
+            bad.append((line_no, None, row.reason, row.raw))
+        else:
+            ext, subject, fields = extract(row)
+            items.append(Incoming(kind, row, fields, ext, line_no, subject))
+        last_line = line_no
+        if len(items) + len(bad) >= size:
+            yield _Cut(items, bad, last_line, final=False)
+            items, bad = [], []
+    yield _Cut(items, bad, last_line, final=True)
+
+
+# --- reading ahead in a second process -------------------------------------------------------
+#
+# The importing process spends about a third of a row's time reading, mapping, hashing and
+# standardising it, none of which needs the database. With `read_ahead`, a spawned process does
+# that for the next batch while this one writes the batch before, and sends each batch over a
+# pipe as plain tuples (an `Incoming` is rebuilt here: dataclasses cost twice as much to
+# unpickle). The batches, their transactions and checkpoints are exactly those of the
+# in-process import; the reader is at most one batch ahead, and it ends when the pipe breaks,
+# so a killed import leaves no reader behind.
+
+# Below this size a file is imported in-process: the reader's start (importing Accord in a new
+# interpreter) would cost more than it saves.
+READ_AHEAD_MIN_BYTES = 4_000_000
+_Wire = tuple[list[tuple[dict[str, Any], dict[str, Any] | None, str | None, int | None,
+                         str | None]],
+              list[tuple[int, str | None, str, str]], int, bool,
+              list[tuple[str, str]], list[Prepared] | None]
+
+
+def _read_ahead_by_default(path: Path) -> bool:
+    return (os.cpu_count() or 1) > 1 and path.stat().st_size >= READ_AHEAD_MIN_BYTES
+
+
+def _to_wire(cut: _Cut, country: str | None) -> _Wire:
+    """Hash and standardise a cut, and flatten it for the pipe (a profile's fields are not
+    sent: its standardised row replaces them)."""
+    profile = bool(cut.items) and cut.items[0].kind == "profile"
+    hashed = []
+    for item in cut.items:
+        text = canonical_json(item.payload)
+        hashed.append((text, content_hash(item.kind, text)))
+    standardised = (prepare_profiles([item.fields for item in cut.items], country)
+                    if profile else None)
+    rows = [(item.payload, None if profile else item.fields, item.external_id, item.line_no,
+             item.subject_key) for item in cut.items]
+    return rows, cut.bad, cut.last_line, cut.final, hashed, standardised
+
+
+def _from_wire(wire: _Wire, kind: str) -> _Cut:
+    rows, bad, last_line, final, hashed, standardised = wire
+    items = [Incoming(kind, payload, {} if fields is None else fields, ext, line_no, subject)
+             for payload, fields, ext, line_no, subject in rows]
+    return _Cut(items, bad, last_line, final, hashed, standardised)
+
+
+def _reader(conn: Connection, path: str, name: str | None, mapping: dict[str, Any],
+            checkpoint: int, size: int, country: str | None) -> None:
+    """The reading process: every cut of the file, hashed and standardised, then None."""
+    gc.disable()  # acyclic rows only, and the process ends with the file
+    try:
+        for cut in _cuts(Path(path), name, parse_mapping(mapping), checkpoint, size):
+            conn.send(_to_wire(cut, country))
+        conn.send(None)
+    except (BrokenPipeError, EOFError):  # the importing process is gone or gave up
+        return
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+class ReaderFailed(RuntimeError):
+    """The reading process stopped without finishing the file."""
+
+
+@contextlib.contextmanager
+def _read_elsewhere(path: Path, name: str | None, mapping: Mapping, checkpoint: int,
+                    size: int, country: str | None) -> Iterator[Iterator[_Cut]]:
+    """The cuts of `_cuts`, read, hashed and standardised by a spawned process (not forked: the
+    importing process may run threads)."""
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe(duplex=False)
+    process = context.Process(target=_reader, name="accord-import-reader", daemon=True,
+                              args=(theirs, str(path), name, mapping.to_dict(), checkpoint,
+                                    size, country))
+    process.start()
+    theirs.close()
+
+    def receive() -> Iterator[_Cut]:
+        while True:
+            try:
+                wire = ours.recv()
+            except (EOFError, OSError):  # between batches, or in the middle of one
+                raise ReaderFailed(f"the reading process ended (exit code "
+                                   f"{process.join(5) or process.exitcode})") from None
+            if wire is None:
+                return
+            if wire[0] == "error":
+                raise ReaderFailed(f"reading the file failed: {wire[1]}")
+            yield _from_wire(wire, mapping.kind)
+
+    try:
+        yield receive()
+    finally:
+        ours.close()  # a reader blocked on its pipe ends here
+        process.join(5)
+        if process.is_alive():  # pragma: no cover - a reader stuck outside its pipe
+            process.terminate()
+            process.join()
 
 
 class _Batch:
-    """The rows read since the last cut, and how to commit the cuts with the checkpoint.
-
-    With a pool, a cut's profiles are standardised by the pool's processes while the batch
-    before is written: one cut waits, so reading and writing overlap with standardising.
-    """
+    """How a cut is committed, with the run's checkpoint and counters."""
 
     def __init__(self, factory: Factory, principal: Principal, source_id: int, import_id: int,
-                 checkpoint: int, country: str | None = None,
-                 pool: Executor | None = None) -> None:
+                 checkpoint: int, country: str | None = None) -> None:
         self.factory, self.principal = factory, principal
         self.country = country  # the file's mapping's, else the source's
         self.source_id, self.import_id = source_id, import_id
         self.checkpoint = checkpoint
-        self.resume_after = checkpoint  # the lines up to it were committed by an earlier run
-        self.last_line = checkpoint
-        self.items: list[Incoming] = []
-        self.bad: list[tuple[int, str | None, str, str]] = []
-        self.pool = pool
-        self.cuts: deque[_Cut] = deque()
 
-    def fill(self, rows: Iterator[tuple[int, readers.Row]], size: int,
-             extract: Callable[[dict[str, Any]], tuple[str | None, str | None, dict[str, Any]]],
-             kind: str) -> bool:
-        """Read rows after the checkpoint until the batch holds `size`; False at the file's end
-        (the rows read since the last cut may be fewer then, or none)."""
-        skip_to = self.resume_after
-        items, bad = self.items, self.bad
-        for line_no, row in rows:
-            if line_no <= skip_to:
-                continue
-            if isinstance(row, Unreadable):
-                bad.append((line_no, None, row.reason, row.raw))
-            else:
-                ext, subject, fields = extract(row)
-                items.append(Incoming(kind, row, fields, ext, line_no, subject))
-            self.last_line = line_no
-            if len(items) + len(bad) >= size:
-                return True
-        return False
-
-    def cut(self) -> None:
-        futures: list[Future[list[Prepared]]] = []
-        if self.pool is not None and self.items:
-            fields = [item.fields for item in self.items]
-            size = -(-len(fields) // 8)  # a few chunks per batch keep every process busy
-            futures = [self.pool.submit(prepare_profiles, fields[i:i + size], self.country)
-                       for i in range(0, len(fields), size)]
-        self.cuts.append(_Cut(self.items, self.bad, self.last_line, futures))
-        self.items, self.bad = [], []
-
-    def commit_ready(self, final: bool = False) -> Iterator[ImportRun]:
-        """Commit the cuts that need not wait (all of them when `final`)."""
-        keep = 0 if final or self.pool is None else 1
-        while len(self.cuts) > keep:
-            cut = self.cuts.popleft()
-            yield self.commit(cut, final=final and not self.cuts)
-
-    def commit(self, cut: _Cut, final: bool = False) -> ImportRun:
-        standardised = ([p for f in cut.standardised for p in f.result()]
-                        if cut.standardised else None)
+    def commit(self, cut: _Cut) -> ImportRun:
+        final = cut.final
         with self.factory() as session:
             # claim the lines first: a second process resuming the same run stops here
             claimed = session.execute(
@@ -418,7 +495,7 @@ class _Batch:
                 outcomes = ingest_batch(session, self.principal, source, cut.items,
                                         import_id=self.import_id,
                                         default_country=self.country,
-                                        standardised=standardised)
+                                        standardised=cut.standardised, hashed=cut.hashed)
                 for item, outcome in zip(cut.items, outcomes, strict=True):
                     counts[outcome.status] += 1
                     if outcome.status == "rejected":
@@ -672,7 +749,7 @@ def _import_job(session: Session, payload: dict[str, Any]) -> None:
 
 def cli_import(path: Path, source_name: str, mapping_file: Path | None, kind: str | None,
                batch_size: int, report_csv: Path | None, echo: Callable[..., Any],
-               workers: int = 0) -> int:
+               read_ahead: bool | None = None) -> int:
     """`accord import`: returns the exit code (0 done, 2 refused)."""
     from accord.integration.mapping import load_mapping
     from accord.integration.sources import create_source
@@ -699,7 +776,7 @@ def cli_import(path: Path, source_name: str, mapping_file: Path | None, kind: st
                  f"{run.unchanged:,} unchanged, {run.rejected:,} rejected)", err=True)
 
         run = run_import(factory, SYSTEM, source_name, path, plan.mapping, file_name=path.name,
-                         batch_size=batch_size, progress=show, workers=workers)
+                         batch_size=batch_size, progress=show, read_ahead=read_ahead)
     except Problem as exc:
         echo(f"error: {exc.detail}", err=True)
         for err in exc.errors or []:

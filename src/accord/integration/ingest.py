@@ -342,6 +342,7 @@ def ingest_batch(
     date_order: str | None = None,
     unseen_kinds: frozenset[str] = frozenset(),
     standardised: Sequence[Prepared | None] | None = None,
+    hashed: Sequence[tuple[str, str]] | None = None,
 ) -> list[Outcome]:
     """Land one batch in the caller's transaction; one outcome per item, in order.
 
@@ -350,11 +351,12 @@ def ingest_batch(
     file costs little more than reading it. `unseen_kinds` are kinds whose external ids the
     caller has just found absent from the source in this transaction: not looked up again.
     `standardised`, one per item, are `prepare_profiles` results computed beforehand (None to
-    prepare the item here); replays are dropped all the same.
+    prepare the item here); replays are dropped all the same. `hashed`, one per item, are their
+    `canonical_json` and `content_hash`, computed beforehand.
     """
     now = utcnow()
     outcomes: list[Outcome | None] = [None] * len(items)
-    hashed: list[_Prepared] = []
+    keyed: list[_Prepared] = []
     for index, item in enumerate(items):
         external_id = (item.external_id or "").strip()
         if item.kind not in RECORD_KINDS:
@@ -366,12 +368,15 @@ def ingest_batch(
                                       field="external_id",
                                       reason="external id longer than 200 characters")
             continue
-        text = canonical_json(item.payload)
-        digest = content_hash(item.kind, text)
-        hashed.append(_Prepared(index, item, external_id or f"sha256:{digest[:56]}", digest,
-                                JSONText(text)))
+        if hashed is not None:
+            text, digest = hashed[index]
+        else:
+            text = canonical_json(item.payload)
+            digest = content_hash(item.kind, text)
+        keyed.append(_Prepared(index, item, external_id or f"sha256:{digest[:56]}", digest,
+                               JSONText(text)))
     fresh: list[_Prepared] = []
-    for p in _drop_known(session, source, hashed, outcomes, unseen_kinds):
+    for p in _drop_known(session, source, keyed, outcomes, unseen_kinds):
         try:
             ready = standardised[p.index] if standardised is not None else None
             if isinstance(ready, Rejected):
