@@ -239,7 +239,7 @@ def import_file(
     read_ahead: bool | None = typer.Option(
         None, "--read-ahead/--no-read-ahead",
         help="read, hash and standardise the next batch in a second process while one is written "
-             "(default: for files of 4 MB or more on a machine with two CPUs or more)"),
+             "(default: for files of 8 MB or more on a machine with two CPUs or more)"),
 ) -> None:
     """Import a file; running it again resumes an interrupted import and changes nothing after."""
     from accord.integration.imports import cli_import
