@@ -286,7 +286,7 @@ def continue_import(url_or_session_factory: str | None | Factory, principal: Pri
     try:
         batch = _Batch(factory, principal, source_id, import_id, checkpoint, country)
         with (_read_elsewhere(path, name, mapping, checkpoint, batch_size, country)
-              if read_ahead else contextlib.nullcontext(
+              if read_ahead else contextlib.closing(
                   _cuts(path, name, mapping, checkpoint, batch_size))) as cuts:
             while True:
                 # a batch's rows, payloads and values are acyclic and live until its commit:
@@ -441,8 +441,9 @@ def _read_elsewhere(path: Path, name: str | None, mapping: Mapping, checkpoint: 
             try:
                 wire = ours.recv()
             except (EOFError, OSError):  # between batches, or in the middle of one
+                process.join(5)
                 raise ReaderFailed(f"the reading process ended (exit code "
-                                   f"{process.join(5) or process.exitcode})") from None
+                                   f"{process.exitcode})") from None
             if wire is None:
                 return
             if wire[0] == "error":
