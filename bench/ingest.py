@@ -116,6 +116,14 @@ def baseline(csv_path: Path, db_path: Path, batch_size: int) -> tuple[float, flo
 PER_ROW_TABLES = ("source_records", "source_profiles", "import_rejections")
 
 
+def _copy_statements(source: sqlite3.Connection, table: str) -> tuple[str, str]:
+    """SELECT every column of `table` in id order, and the INSERT of what it returns."""
+    names = ", ".join(r[1] for r in source.execute(f"PRAGMA table_info({table})"))
+    marks = ", ".join("?" * len(names.split(", ")))
+    return (f"SELECT {names} FROM {table} ORDER BY id",  # noqa: S608 - catalogue names
+            f"INSERT INTO {table} ({names}) VALUES ({marks})")  # noqa: S608
+
+
 def floor(done: Path, before: Path, batch_size: int) -> dict[str, float]:
     """The rows of the tables an import writes per row, copied from `done` into `before` (the
     same database before the import) with plain executemany, `batch_size` file rows per
@@ -127,17 +135,13 @@ def floor(done: Path, before: Path, batch_size: int) -> dict[str, float]:
     _sqlite_pragmas(get_settings().sqlite_synchronous)(conn, None)
     source = sqlite3.connect(done)
     # the run itself, which every row refers to: one row, not timed
-    names = [r[1] for r in source.execute("PRAGMA table_info(import_runs)")]
-    conn.executemany(f"INSERT INTO import_runs ({', '.join(names)}) "  # noqa: S608 - catalogue names
-                     f"VALUES ({', '.join('?' * len(names))})",
-                     source.execute(f"SELECT {', '.join(names)} FROM import_runs"))  # noqa: S608
+    select, insert = _copy_statements(source, "import_runs")
+    conn.executemany(insert, source.execute(select))
     readers, statements = [], []
     for table in PER_ROW_TABLES:
-        names = [r[1] for r in source.execute(f"PRAGMA table_info({table})")]
-        readers.append(source.cursor().execute(
-            f"SELECT {', '.join(names)} FROM {table} ORDER BY id"))  # noqa: S608
-        statements.append(f"INSERT INTO {table} ({', '.join(names)}) "  # noqa: S608
-                          f"VALUES ({', '.join('?' * len(names))})")
+        select, insert = _copy_statements(source, table)
+        readers.append(source.cursor().execute(select))
+        statements.append(insert)
     seconds = cpu = 0.0
     rows = 0
     while True:

@@ -62,7 +62,7 @@ from accord.models import ImportRejection, ImportRun, Source, User
 log = logging.getLogger("accord.imports")
 
 IMPORT_JOB = "integration.import"
-DEFAULT_BATCH = 5000  # rows per transaction: about 0.2 s of the write lock each on SQLite
+DEFAULT_BATCH = 5000  # rows per transaction: ~0.25 s of SQLite's write lock each (bench/README)
 MAX_BATCH = 50_000
 # Uploads above this size are imported by a background job instead of inside the request.
 INLINE_MAX_BYTES = 500_000
@@ -258,7 +258,9 @@ def continue_import(url_or_session_factory: str | None | Factory, principal: Pri
     `revive` resumes a run that failed (a job's retry). `read_ahead` has a second process read,
     hash and standardise the next batch while this one writes (by default: for files of
     `READ_AHEAD_MIN_BYTES` or more on a machine with two CPUs or more); the batches and their
-    transactions are the same either way.
+    transactions are the same either way. The reader is spawned, so a program that imports
+    this way must start from a guarded main module (`if __name__ == "__main__":`), as any that
+    spawns processes must.
     """
     factory = _factory(url_or_session_factory)
     path = Path(path)
@@ -410,7 +412,7 @@ def _reader(conn: Connection, path: str, name: str | None, mapping: dict[str, An
         for cut in _cuts(Path(path), name, parse_mapping(mapping), checkpoint, size):
             conn.send(_to_wire(cut, country))
         conn.send(None)
-    except (BrokenPipeError, EOFError):  # the importing process is gone or gave up
+    except BrokenPipeError:  # the importing process is gone or gave up
         return
     except BaseException as exc:
         with contextlib.suppress(OSError):
