@@ -120,12 +120,16 @@ def create_app(*, start_worker: bool = False, freeze_heap: bool = False) -> Fast
 
     _document_security(app)
     app.add_middleware(SecurityHeaders)
+    from accord.integration.imports import MAX_UPLOAD_BYTES
     from accord.service.attachments import MAX_FILES
 
-    # ticket messages may carry attachments; each file is checked against its own limit
+    # ticket messages may carry attachments, each checked against its own limit; import files
+    # are streamed to disk and checked against the import limit while they are stored
     uploads = settings.attachment_max_bytes * MAX_FILES + settings.max_body_bytes
+    files = MAX_UPLOAD_BYTES + settings.max_body_bytes
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
-                       larger=(("/api/v1/tickets/", uploads), ("/service/tickets/", uploads)))
+                       larger=(("/api/v1/tickets/", uploads), ("/service/tickets/", uploads),
+                               ("/api/v1/imports", files), ("/imports/preview", files)))
     prefilter_routes(app)
     return app
 

@@ -160,6 +160,41 @@ def test_a_mapping_can_be_sent_and_bad_ones_are_refused(client, admin, crm, sess
     assert count(session, SourceProfile) == 2  # only the good upload landed
 
 
+def test_an_excel_workbook_uploads_and_imports(client, admin, crm, session):
+    openpyxl = pytest.importorskip("openpyxl")
+    book = openpyxl.Workbook()
+    book.active.append(["Record ID", "First Name", "Last Name", "Email"])
+    book.active.append([7, "Ada", "Lovelace", "ada@example.com"])
+    body = io.BytesIO()
+    book.save(body)
+    preview = upload(client, admin, body.getvalue(), name="contacts.xlsx", preview=True)
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["file"]["format"] == "xlsx"
+    r = upload(client, admin, body.getvalue(), name="contacts.xlsx")
+    assert r.status_code == 201, r.text
+    assert (r.json()["accepted"], r.json()["rejected"]) == (1, 0)
+    profile = session.scalar(select(SourceProfile))
+    session.commit()
+    assert (profile.external_id, profile.email) == ("7", "ada@example.com")
+    broken = upload(client, admin, b"PK\x03\x04 not really a workbook", name="contacts.xlsx")
+    assert broken.status_code == 422, broken.text
+    assert broken.headers["content-type"].startswith("application/problem+json")
+
+
+def test_files_over_a_megabyte_upload_through_the_body_limit(client, admin, crm, session,
+                                                             monkeypatch):
+    # the API's general body limit (1 MB) does not apply to import uploads
+    monkeypatch.setattr(imports, "INLINE_MAX_BYTES", 10_000_000)
+    rows = "".join(f"{i},Ada,Lovelace,ada{i}@example.com,,GB,lead\n" for i in range(25_000))
+    body = CSV.splitlines(keepends=True)[0] + rows
+    assert len(body) > 1_100_000
+    preview = upload(client, admin, body, preview=True)
+    assert preview.status_code == 200, preview.text
+    r = upload(client, admin, body)
+    assert r.status_code == 201, r.text
+    assert r.json()["accepted"] == 25_000
+
+
 def test_uploads_over_the_limit_are_refused(client, admin, crm, data_dir, monkeypatch):
     monkeypatch.setattr(imports, "MAX_UPLOAD_BYTES", 100)
     r = client.post("/api/v1/imports", files={"file": ("big.csv", CSV.encode(), "text/csv")},

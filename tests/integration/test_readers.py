@@ -105,15 +105,37 @@ def test_quoted_newlines_keep_later_line_numbers_right(tmp_path: Path) -> None:
     assert got[3][1] == {"id": "4", "name": "Edsger", "note": "plain"}
 
 
-def test_ragged_rows_and_awkward_headers_lose_nothing(tmp_path: Path) -> None:
+def test_rows_of_the_wrong_width_are_refused_whole_and_awkward_headers_kept(
+        tmp_path: Path) -> None:
     path = tmp_path / "ragged.csv"
-    path.write_text("id,Email,,Email\n1,a@x.org,b,c@x.org,extra\n2,d@x.org\n", encoding="utf-8")
+    path.write_text("id,Email,,Email\n"
+                    "1,a@x.org,b,c@x.org,extra\n"  # a value too many: shifted
+                    "2,d@x.org\n"  # cut off
+                    '3,e@x.org,"f, g",h@x.org,,\n'  # a trailing delimiter: empty values only
+                    "4,i@x.org,j,k@x.org\n", encoding="utf-8")
     info = inspect(path)
     assert info.columns == ["id", "Email", "column_3", "Email_2"]
     got = rows_of(path)
-    assert got[0][1] == {"id": "1", "Email": "a@x.org", "column_3": "b", "Email_2": "c@x.org",
-                         "column_5": "extra"}
-    assert got[1][1] == {"id": "2", "Email": "d@x.org"}
+    assert [n for n, _ in got] == [2, 3, 4, 5]
+    assert got[0][1] == Unreadable("the record has 5 values but the header has 4 columns",
+                                   "1,a@x.org,b,c@x.org,extra")
+    assert got[1][1] == Unreadable("the record has 2 values but the header has 4 columns",
+                                   "2,d@x.org")
+    assert got[2][1] == {"id": "3", "Email": "e@x.org", "column_3": "f, g", "Email_2": "h@x.org"}
+    assert got[3][1] == {"id": "4", "Email": "i@x.org", "column_3": "j", "Email_2": "k@x.org"}
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_excels_sep_line_names_the_delimiter_and_is_not_the_header(tmp_path: Path,
+                                                                   newline: str) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_text(newline.join(["sep=;", "id;name;city", "1;Ada;London, UK", "2;Bo;Paris"])
+                    + newline, encoding="cp1252", newline="")
+    info = inspect(path)
+    assert (info.delimiter, info.columns) == (";", ["id", "name", "city"])
+    got = rows_of(path)
+    assert [n for n, _ in got] == [3, 4]  # physical lines: the hint is line 1, the header 2
+    assert got[0][1] == {"id": "1", "name": "Ada", "city": "London, UK"}
 
 
 def test_nul_characters_are_replaced_not_fatal(tmp_path: Path) -> None:

@@ -69,7 +69,6 @@ INLINE_MAX_BYTES = 500_000
 MAX_UPLOAD_BYTES = 500_000_000
 PENDING_UPLOAD_HOURS = 24
 _TOKEN = re.compile(r"^[0-9a-f]{32}$")
-_RAW_LIMIT = 4000  # characters of a rejected row kept for the report
 
 
 # --- what a file means -------------------------------------------------------------------------
@@ -489,7 +488,7 @@ class _Batch:
             counts = dict.fromkeys(("accepted", "updated", "unchanged", "rejected"), 0)
             rejections = [
                 {"import_id": self.import_id, "line_no": line_no, "field": fld,
-                 "reason": reason[:500], "raw_row": raw[:_RAW_LIMIT]}
+                 "reason": reason[:500], "raw_row": raw}
                 for line_no, fld, reason, raw in cut.bad
             ]
             counts["rejected"] += len(cut.bad)
@@ -528,7 +527,7 @@ class _Batch:
 
 
 def _raw(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, ensure_ascii=False, default=str)[:_RAW_LIMIT]
+    return json.dumps(payload, ensure_ascii=False, default=str)
 
 
 # --- reading runs and their reports ---------------------------------------------------------

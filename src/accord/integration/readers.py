@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import math
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ DELIMITERS = ",;\t|"
 SAMPLE_BYTES = 64 * 1024
 SAMPLE_ROWS = 200  # JSON Lines records read to learn the columns
 FIELD_LIMIT = 1 << 20  # a single CSV field over 1 MiB is a broken quote, not data
+# Excel's delimiter hint, a file's first line
+_SEP_LINE = re.compile(r"sep=([,;\t|])(?:\r\n|\r|\n)")
 _EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".psv": "csv", ".jsonl": "jsonl",
                ".ndjson": "jsonl", ".json": "jsonl", ".xlsx": "xlsx", ".xlsm": "xlsx"}
 # Legacy encodings charset-normalizer may choose between when a file is not UTF-8/16.
@@ -56,7 +59,7 @@ csv.field_size_limit(FIELD_LIMIT)
 
 @dataclass(frozen=True, slots=True)
 class Unreadable:
-    """A record the reader could not parse; `raw` is its text (truncated) for the report."""
+    """A record the reader could not take as a row; `raw` is its text, kept for the report."""
 
     reason: str
     raw: str = ""
@@ -72,6 +75,8 @@ class FileInfo:
     encoding: str | None = None
     delimiter: str | None = None
     sheet: str | None = None
+    # Excel's `sep=;` first line: it names the delimiter and the header follows it
+    sep_line: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {"format": self.format, "encoding": self.encoding, "delimiter": self.delimiter,
@@ -204,10 +209,15 @@ def inspect(path: Path | str, name: str | None = None) -> FileInfo:
             if isinstance(row, dict):
                 columns.update(dict.fromkeys(flatten_keys(row)))
         return FileInfo("jsonl", list(columns), encoding)
-    delimiter = detect_delimiter(_text_sample(path, encoding))
+    sample = _text_sample(path, encoding)
+    declared = _SEP_LINE.match(sample)
+    delimiter = declared.group(1) if declared else detect_delimiter(sample)
     with path.open(newline="", encoding=encoding, errors=_FALLBACK_ERRORS) as fh:
-        header = next(csv.reader(_clean_lines(fh), delimiter=delimiter), [])
-    return FileInfo("csv", _header_names(header), encoding, delimiter)
+        lines = _clean_lines(fh)
+        if declared:
+            next(lines, None)
+        header = next(csv.reader(lines, delimiter=delimiter), [])
+    return FileInfo("csv", _header_names(header), encoding, delimiter, sep_line=bool(declared))
 
 
 def flatten_keys(row: dict[str, Any], prefix: str = "") -> Iterator[str]:
@@ -244,7 +254,7 @@ def read_rows(path: Path | str, info: FileInfo | None = None) -> Iterator[tuple[
     path = Path(path)
     info = info or inspect(path)
     if info.format == "csv":
-        return _csv_rows(path, info.encoding or "utf-8", info.delimiter or ",")
+        return _csv_rows(path, info.encoding or "utf-8", info.delimiter or ",", info.sep_line)
     if info.format == "jsonl":
         return _jsonl_rows(path, info.encoding or "utf-8")
     if info.format == "xlsx":
@@ -258,18 +268,21 @@ def _clean_lines(fh: io.TextIOBase) -> Iterator[str]:
         yield line.replace("\x00", "\ufffd") if "\x00" in line else line
 
 
-def _csv_rows(path: Path, encoding: str, delimiter: str) -> Iterator[tuple[int, Row]]:
+def _csv_rows(path: Path, encoding: str, delimiter: str,
+              sep_line: bool = False) -> Iterator[tuple[int, Row]]:
     with path.open(newline="", encoding=encoding, errors=_FALLBACK_ERRORS) as fh:
-        reader = csv.reader(_clean_lines(fh), delimiter=delimiter)
+        lines = _clean_lines(fh)
+        skipped = 1 if sep_line and next(lines, None) is not None else 0
+        reader = csv.reader(lines, delimiter=delimiter)
         try:
             columns = _header_names(next(reader))
         except StopIteration:
             return
         except csv.Error as exc:
-            yield 1, Unreadable(f"the header cannot be read: {exc}")
+            yield 1 + skipped, Unreadable(f"the header cannot be read: {exc}")
             return
         width = len(columns)
-        start = reader.line_num + 1
+        start = reader.line_num + 1 + skipped
         while True:
             try:
                 values = next(reader)
@@ -277,18 +290,25 @@ def _csv_rows(path: Path, encoding: str, delimiter: str) -> Iterator[tuple[int, 
                 return
             except csv.Error as exc:
                 yield start, Unreadable(f"unreadable CSV record: {exc}")
-                start = reader.line_num + 1
+                start = reader.line_num + 1 + skipped
                 continue
-            line_no, start = start, reader.line_num + 1
+            line_no, start = start, reader.line_num + 1 + skipped
             if not values or (len(values) == 1 and not values[0]):
                 continue  # a blank line
-            if len(values) == width:
-                yield line_no, dict(zip(columns, values, strict=True))
-            else:
-                row = dict(zip(columns, values, strict=False))
-                for i in range(width, len(values)):  # more values than headers: kept, numbered
-                    row[f"column_{i + 1}"] = values[i]
-                yield line_no, row
+            if len(values) < width or any(values[width:]):
+                # a value shifted into the wrong column (an unquoted delimiter) or cut off:
+                # taking the row would store values under the wrong fields
+                yield line_no, Unreadable(
+                    f"the record has {len(values)} values but the header has {width} columns",
+                    _csv_text(values, delimiter))
+                continue
+            yield line_no, dict(zip(columns, values, strict=False))
+
+
+def _csv_text(values: list[str], delimiter: str) -> str:
+    out = io.StringIO()
+    csv.writer(out, delimiter=delimiter, lineterminator="").writerow(values)
+    return out.getvalue()
 
 
 def _jsonl_rows(path: Path, encoding: str) -> Iterator[tuple[int, Row]]:
@@ -300,10 +320,10 @@ def _jsonl_rows(path: Path, encoding: str) -> Iterator[tuple[int, Row]]:
             try:
                 value = json.loads(text)
             except ValueError as exc:
-                yield line_no, Unreadable(f"invalid JSON: {exc}", text[:1000])
+                yield line_no, Unreadable(f"invalid JSON: {exc}", text)
                 continue
             if not isinstance(value, dict):
-                yield line_no, Unreadable("the line is not a JSON object", text[:1000])
+                yield line_no, Unreadable("the line is not a JSON object", text)
                 continue
             if "\\u0000" in text or "\x00" in text:
                 value = _strip_nul(value)
@@ -349,26 +369,33 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
-def _open_sheet(path: Path, sheet: str | None) -> tuple[Any, Any]:
+@contextlib.contextmanager
+def _sheet(path: Path, sheet: str | None) -> Iterator[Any]:
+    """The named (else the first) worksheet of a workbook, read-only. The workbook is opened
+    from a file object: openpyxl judges a path by its extension, and uploads are stored under
+    a server-generated name."""
     import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
 
-    try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise UnsupportedFile(f"the Excel workbook cannot be opened: {exc}") from None
-    if sheet is not None and sheet in workbook.sheetnames:
-        return workbook, workbook[sheet]
-    return workbook, workbook.worksheets[0]
+    with path.open("rb") as fh:
+        try:
+            workbook = openpyxl.load_workbook(fh, read_only=True, data_only=True)
+        except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
+            raise UnsupportedFile(f"the Excel workbook cannot be opened: {exc}") from None
+        try:
+            if sheet is not None and sheet in workbook.sheetnames:
+                yield workbook[sheet]
+            else:
+                yield workbook.worksheets[0]
+        finally:
+            workbook.close()
 
 
 def _inspect_xlsx(path: Path) -> FileInfo:
-    workbook, ws = _open_sheet(path, None)
-    try:
+    with _sheet(path, None) as ws:
         header = next(ws.iter_rows(max_row=1, values_only=True), ())
         return FileInfo("xlsx", _header_names([cell_text(v) for v in _trim(header)]),
                         sheet=ws.title)
-    finally:
-        workbook.close()
 
 
 def _trim(values: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -379,8 +406,7 @@ def _trim(values: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _xlsx_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, Row]]:
-    workbook, ws = _open_sheet(path, sheet)
-    try:
+    with _sheet(path, sheet) as ws:
         rows = ws.iter_rows(values_only=True)
         header = next(rows, None)
         if header is None:
@@ -396,5 +422,3 @@ def _xlsx_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, Row]]:
             for i in range(width, len(values)):
                 row[f"column_{i + 1}"] = cell_text(values[i])
             yield line_no, row
-    finally:
-        workbook.close()
