@@ -15,9 +15,9 @@ from accord.cli import app as cli
 from accord.core.db import session_scope
 from accord.demo.extracts import typo
 from accord.integration.ingest import Incoming, ingest_batch
-from accord.integration.resolution import active_model, resolve_all
+from accord.integration.resolution import active_model, resolve_all, resolve_pending
 from accord.integration.sources import create_source
-from accord.models import Customer, MatchModel, SourceProfile
+from accord.models import Customer, MatchModel, Source, SourceProfile
 
 FIRST = ["Anna", "Ben", "Clara", "David", "Eva", "Felix", "Greta", "Hugo", "Ines", "Jan",
          "Karla", "Lukas", "Mara", "Nils", "Olga", "Paul", "Rita", "Sven", "Tina", "Ugo"]
@@ -115,3 +115,25 @@ def test_resolve_all_trains_a_model_and_clusters_duplicates(db) -> None:
         again = resolve_all(s)
         assert again.profiles == 0 and again.new_customers == 0
         assert s.scalar(select(func.count()).select_from(MatchModel)) == 1
+
+    # with the model active, a person nobody has seen (no candidate shares a key) gets a new
+    # golden customer from the incremental path, and a known one joins theirs
+    stranger = {"first_name": "Ottoline", "last_name": "Featherstonehaugh",
+                "email": "ottoline@example.net", "date_of_birth": "1977-03-21",
+                "country": "DE"}
+    returning = noisy(crowd[1], rnd)
+    with session_scope(db) as s:
+        shop = s.scalar(select(Source).where(Source.name == "shop"))
+        ingest_batch(s, SYSTEM, shop, [Incoming("profile", stranger, dict(stranger), "S-new")])
+    with session_scope(db) as s:
+        assert resolve_pending(s).new_customers == 1
+    with session_scope(db) as s:
+        crm = s.scalar(select(Source).where(Source.name == "crm"))
+        ingest_batch(s, SYSTEM, crm, [Incoming("profile", returning, dict(returning), "C1-b")])
+    with session_scope(db) as s:
+        assert resolve_pending(s).new_customers == 0
+    with session_scope(db, write=False) as s:
+        by_id = dict(s.execute(select(SourceProfile.external_id, SourceProfile.customer_id))
+                     .tuples().all())
+        assert by_id["S-new"] is not None and by_id["S-new"] not in (by_id["C1"], by_id["S1"])
+        assert by_id["C1-b"] == by_id["C1"]

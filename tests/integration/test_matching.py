@@ -252,6 +252,14 @@ def test_match_new_links_new_records_to_existing_ones(model: dict, data: pd.Data
     assert set(pairs.columns) >= {"match_weight", "match_probability", "gamma_email", "mw_email"}
 
 
+def test_match_new_with_nothing_to_compare_against(model: dict, data: pd.DataFrame) -> None:
+    # a person nobody has seen: the caller found no candidates by any indexed key
+    one = _records(data[data["source"] == "webshop"].head(1))
+    assert matching.match_new(model, one, [], threshold=0.5).empty
+    assert matching.match_new(model, [], one, threshold=0.5).empty
+    assert matching.prepare([]).columns[0] == "unique_id"
+
+
 def test_model_json_round_trips(model: dict, pairs: pd.DataFrame, data: pd.DataFrame) -> None:
     stored = json.loads(json.dumps(model))
     again = matching.predict(stored, _records(data), threshold=0.01, engine="duckdb")

@@ -465,6 +465,8 @@ def prepare(records: Any) -> pd.DataFrame:
     """Canonical columns in a fixed shape: missing columns added empty, blanks made null,
     dates as ISO strings, plus the capped blocking keys for e-mail, phone and national id."""
     frame = _as_frame(records)
+    if frame.empty and ID not in frame.columns:  # no records at all (a list with none)
+        frame = pd.DataFrame({ID: pd.Series([], dtype="int64")})
     if ID not in frame.columns:
         raise ValueError(f"records need a {ID!r} column")
     out = pd.DataFrame(index=range(len(frame)))
