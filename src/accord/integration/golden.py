@@ -107,7 +107,12 @@ def _choose_ranked(values: list[Any], rule: str, trusted: list[tuple[Any, ...]],
     if len(present) <= 1:
         return (values[present[0]], [ids[present[0]]]) if present else (None, [])
     if rule == "most_trusted":
-        best = min(present, key=trusted.__getitem__)
+        # among the sources of the best rank, the value most of them agree on, then the most
+        # recent: one source's typo must not outvote two that agree at the same trust
+        rank = min(trusted[k][0] for k in present)
+        tied = [k for k in present if trusted[k][0] == rank]
+        counts = Counter(values[k] for k in tied)
+        best = min(tied, key=lambda k: (-counts[values[k]], *trusted[k]))
     elif rule == "most_recent":
         best = min(present, key=recent.__getitem__)
     elif rule == "most_complete":
