@@ -17,7 +17,8 @@ from accord.demo.extracts import typo
 from accord.integration.ingest import Incoming, ingest_batch
 from accord.integration.resolution import active_model, resolve_all, resolve_pending
 from accord.integration.sources import create_source
-from accord.models import Customer, MatchModel, Source, SourceProfile
+from accord.integration.stewardship import accept_review
+from accord.models import Customer, MatchModel, MatchReview, Source, SourceProfile
 
 FIRST = ["Anna", "Ben", "Clara", "David", "Eva", "Felix", "Greta", "Hugo", "Ines", "Jan",
          "Karla", "Lukas", "Mara", "Nils", "Olga", "Paul", "Rita", "Sven", "Tina", "Ugo"]
@@ -134,6 +135,57 @@ def test_resolve_all_trains_a_model_and_clusters_duplicates(db) -> None:
         assert resolve_pending(s).new_customers == 0
     with session_scope(db, write=False) as s:
         by_id = dict(s.execute(select(SourceProfile.external_id, SourceProfile.customer_id))
-                     .tuples().all())
+                     .all())
         assert by_id["S-new"] is not None and by_id["S-new"] not in (by_id["C1"], by_id["S1"])
         assert by_id["C1-b"] == by_id["C1"]
+
+
+def test_the_batch_proposes_to_join_customers_the_rules_kept_apart(db) -> None:
+    """Profiles linked before there was a model (by the conservative rules of the incremental
+    path) are not re-linked by the batch, but the people the model finds split across two
+    customers are proposed for review as merges, and accepting one merges them."""
+    rnd = random.Random(11)
+    crowd = people(120, rnd)
+    with session_scope(db) as s:
+        crm = create_source(s, SYSTEM, name="crm", kind="crm", trust_rank=10)
+        shop = create_source(s, SYSTEM, name="shop", kind="webshop", trust_rank=20)
+        ingest_batch(s, SYSTEM, crm, [Incoming("profile", p, dict(p), f"C{i}")
+                                      for i, p in enumerate(crowd)])
+        split = []
+        for i, person in enumerate(crowd[:40]):
+            # no e-mail or phone, a typo in the surname: no rule links them
+            record = {**person, "email": "", "phone": "",
+                      "last_name": typo(person["last_name"], rnd)}
+            split.append(Incoming("profile", record, dict(record), f"S{i}"))
+        ingest_batch(s, SYSTEM, shop, split)
+    with session_scope(db) as s:
+        assert active_model(s) is None
+        resolve_pending(s)  # the incremental path, before any model: the rules
+    with session_scope(db, write=False) as s:
+        apart = s.scalar(select(func.count()).select_from(Customer))
+        assert apart > 120  # the rules did not see the shop's people as the crm's
+    with session_scope(db) as s:
+        result = resolve_all(s)
+        assert result.profiles == 0 and result.reviews >= 20
+    with session_scope(db, write=False) as s:
+        reviews = s.scalars(select(MatchReview).where(MatchReview.status == "pending")).all()
+        profiles = {p.id: p for p in s.scalars(select(SourceProfile))}
+        # proposed: the same person's two records, each already on a customer of its own
+        # (two namesakes of the crm, whose generated e-mails differ by a digit, may be too)
+        right = [r for r in reviews
+                 if {profiles[r.left_id].external_id, profiles[r.right_id].external_id}
+                 == {f"C{profiles[r.left_id].external_id[1:]}",
+                     f"S{profiles[r.left_id].external_id[1:]}"}]
+        assert len(right) >= 30 and len(reviews) - len(right) <= 2, len(reviews)
+        first = right[0]
+        left, right_ = profiles[first.left_id], profiles[first.right_id]
+        assert left.customer_id != right_.customer_id
+        review_id, version = first.id, first.version
+    with session_scope(db) as s:
+        accept_review(s, SYSTEM, review_id, expected_version=version)
+    with session_scope(db, write=False) as s:
+        a, b = (s.get(SourceProfile, i) for i in (left.id, right_.id))
+        assert a.customer_id == b.customer_id
+    with session_scope(db) as s:  # run again: nothing new, the decided pair not proposed again
+        again = resolve_all(s)
+        assert again.reviews == 0

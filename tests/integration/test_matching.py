@@ -260,6 +260,30 @@ def test_match_new_with_nothing_to_compare_against(model: dict, data: pd.DataFra
     assert matching.prepare([]).columns[0] == "unique_id"
 
 
+def test_a_model_trains_when_no_pair_meets_a_deterministic_rule() -> None:
+    """Sources that share no e-mail, phone or exact name and birth date: the prior cannot be
+    estimated from deterministic pairs (it would be 0 and every weight log 0); training starts
+    EM from a prior of its own and the model scores."""
+    rnd = random.Random(5)
+    firsts = ["anna", "ben", "clara", "david", "eva", "felix", "greta", "hugo", "ines", "jan"]
+    lasts = ["meyer", "koch", "wolf", "lange", "krause", "weber", "becker", "klein", "roth"]
+    rows = []
+    for i in range(80):
+        first, last = rnd.choice(firsts), rnd.choice(lasts)
+        dob = f"19{rnd.randint(40, 99)}-{rnd.randint(1, 12):02d}-{rnd.randint(10, 28)}"
+        postcode = f"{rnd.randint(10000, 99999)}"
+        rows.append({"unique_id": i, "source": "a", "first_name": first, "last_name": last,
+                     "date_of_birth": dob, "postcode": postcode, "city": "berlin"})
+        if i < 30:  # the same person in a second source: a typo in the first name, the day
+            rows.append({"unique_id": 1000 + i, "source": "b", "first_name": first[:-1] + "x",
+                         "last_name": last, "date_of_birth": dob[:-1] + "1",
+                         "postcode": postcode, "city": "berlin"})
+    model = matching.train(rows, seed=1)
+    assert 0 < model["probability_two_random_records_match"] < 1
+    scored = matching.predict(model, rows, threshold=0.01)
+    assert not scored.empty
+
+
 def test_model_json_round_trips(model: dict, pairs: pd.DataFrame, data: pd.DataFrame) -> None:
     stored = json.loads(json.dumps(model))
     again = matching.predict(stored, _records(data), threshold=0.01, engine="duckdb")

@@ -641,6 +641,11 @@ def train(
         det_rules = _deterministic_rules(columns)
         if det_rules:
             linker.training.estimate_probability_two_random_records_match(det_rules, recall)
+        if not linker._settings_obj._probability_two_random_records_match > 0:
+            # no pair agrees on any deterministic rule (sources sharing no e-mail or phone):
+            # a prior of 0 would make every weight log(0). EM starts from one match per two
+            # records instead and estimates the prior from there.
+            linker._settings_obj._probability_two_random_records_match = 1 / max(len(frame), 2)
         # Chunks and sampling probes only pay when there are more pairs than the budget, and
         # not on Spark, where each chunk is a job with seconds of fixed cost.
         n_pairs = len(frame) * (len(frame) - 1) / 2

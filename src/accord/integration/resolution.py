@@ -1071,8 +1071,9 @@ def resolve_all(session: Session, principal: Principal = SYSTEM, *, retrain: boo
     """The batch run (`accord resolve`): score every profile within the blocking rules.
 
     Trains a model first when there is none (or when asked). Profiles already linked keep
-    their customer: a pair joining two existing customers is proposed for review, never
-    merged automatically.
+    their customer: a pair joining two existing customers (one the model links, between a
+    new profile's cluster and a customer or between two customers) is proposed for review,
+    never merged automatically.
     """
     with _no_cycle_collection():
         return _resolve_all(session, principal, retrain=retrain, engine=engine)
@@ -1093,9 +1094,18 @@ def _resolve_all(session: Session, principal: Principal, *, retrain: bool,
                               scores_only=True)
     is_new = frame["customer_id"].isna().to_numpy()
     new_ids = set(frame["unique_id"].to_numpy()[is_new].tolist())
-    merged = {(p.left, p.right): p for p in model_pairs(model, scored, values=frame)
-              if p.left in new_ids or p.right in new_ids}
+    upper, _ = thresholds()
+    merged: dict[tuple[int, int], Pair] = {}
+    joins: list[Pair] = []  # the model's links between profiles already linked
+    for p in model_pairs(model, scored, values=frame):
+        if p.left in new_ids or p.right in new_ids:
+            merged[(p.left, p.right)] = p
+        elif p.probability >= upper:
+            joins.append(p)
     del scored
+    # two customers the model says are one person (kept apart by the rules that linked them
+    # before there was a model, or by an older model): proposed for review as a merge
+    merged.update(((p.left, p.right), p) for p in _across_customers(frame, joins))
     # the deterministic rules hold on top of the model
     for hit in rule_pairs(frame, is_new):
         known = merged.get((hit.left, hit.right))
@@ -1120,6 +1130,15 @@ def _resolve_all(session: Session, principal: Principal, *, retrain: bool,
                  {"model_version": model.version, "profiles": result.profiles,
                   "new_customers": result.new_customers, "reviews": result.reviews})
     return result
+
+
+def _across_customers(frame: Any, pairs: list[Pair]) -> list[Pair]:
+    if not pairs:
+        return []
+    ids = {i for p in pairs for i in (p.left, p.right)}
+    part = frame[frame["unique_id"].isin(ids)]
+    owner = dict(zip(part["unique_id"].tolist(), part["customer_id"].tolist(), strict=True))
+    return [p for p in pairs if owner[p.left] != owner[p.right]]
 
 
 BULK_CACHE_KIB = 262_144
