@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -32,6 +32,7 @@ from accord.core.contact import fast_email as _fast_email
 from accord.demo.extracts import _date, _national, _spaced, typo
 from accord.demo.pools import COUNTRIES
 from accord.integration.standardise import (
+    _SURNAME_PREFIXES,
     PROFILE_FIELDS,
     InvalidValue,
     Standardised,
@@ -50,6 +51,7 @@ from accord.integration.standardise import (
     standardise_phone,
     standardise_postcode,
     standardise_profile,
+    standardise_region,
 )
 
 PROPS = settings(
@@ -86,6 +88,14 @@ PROPS = settings(
         ("  anna   maria ", "Anna Maria"),
         ("ÁLVAREZ", "Álvarez"),
         ("LELIÈVRE", "Lelièvre"),
+        ("Maria De La Cruz", "Maria de la Cruz"),
+        ("Luigi Di Maio", "Luigi di Maio"),
+        ("KHALID BIN SALMAN AL SAUD", "Khalid bin Salman al Saud"),
+        ("de la fontaine", "de la Fontaine"),
+        ("LE PEN", "Le Pen"),  # a leading "le", "di", "al"... keeps its capital when shouted
+        ("le", "Le"),  # a particle that is the whole name is a name
+        ("jean - luc", "Jean-Luc"),
+        ("Jean -Luc", "Jean-Luc"),
     ],
 )
 def test_names_get_their_case_and_spacing(raw: str, clean: str) -> None:
@@ -132,11 +142,25 @@ def test_split_title(raw: str, expected: tuple[str | None, str]) -> None:
         ("john smith", ("John", "Smith")),
         ("Dr. Hans von Müller", ("Hans", "von Müller")),
         ("Ludwig van der Waals", ("Ludwig", "van der Waals")),
-        ("Juan Carlos de la Fuente", ("Juan Carlos", "de La Fuente")),
+        ("Juan Carlos de la Fuente", ("Juan Carlos", "de la Fuente")),
         ("DUPONT Jean", ("Jean", "Dupont")),
-        ("Jean-Pierre DE LA FONTAINE", ("Jean-Pierre", "de La Fontaine")),
+        ("Jean-Pierre DE LA FONTAINE", ("Jean-Pierre", "de la Fontaine")),
+        ("dr. JEAN-luc de la fontaine", ("Jean-Luc", "de la Fontaine")),
+        ("Maria de la Cruz", ("Maria", "de la Cruz")),
+        ("Khalid bin Salman al Saud", ("Khalid bin Salman", "al Saud")),
         ("Smith, Dr. John", ("John", "Smith")),
         ("Madonna", ("", "Madonna")),
+        # particles and a surname are all surname...
+        ("van der BERG", ("", "van der Berg")),
+        ("Van der Berg", ("", "Van der Berg")),
+        ("VAN DER BERG", ("", "van der Berg")),
+        ("de la cruz", ("", "de la Cruz")),
+        # ...but a lone capitalised one may be a given name
+        ("Al Gore", ("Al", "Gore")),
+        ("Al Di Meola", ("Al", "Di Meola")),
+        ("Jean de la FONTAINE", ("Jean", "de la Fontaine")),
+        ("jean - luc dupont", ("Jean-Luc", "Dupont")),
+        ("jean - luc", ("", "Jean-Luc")),
     ],
 )
 def test_split_full_name(raw: str, expected: tuple[str, str]) -> None:
@@ -200,6 +224,24 @@ def test_phones_become_e164_in_the_records_country(raw: str, country: str | None
 def test_invalid_phones(raw: str, country: str | None) -> None:
     with pytest.raises(InvalidValue):
         standardise_phone(raw, country)
+
+
+def test_a_national_phone_without_a_usable_country_says_so() -> None:
+    std = standardise_profile({"phone": "07911 123456", "country": "Atlantis"})
+    assert std.flags["phone"] == "a national number needs a valid country (got 'Atlantis')"
+    std = standardise_profile({"phone": "07911 123456"})
+    assert std.flags["phone"] == ("a national number needs a country: write it with + and the "
+                                  "country code")
+    with pytest.raises(InvalidValue, match="AQ has none"):  # a country with no phone numbers
+        standardise_phone("020 1234", "Antarctica")
+    # the source's country still reads it, and other failures keep their reasons
+    std = standardise_profile({"phone": "07911 123456", "country": "Atlantis"},
+                              default_country="GB")
+    assert std.values["phone"] == "+447911123456"
+    for raw, country in (("call me", None), ("+999 1234567", "Atlantis"), ("12", "GB")):
+        with pytest.raises(InvalidValue) as caught:
+            standardise_phone(raw, country)
+        assert "needs" not in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -331,6 +373,22 @@ def test_birth_dates_are_in_the_past_and_after_1900() -> None:
         standardise_birth_date("1899-12-31")
 
 
+def test_a_two_digit_year_of_birth_is_never_in_the_future() -> None:
+    later = date.today() + timedelta(days=1)  # this year's, but after today: last century's
+    short = f"{later.day}/{later.month}/{later.year % 100:02d}"
+    born = date(later.year - 100, later.month, later.day)
+    assert standardise_birth_date(short) == born
+    assert standardise_birth_date(f"{later.year % 100:02d}/{later.month}/{later.day}",
+                                  date_order="YMD") == born
+    assert standardise_birth_date(f"{later.day} {later.strftime('%b %y')}") == born
+    assert standardise_profile({"date_of_birth": short}).values["date_of_birth"] == born
+    assert standardise_birth_date("1/1/05") == date(2005, 1, 1)
+    # other dates keep their reading, and a four-digit year in the future stays flagged
+    assert standardise_date(short) == later
+    std = standardise_profile({"date_of_birth": f"{later.day}/{later.month}/{later.year}"})
+    assert "future" in std.flags["date_of_birth"]
+
+
 @pytest.mark.parametrize(
     ("raw", "country", "code"),
     [
@@ -373,6 +431,18 @@ def test_unknown_or_ambiguous_currencies(raw: str) -> None:
 )
 def test_address_lines(raw: str, clean: str) -> None:
     assert standardise_address_line(raw) == clean
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [("NC", "NC"), ("nc", "NC"), ("Ca", "CA"), ("NSW", "NSW"), (" QLD ", "QLD"), ("Ain", "Ain"),
+     ("var", "Var"),
+     ("north carolina", "North Carolina"), ("NEW SOUTH WALES", "New South Wales"),
+     ("BAYERN", "Bayern"), ("Île-de-France", "Île-de-France")],
+)
+def test_region_codes_are_upper_case_and_names_title_case(raw: str, clean: str) -> None:
+    assert standardise_region(raw) == clean
+    assert standardise_profile({"region": raw}).values == {"region": clean}
 
 
 @pytest.mark.parametrize(
@@ -589,6 +659,47 @@ def test_name_standardising_is_idempotent(text: str) -> None:
     assert standardise_name(once) == once
 
 
+# the particles that stay lower-case inside a name
+PARTICLES = ["van", "von", "de", "der", "den", "del", "della", "di", "da", "du", "dos", "la",
+             "le", "las", "los", "ten", "ter", "zu", "bin", "al"]
+# a given name or surname: neither a particle nor a title
+NAME_WORD = st.text(st.characters(min_codepoint=0x61, max_codepoint=0x7A), min_size=2,
+                    max_size=10).filter(
+    lambda w: w not in _SURNAME_PREFIXES and not split_title(f"{w} a b")[0])
+
+
+def _any_case(word: str, how: int) -> str:
+    return (word, word.upper(), word.capitalize())[how]
+
+
+@PROPS
+@given(NAME_WORD, st.lists(st.tuples(st.sampled_from(PARTICLES), st.integers(0, 2)), min_size=1,
+                           max_size=3), NAME_WORD, st.integers(0, 2))
+def test_particles_inside_a_name_are_lower_case(given_name: str, particles: list[tuple[str, int]],
+                                                surname: str, how: int) -> None:
+    written = [_any_case(p, case) for p, case in particles]
+    full = " ".join([_any_case(given_name, how), *written, _any_case(surname, how)])
+    assert standardise_name(full).split(" ")[1:-1] == [p for p, _ in particles]
+    first, last = split_full_name(full)
+    assert first == standardise_name(given_name)
+    assert last.split(" ")[1:-1] == [p for p, _ in particles[1:]]
+    # particles and a surname alone, the particles written as such, are the last name
+    alone = " ".join([*(p for p, _ in particles), _any_case(surname, how)])
+    if len(particles) > 1 or how != 0:
+        assert split_full_name(alone) == ("", standardise_name(alone))
+
+
+@PROPS
+@given(st.lists(NAME_WORD, min_size=2, max_size=4), st.lists(st.sampled_from(["-", " -", "- ",
+                                                                                " - "]),
+                                                             min_size=3, max_size=3))
+def test_spaces_around_hyphens_in_names_go(words: list[str], hyphens: list[str]) -> None:
+    spaced = words[0] + "".join(h + w for h, w in zip(hyphens, words[1:], strict=False))
+    joined = "-".join(words)
+    assert standardise_name(spaced) == standardise_name(joined)
+    assert split_full_name(f"{spaced} Smith") == (standardise_name(joined), "Smith")
+
+
 @PROPS
 @given(st.emails())
 def test_email_standardising_is_idempotent(address: str) -> None:
@@ -716,6 +827,28 @@ def test_dates_round_trip_through_every_rendering(day: date, which: int) -> None
     assert standardise_date(parsed.isoformat()) == parsed  # idempotent
 
 
+TODAY = date.today()
+# every date of birth of the last 99 years is the only one its two-digit year can be
+RECENT_BIRTHS = st.dates(min_value=date(TODAY.year - 99, 1, 1), max_value=TODAY)
+SHORT_RENDERINGS = [
+    (lambda d: d.strftime("%d/%m/%y"), {"country": "GB"}),
+    (lambda d: d.strftime("%m/%d/%y"), {"country": "US"}),
+    (lambda d: d.strftime("%d.%m.%y"), {}),
+    (lambda d: d.strftime("%y/%m/%d"), {"date_order": "YMD"}),
+    (lambda d: d.strftime("%d %b %y"), {}),
+]
+
+
+@PROPS
+@given(RECENT_BIRTHS, st.sampled_from(range(len(SHORT_RENDERINGS))))
+def test_two_digit_years_of_birth_round_trip(day: date, which: int) -> None:
+    render, kwargs = SHORT_RENDERINGS[which]
+    assert standardise_birth_date(render(day), **kwargs) == day
+    raw = {"date_of_birth": render(day), "country": kwargs.get("country")}
+    std = standardise_profile(raw, date_order=kwargs.get("date_order"))
+    assert std.values["date_of_birth"] == day
+
+
 CURRENCY_INPUTS = st.sampled_from(sorted(currency_codes())) | st.sampled_from(
     ["€", "£", "$", "¥", "euros", "US Dollar", "pounds", "CA$"])
 
@@ -737,6 +870,16 @@ def test_address_line_standardising_is_idempotent(text: str) -> None:
     assert standardise_address_line(once) == once
 
 
+@PROPS
+@given(st.text(st.characters(codec="latin-1", exclude_categories=("Cc",)), max_size=40))
+def test_region_standardising_is_idempotent(text: str) -> None:
+    try:
+        once = standardise_region(text)
+    except InvalidValue:
+        return
+    assert standardise_region(once) == once
+
+
 ANY_TEXT_STANDARDISERS = [
     standardise_name,
     lambda t: split_title(t),
@@ -755,6 +898,7 @@ ANY_TEXT_STANDARDISERS = [
     standardise_currency,
     lambda t: standardise_currency(t, country=t),
     standardise_address_line,
+    standardise_region,
     standardise_gender,
     standardise_language,
 ]

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 from babel import Locale, localedata
 from babel.core import UnknownLocaleError, get_global
 from babel.numbers import get_territory_currencies
-from phonenumbers import PhoneMetadata
+from phonenumbers import SUPPORTED_REGIONS, NumberParseException, PhoneMetadata, parse
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
 from accord.core.contact import (
@@ -62,6 +62,7 @@ __all__ = [
     "standardise_phone",
     "standardise_postcode",
     "standardise_profile",
+    "standardise_region",
 ]
 
 PROFILE_FIELDS: tuple[str, ...] = (
@@ -147,12 +148,19 @@ def _name_table(entries: list[tuple[str, str]]) -> dict[str, str]:
 # Single letters (Portuguese "e", Spanish "y") are left out: they are more often initials.
 _PARTICLES = frozenset({"van", "von", "vom", "de", "der", "den", "des", "del", "da", "das", "dos",
                         "du", "ter", "ten", "zu", "zum", "zur", "af", "av"})
-# After these, the part following an apostrophe is capitalised: O'Neill, D'Angelo, Dell'Acqua.
+# Particles lower-case inside a name, but capitalised when a surname they start is shouted
+# ("LE PEN" -> "Le Pen", "DI MAIO" -> "Di Maio", but "Jean de la Fontaine").
+_INNER_PARTICLES = frozenset({"la", "le", "les", "las", "los", "di", "della", "dello", "delle",
+                              "dei", "degli", "dal", "dalla", "dalle", "het", "und", "al", "bin",
+                              "binti", "bint", "ibn"})
 # Words that start a surname when a full name is split ("Maria | de la Cruz", "Luigi | Di Maio").
-_SURNAME_PREFIXES = _PARTICLES | {"la", "le", "las", "los", "di", "della", "dello", "dei", "degli"}
+_SURNAME_PREFIXES = _PARTICLES | _INNER_PARTICLES
+# After these, the part following an apostrophe is capitalised: O'Neill, D'Angelo, Dell'Acqua.
 _APOSTROPHE_PREFIXES = frozenset({"dell", "dall", "nell", "sant", "all"})
 _NAME_SEPARATORS = re.compile(r"([-.])")
 _NAME_BAD = re.compile(r"[^\w\s'\-.,]|[\d_]")
+# Spaces around a hyphen inside a name: "Jean - Luc" is one given name, "Jean-Luc".
+_HYPHEN_SPACING = re.compile(r"(?<=\w) ?- ?(?=\w)")
 
 _TITLES = (
     ("Mr", "mister"), ("Mrs", "missus"), ("Ms",), ("Miss",), ("Mx",), ("Dr", "doctor"),
@@ -237,13 +245,15 @@ def _check_name(text: str) -> None:
 
 
 def _name_case(text: str) -> str:
-    words = text.split(" ")
+    words = _HYPHEN_SPACING.sub("-", text).split(" ")
     last = len(words) - 1
     out = []
     for i, word in enumerate(words):
         low = word.lower()
         if low in _PARTICLES and i < last:
             out.append(word if i == 0 and word == low.capitalize() else low)
+        elif low in _INNER_PARTICLES and i < last and (i > 0 or word == low):
+            out.append(low)
         else:
             out.append(_case_word(word))
     return " ".join(out)
@@ -268,7 +278,8 @@ def standardise_name(value: str) -> str:
     """Case and whitespace: "o'NEILL" -> "O'Neill", "mcdonald" -> "McDonald", "JEAN-PIERRE" ->
     "Jean-Pierre". Particles are lower-case inside a name ("Hans von Müller"); a leading one
     keeps its capital if it was written with one ("Van Enschot", but "VAN ENSCHOT" ->
-    "van Enschot"). Digits and symbols other than - ' . , make the value invalid."""
+    "van Enschot"); "le", "di", "al"... keep theirs when shouted ("LE PEN" -> "Le Pen").
+    "Jean - Luc" is "Jean-Luc". Digits and symbols other than - ' . , make the value invalid."""
     text = _clean(value)
     _check_name(text)
     return _settled(_name_case, text)
@@ -277,8 +288,9 @@ def standardise_name(value: str) -> str:
 @lru_cache(maxsize=65536)
 def split_title(value: str) -> tuple[str | None, str]:
     """Leading salutations and academic titles, canonically spelled, and the rest of the name:
-    "Dr. Hans Müller" -> ("Dr", "Hans Müller"); "Prof. Dr. Anna Berg" -> ("Prof Dr", ...)."""
-    words = _clean(value).split(" ")
+    "Dr. Hans Müller" -> ("Dr", "Hans Müller"); "Prof. Dr. Anna Berg" -> ("Prof Dr", ...).
+    Spaces around a hyphen go: "Jean - Luc" is one word, as names are split into words."""
+    words = _HYPHEN_SPACING.sub("-", _clean(value)).split(" ")
     titles: list[str] = []
     i = 0
     while i < len(words):
@@ -299,6 +311,21 @@ def split_title(value: str) -> tuple[str | None, str]:
 def _caps_run(words: list[str]) -> bool:
     return (all(w.isupper() and sum(ch.isalpha() for ch in w) >= 2 for w in words)
             and any(sum(ch.isalpha() for ch in w) >= 3 for w in words))
+
+
+def _only_surname(words: list[str], cut: int) -> bool:
+    """Whether the words before `cut` are particles of the surname rather than a given name:
+    "van der BERG", "Van der Berg", "DE LA CRUZ" are all surname. Particles read as such when
+    one of them is written lower-case (and the whole name is not), or when two or more come
+    together in a name written in one case; capitalised ones may be a given name ("Al Gore",
+    "Al Di Meola")."""
+    run = 0
+    while run < len(words) - 1 and words[run].lower() in _SURNAME_PREFIXES:
+        run += 1
+    if not 0 < cut <= run:
+        return False
+    one_case = all(w.islower() for w in words) or all(w.isupper() for w in words)
+    return run >= 2 if one_case else any(w.islower() for w in words[:run])
 
 
 @lru_cache(maxsize=65536)
@@ -323,7 +350,9 @@ def _split_name(value: str) -> tuple[str | None, str, str]:
     if not rest.isupper():
         # "DUPONT Jean" / "Jean DE LA FONTAINE": the surname is the part written in capitals
         lead = next((i for i, w in enumerate(words) if not w.isupper()), len(words))
-        if 0 < lead < len(words) and _caps_run(words[:lead]):
+        # ("JAN van BERG": a given name does not start with a particle)
+        if (0 < lead < len(words) and _caps_run(words[:lead])
+                and words[lead].lower() not in _SURNAME_PREFIXES):
             first, last = " ".join(words[lead:]), " ".join(words[:lead])
             return title, standardise_name(first), standardise_name(last)
         tail = next((i for i in range(len(words) - 1, -1, -1) if not words[i].isupper()), -1) + 1
@@ -331,14 +360,17 @@ def _split_name(value: str) -> tuple[str | None, str, str]:
             cut = tail
     if cut is None:
         cut = len(words) - 1
-        while cut > 1 and words[cut - 1].lower() in _SURNAME_PREFIXES:
-            cut -= 1
+    while cut > 1 and words[cut - 1].lower() in _SURNAME_PREFIXES:  # "Jean | de la FONTAINE"
+        cut -= 1
+    if _only_surname(words, cut):
+        return title, "", standardise_name(rest)
     return title, standardise_name(" ".join(words[:cut])), standardise_name(" ".join(words[cut:]))
 
 
 def split_full_name(value: str) -> tuple[str, str]:
     """(first, last), both standardised, titles dropped: "SMITH, John" -> ("John", "Smith"),
-    "Dr. Hans von Müller" -> ("Hans", "von Müller"). A single word is taken as the last name."""
+    "Dr. Hans von Müller" -> ("Hans", "von Müller"). A single word is taken as the last name,
+    and so are particles with a surname ("van der Berg" -> ("", "van der Berg"))."""
     _, first, last = _split_name(value)
     return first, last
 
@@ -383,6 +415,10 @@ class _Plan(NamedTuple):
     prefix: re.Pattern[str] | None  # national prefix for parsing
     idd: re.Pattern[str] | None
     transforms: bool  # national prefix transform rules: left to phonenumbers
+
+
+# phonenumbers reads a number from its first digit or plus sign on
+_PHONE_START = re.compile(r"[+\uff0b\d]")
 
 
 def _phone_digits(text: str) -> str:
@@ -505,9 +541,33 @@ def _region(country: str | None) -> str | None:
         return None
 
 
+def _lacks_region(text: str, region: str | None) -> bool:
+    """phonenumbers could not read `text` for want of a region: a national number (not written
+    with +) and no region, or one without a numbering plan (Antarctica...)."""
+    if region in SUPPORTED_REGIONS:
+        return False
+    try:
+        parse(text, None)
+    except NumberParseException as exc:
+        start = _PHONE_START.search(text)  # where phonenumbers starts reading
+        return (exc.error_type == NumberParseException.INVALID_COUNTRY_CODE
+                and start is not None and start.group() not in "+\uff0b")
+    return False
+
+
+def _no_region_reason(country: str | None, region: str | None) -> str:
+    if region is not None:
+        return (f"a national number needs a country with phone numbers ({region} has none):"
+                " write it with + and the country code")
+    if country and country.strip():
+        return f"a national number needs a valid country (got {country!r})"
+    return "a national number needs a country: write it with + and the country code"
+
+
 def standardise_phone(value: str, country: str | None) -> str:
     """E.164, reading national numbers in `country`. A long number that lost its "+" in a
-    spreadsheet (447911123456) is read as international when it is not valid nationally."""
+    spreadsheet (447911123456) is read as international when it is not valid nationally. A
+    national number with no usable country is invalid, and the reason says that is why."""
     text = value.strip()
     region = _region(country)
     fast = _fast_e164(text, region)
@@ -522,6 +582,8 @@ def standardise_phone(value: str, country: str | None) -> str:
                 return normalize_phone("+" + digits, None)
             except InvalidValue:
                 pass
+        if _lacks_region(text, region):
+            raise InvalidValue(_no_region_reason(country, region)) from None
         raise
 
 
@@ -849,18 +911,26 @@ def _year(text: str) -> int:
     return year
 
 
-def _make(year: int, month: int, day: int) -> date | str:
+def _latest(year: str, born_by: date | None) -> date | None:
+    """`born_by` for a two-digit year: the only kind whose century is a guess."""
+    return born_by if len(year) == 2 else None
+
+
+def _make(year: int, month: int, day: int, latest: date | None = None) -> date | str:
+    """The date; one after `latest` (a date of birth's guessed century) a century earlier."""
     try:
-        return date(year, month, day)
+        made = date(year, month, day)
     except ValueError:
         return f"{year:04d}-{month:02d}-{day:02d} is not a calendar date"
+    return _make(year - 100, month, day) if latest is not None and made > latest else made
 
 
-def _day_month(first: int, second: int, year: int, month_first: bool) -> date | str:
+def _day_month(first: int, second: int, year: int, month_first: bool,
+               latest: date | None = None) -> date | str:
     day, month = (second, first) if month_first else (first, second)
     if month > 12 >= day:
         day, month = month, day
-    return _make(year, month, day)
+    return _make(year, month, day, latest)
 
 
 def _from_serial(serial: float) -> date | str:
@@ -872,8 +942,11 @@ def _from_serial(serial: float) -> date | str:
 
 
 @lru_cache(maxsize=65536)
-def _parse_date(text: str, order: str, explicit: bool) -> date | str:
-    """The date, or why the text is not one (cached either way: messy values repeat)."""
+def _parse_date(text: str, order: str, explicit: bool,
+                born_by: date | None = None) -> date | str:
+    """The date, or why the text is not one (cached either way: messy values repeat). With
+    `born_by`, a date of birth read on that day: nobody is born after it, so a two-digit year
+    is the latest that does not put the date later ("31/12/26" -> 1926 on 2026-11-25)."""
     s = text.casefold()
     if ":" in s:
         s = _TIME_SUFFIX.sub("", s).strip()
@@ -893,13 +966,15 @@ def _parse_date(text: str, order: str, explicit: bool) -> date | str:
     if order == "YMD":
         found = _SHORT_YMD.fullmatch(s)
         if found:
-            return _make(_year(found.group(1)), int(found.group(3)), int(found.group(4)))
+            return _make(_year(found.group(1)), int(found.group(3)), int(found.group(4)),
+                         born_by)
     found = _NUMERIC_DATE.fullmatch(s)
     if found:
         first, sep, second, year = found.groups()
         if sep == "." and not explicit:
             month_first = False  # dotted dates are day-first wherever they are written
-        return _day_month(int(first), int(second), _year(year), month_first)
+        return _day_month(int(first), int(second), _year(year), month_first,
+                          _latest(year, born_by))
     if _SERIAL.fullmatch(s):
         return _from_serial(float(s))
     months, weekdays = _month_words()
@@ -923,7 +998,7 @@ def _parse_date(text: str, order: str, explicit: bool) -> date | str:
         day, year = b, a
     else:
         day, year = a, b
-    return _make(_year(year), month, int(day))
+    return _make(_year(year), month, int(day), _latest(year, born_by))
 
 
 def standardise_date(value: Any, *, country: str | None = None,
@@ -933,6 +1008,12 @@ def standardise_date(value: Any, *, country: str | None = None,
     read are read that way), "3 Apr 1985", "April 3, 1985", "19850403", "03.04.1985", month
     names in the major European languages, date and datetime objects, and spreadsheet serial
     numbers."""
+    return _read_date(value, country, date_order, None)
+
+
+def _read_date(value: Any, country: str | None, date_order: str | None,
+               born_by: date | None) -> date:
+    """standardise_date; with `born_by`, two-digit years of a date of birth read on that day."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -943,16 +1024,17 @@ def standardise_date(value: Any, *, country: str | None = None,
         if float(value).is_integer():
             number = int(value)
             if 10_000_000 <= number <= 99_991_231:
-                return standardise_date(str(number), country=country, date_order=date_order)
+                return _read_date(str(number), country, date_order, born_by)
         result = _from_serial(float(value))
     elif isinstance(value, str):
         if date_order is not None:
             order = date_order.upper()
             if order not in DATE_ORDERS:
                 raise InvalidValue(f"date order {date_order!r} is not one of DMY, MDY, YMD")
-            result = _parse_date(value.strip(), order, True)
+            result = _parse_date(value.strip(), order, True, born_by)
         else:
-            result = _parse_date(value.strip(), _country_date_order(_region(country)), False)
+            result = _parse_date(value.strip(), _country_date_order(_region(country)), False,
+                                 born_by)
     else:
         raise InvalidValue(f"{value!r} is not a date")
     if isinstance(result, str):
@@ -962,8 +1044,9 @@ def standardise_date(value: Any, *, country: str | None = None,
 
 def standardise_birth_date(value: Any, *, country: str | None = None,
                            date_order: str | None = None) -> date:
-    """A date of birth: a date that is not in the future nor before 1900."""
-    return _plausible_birth(standardise_date(value, country=country, date_order=date_order))
+    """A date of birth: a date that is not in the future nor before 1900. A two-digit year is
+    the latest that does not put it in the future ("1/1/05" -> 2005, "1/1/99" -> 1999)."""
+    return _plausible_birth(_read_date(value, country, date_order, date.today()))
 
 
 def _plausible_birth(born: date) -> date:
@@ -1025,6 +1108,20 @@ def standardise_address_line(value: str) -> str:
     """Whitespace, comma spacing and the case of shouted or all-lower-case lines
     ("12B BAKER STREET" -> "12B Baker Street"); house numbers and their letters are kept."""
     return _settled(_smart_case, _clean_line(value))
+
+
+@lru_cache(maxsize=65536)
+def standardise_region(value: str) -> str:
+    """A state or province: a code is upper-case ("nc" -> "NC", "NSW" stays), a name is cased
+    like an address line ("north carolina" -> "North Carolina"). Two letters are always a code;
+    three only when written in capitals, as names of three letters exist ("Ain", "Var").
+    Codes (ISO 3166-2's and the postal ones) are in ASCII letters."""
+    written = _clean_line(value)
+    text = _settled(_smart_case, written)  # cased first: "ß" becomes "Ss", a code
+    if text.isascii() and text.isalpha() and (
+            len(text) == 2 or (len(text) == 3 and written.isupper())):
+        return text.upper()
+    return text
 
 
 _REGION_CODE = re.compile(r"[A-Z]{2,3}")
@@ -1128,7 +1225,7 @@ _TEXT_FIELDS: dict[str, Callable[[str], Any]] = {
     "address_line1": standardise_address_line,
     "address_line2": standardise_address_line,
     "city": standardise_address_line,
-    "region": standardise_address_line,
+    "region": standardise_region,
     "national_id": _standardise_national_id,
     "company": _standardise_text,
     "job_title": _standardise_text,
@@ -1164,11 +1261,12 @@ def _text_outcome(key: str, text: str, region: str | None) -> tuple[bool, Any]:
 
 
 @lru_cache(maxsize=_MEMO_SIZE)
-def _date_outcome(text: str, region: str | None, date_order: str | None) -> tuple[bool, Any]:
+def _date_outcome(text: str, region: str | None, date_order: str | None,
+                  born_by: date | None = None) -> tuple[bool, Any]:
     """(True, the date) or (False, the flag) of a written date, before the checks of a date of
-    birth (which depend on today)."""
+    birth; with `born_by` (today, part of the key as it moves on) read as one born by then."""
     try:
-        return True, standardise_date(text, country=region, date_order=date_order)
+        return True, _read_date(text, region, date_order, born_by)
     except InvalidValue as exc:
         return False, str(exc) or "not a valid date_of_birth"
 
@@ -1208,6 +1306,8 @@ def standardise_profile(raw: Mapping[str, Any], *, default_country: str | None =
             flags["country"] = str(exc)
     if region is None and default_country:
         region = standardise_country(default_country)
+    # regional values are read in the region; with none, the country as written names why not
+    where = region or (_as_text(data["country"]) if "country" in flags else None)
 
     titles: list[tuple[str, str]] = []  # (the field it was found in, title)
     for key, value in data.items():
@@ -1221,7 +1321,7 @@ def standardise_profile(raw: Mapping[str, Any], *, default_country: str | None =
                     flags[key] = out
                 continue
             if key == "date_of_birth":
-                ok, out = _date_outcome(value, region, date_order)
+                ok, out = _date_outcome(value, region, date_order, date.today())
                 if ok:
                     try:
                         values[key] = _plausible_birth(out)
@@ -1234,7 +1334,7 @@ def standardise_profile(raw: Mapping[str, Any], *, default_country: str | None =
             if key in _TEXT_FIELDS:
                 values[key] = _TEXT_FIELDS[key](_as_text(value))
             elif key in _REGIONAL_FIELDS:
-                values[key] = _REGIONAL_FIELDS[key](_as_text(value), region)
+                values[key] = _REGIONAL_FIELDS[key](_as_text(value), where)
             elif key == "date_of_birth":
                 values[key] = standardise_birth_date(value, country=region, date_order=date_order)
             elif key == "first_name":
