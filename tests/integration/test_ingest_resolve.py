@@ -136,6 +136,41 @@ def test_ambiguous_pairs_go_to_review_not_linked(session, sources) -> None:
     assert {f["field"] for f in review.fields} >= {"first_name", "email"}
 
 
+@pytest.mark.parametrize("shared", [{"email": "whites@example.co.uk"}, {"phone": "030 1234567"}])
+def test_a_household_sharing_an_email_or_landline_goes_to_review(session, sources,
+                                                                 shared) -> None:
+    """Same surname and e-mail (a default deterministic rule) or phone, but their own birth
+    dates and first names: two people until a steward says otherwise."""
+    billing, shop = sources
+    ingest_batch(session, SYSTEM, billing, [profile(
+        "B1", first_name="Natasha", last_name="White", date_of_birth="1988-02-11", **shared)])
+    ingest_batch(session, SYSTEM, shop, [profile(
+        "S1", first_name="Mary", last_name="White", date_of_birth="1960-07-30", **shared)])
+    resolve_pending(session)
+    session.commit()
+    assert _count(session, Customer) == 2
+    review = session.scalar(select(MatchReview))
+    assert review.status == "pending" and 0.6 <= review.match_probability < 0.95
+
+
+def test_contradicting_records_break_a_rule_only_when_they_contradict() -> None:
+    import pandas as pd
+
+    from accord.integration.resolution import contradiction, rule_pairs
+
+    assert contradiction("1988-02-11", "1960-07-30", "Natasha", "Mary")
+    assert contradiction(None, None, "Natasha", "Mary") == "different first names"
+    assert contradiction("1988-02-11", None, "Bob", "Bert") is None  # one side unknown
+    assert contradiction(pd.NA, "1960-07-30", "Émile", "emile") is None
+    frame = pd.DataFrame({
+        "unique_id": [1, 2, 3, 4], "email": ["h@x.org"] * 4, "national_id": [None] * 4,
+        "last_name_key": ["white"] * 4, "first_name": ["Natasha", "Mary", "Natasha", None],
+        "date_of_birth": ["1988-02-11", "1960-07-30", "1988-02-11", None],
+        "phone": [None] * 4, "postcode": [None] * 4})
+    pairs = {(p.left, p.right) for p in rule_pairs(frame, frame["unique_id"] > 0)}
+    assert pairs == {(1, 3), (1, 4), (2, 4), (3, 4)}  # never Mary with Natasha
+
+
 def test_new_profile_links_to_a_customer_entered_by_hand(session, sources) -> None:
     _, shop = sources
     customer = Customer(first_name="Ida", last_name="Brandt", display_name="Ida Brandt",
@@ -287,16 +322,17 @@ def test_a_chain_of_links_stops_at_the_cluster_limit(session, sources, monkeypat
     from accord.core.settings import reset_settings
 
     billing, shop = sources
-    # a chain B1 -id- S1 -email- B2 -id- S2 -email- B3 (same surname: the e-mail rule holds)
+    # a chain B1 -id- S1 -email- B2 -id- S2 -email- B3 (same surname: the e-mail rule holds;
+    # first names of one initial: nothing contradicts a rule)
     ingest_batch(session, SYSTEM, billing, [
         profile("B1", first_name="Ada", last_name="Lang", national_id="N1"),
-        profile("B2", first_name="Ben", last_name="Lang", national_id="N2",
+        profile("B2", first_name="Anna", last_name="Lang", national_id="N2",
                 email="one@example.de"),
-        profile("B3", first_name="Cem", last_name="Lang", email="two@example.de")])
+        profile("B3", first_name="Anke", last_name="Lang", email="two@example.de")])
     ingest_batch(session, SYSTEM, shop, [
-        profile("S1", first_name="Dag", last_name="Lang", national_id="N1",
+        profile("S1", first_name="Alma", last_name="Lang", national_id="N1",
                 email="one@example.de"),
-        profile("S2", first_name="Eva", last_name="Lang", national_id="N2",
+        profile("S2", first_name="Aida", last_name="Lang", national_id="N2",
                 email="two@example.de")])
     session.commit()
     resolve_pending(session)

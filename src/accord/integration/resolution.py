@@ -207,9 +207,32 @@ def match_rules() -> list[tuple[str, ...]]:
     return rules
 
 
+def contradiction(dob_a: Any, dob_b: Any, first_a: Any, first_b: Any) -> str | None:
+    """What says two records are two people whatever identifier they share: a household's
+    e-mail or landline is shared by people with their own birth dates and first names. Names
+    are compared by their initial only (Bob and Bert may be one person; Mary and Natasha not)."""
+    if _given(dob_a) and _given(dob_b) and dob_a != dob_b:
+        return "different dates of birth"
+    if _given(first_a) and _given(first_b):
+        a, b = fold(str(first_a)), fold(str(first_b))
+        if a and b and a[0] != b[0]:
+            return "different first names"
+    return None
+
+
+def _given(value: Any) -> bool:
+    """Present: not None, pandas' NA, NaN or empty (values come from ORM rows and frames)."""
+    if value is None or type(value).__name__ == "NAType":
+        return False
+    return not (isinstance(value, float) and value != value) and value != ""
+
+
 def rule_pair(a: SourceProfile, b: SourceProfile) -> Pair | None:
-    """The deterministic rules; they hold whatever the model says."""
+    """The deterministic rules; they hold whatever the model says, unless the two records
+    contradict each other (`contradiction`)."""
     left, right = sorted((a.id, b.id))
+    if contradiction(a.date_of_birth, b.date_of_birth, a.first_name, b.first_name):
+        return None
     for rule in match_rules():
         values = [(getattr(a, RULE_COLUMNS[c]), getattr(b, RULE_COLUMNS[c])) for c in rule]
         if all(x is not None and x != "" and (fold(x) if isinstance(x, str) else x) ==
@@ -228,11 +251,15 @@ def fallback_pair(a: SourceProfile, b: SourceProfile) -> Pair | None:
     same_last = bool(a.last_name_key) and a.last_name_key == b.last_name_key
     same_first = bool(a.first_name) and fold(a.first_name or "") == fold(b.first_name or "")
     if a.phone and a.phone == b.phone and same_last:
+        conflict = contradiction(a.date_of_birth, b.date_of_birth, a.first_name, b.first_name)
+        if conflict:  # a household's landline: a steward decides
+            return Pair(left, right, 0.75, None, "rule",
+                        {"rule": f"same phone and surname, {conflict}"})
         return Pair(left, right, 0.97, None, "rule", {"rule": "same phone and surname"})
     if same_last and same_first and a.date_of_birth and a.date_of_birth == b.date_of_birth:
         return Pair(left, right, 0.97, None, "rule", {"rule": "same name and date of birth"})
     if a.email and a.email == b.email:
-        return Pair(left, right, 0.8, None, "rule", {"rule": "same e-mail, different surname"})
+        return Pair(left, right, 0.8, None, "rule", {"rule": "same e-mail"})
     if a.phone and a.phone == b.phone:
         return Pair(left, right, 0.7, None, "rule", {"rule": "same phone, different surname"})
     if same_last and a.date_of_birth and a.date_of_birth == b.date_of_birth:
@@ -1203,7 +1230,22 @@ def rule_pairs(frame: Any, is_new: Any) -> list[Pair]:
         for a, b in zip(joined["id_a"].tolist(), joined["id_b"].tolist(), strict=True):
             if (a, b) not in out:
                 out[(a, b)] = Pair(a, b, 1.0, None, "rule", evidence)
-    return list(out.values())
+    return _consistent(frame, list(out.values()))
+
+
+def _consistent(frame: Any, pairs: list[Pair]) -> list[Pair]:
+    """The rule pairs whose records do not contradict each other (`contradiction`)."""
+    if not pairs:
+        return pairs
+    import pandas as pd
+
+    at = pd.Index(frame["unique_id"].to_numpy())
+    left = at.get_indexer([p.left for p in pairs])
+    right = at.get_indexer([p.right for p in pairs])
+    dob = frame["date_of_birth"].astype(object).to_numpy()
+    first = frame["first_name"].astype(object).to_numpy()
+    return [p for p, a, b in zip(pairs, left.tolist(), right.tolist(), strict=True)
+            if not contradiction(dob[a], dob[b], first[a], first[b])]
 
 
 def export_golden(session: Session) -> Iterable[dict[str, Any]]:
