@@ -226,6 +226,33 @@ def test_orders_and_events_wait_for_their_customer(session, sources) -> None:
                                .where(SourceRecord.kind != "profile"))) == {"applied"}
 
 
+def test_orders_are_read_as_their_country_writes_them(session, sources) -> None:
+    """Billing is a German source: "12,50" is twelve fifty, "1.234,56" over a thousand, "€"
+    is the euro, 05/01/2024 is the fifth of January; an order with no currency is in euros."""
+    billing, _ = sources
+    ingest_batch(session, SYSTEM, billing, [profile("B9", first_name="Uta", last_name="Kern",
+                                                    email="uta@example.de")])
+    resolve_pending(session)
+    rows = [("A-1", "12,50", "€", "05/01/2024"), ("A-2", "1.234,56", "EUR", "3 April 2024"),
+            ("A-3", "99", "", "2024-02-29T10:00:00Z"), ("A-4", "1.2.3", "EUR", ""),
+            ("A-5", "10", "kr", ""), ("A-6", "10", "EUR", "31/02/2024")]
+    out = ingest_batch(session, SYSTEM, billing, [
+        Incoming("order", {"no": n}, {"order.number": n, "order.total": total,
+                                      "order.currency": currency, "order.ordered_at": when},
+                 n, line, "B9") for line, (n, total, currency, when) in enumerate(rows, 2)])
+    session.commit()
+    assert [(o.status, o.field) for o in out] == [
+        ("accepted", None), ("accepted", None), ("accepted", None),
+        ("rejected", "order.total"), ("rejected", "order.currency"),
+        ("rejected", "order.ordered_at")]
+    orders = {o.number: o for o in session.scalars(select(Order))}
+    assert (orders["A-1"].total, orders["A-1"].currency) == (Decimal("12.50"), "EUR")
+    assert orders["A-1"].ordered_at.date() == date(2024, 1, 5)
+    assert orders["A-2"].total == Decimal("1234.56")
+    assert orders["A-2"].ordered_at.date() == date(2024, 4, 3)
+    assert (orders["A-3"].total, orders["A-3"].currency) == (Decimal("99.00"), "EUR")
+
+
 def test_order_number_of_another_source_is_refused(session, sources) -> None:
     billing, shop = sources
     for source, ext in ((billing, "B1"), (shop, "S1")):

@@ -11,6 +11,7 @@ import contextlib
 import math
 import random
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
@@ -40,6 +41,7 @@ from accord.integration.standardise import (
     split_full_name,
     split_title,
     standardise_address_line,
+    standardise_amount,
     standardise_birth_date,
     standardise_country,
     standardise_currency,
@@ -898,6 +900,7 @@ ANY_TEXT_STANDARDISERS = [
     standardise_currency,
     lambda t: standardise_currency(t, country=t),
     standardise_address_line,
+    standardise_amount,
     standardise_region,
     standardise_gender,
     standardise_language,
@@ -949,3 +952,39 @@ def test_a_profile_never_loses_a_non_empty_value(raw: dict[str, Any],
             continue
         landed = {key} | SPLIT_INTO.get(key, set())
         assert landed & (set(std.values) | set(std.flags)), (key, value, std)
+
+
+@pytest.mark.parametrize(("raw", "country", "amount"), [
+    ("12,50", "DE", "12.50"), ("1.234,56", "DE", "1234.56"), ("1,234.56", None, "1234.56"),
+    ("1 234,56", "FR", "1234.56"), ("1'234.50", "CH", "1234.50"), ("12.50", "DE", "12.50"),
+    ("1,234", None, "1234"), ("1,234", "DE", "1.234"), ("1.234", None, "1.234"),
+    ("1.234", "DE", "1234"), ("(12.00)", None, "-12.00"), ("€ 12,50", "DE", "12.50"),
+    ("12,34,567.50", "IN", "1234567.50"),
+    ("12.50 EUR", None, "12.50"), ("-3.5", None, "-3.5"), ("1.234.567,89", "DE", "1234567.89"),
+    (12.5, None, "12.5"), (7, None, "7"),
+])
+def test_amounts_as_people_write_them(raw: object, country: str | None, amount: str) -> None:
+    assert standardise_amount(raw, country=country) == Decimal(amount)
+
+
+@pytest.mark.parametrize("raw", ["abc", "", "1,2,3", "12.50.1", "1.2,3.4", "12 apples", True,
+                                 float("nan"), "1e5"])
+def test_what_is_not_an_amount(raw: object) -> None:
+    with pytest.raises(InvalidValue, match="not an amount"):
+        standardise_amount(raw, country="DE")
+
+
+@given(st.decimals(min_value=-10**9, max_value=10**9, places=2, allow_nan=False,
+                   allow_infinity=False),
+       st.sampled_from(["DE", "US", "FR", "CH", "GB", "NL", "BR", "IN"]),
+       st.sampled_from(["#,##0.00", "#,##0"]))
+def test_amounts_formatted_by_the_countrys_locale_read_back(value: Decimal, country: str,
+                                                             pattern: str) -> None:
+    from babel.numbers import format_decimal
+
+    from accord.integration.standardise import _territory_locale
+
+    if "." not in pattern:  # whole amounts: "1.234" in Germany, "1,234" in the US
+        value = value.to_integral_value()
+    written = format_decimal(value, format=pattern, locale=_territory_locale(country))
+    assert standardise_amount(written, country=country) == value, written

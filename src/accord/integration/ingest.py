@@ -21,11 +21,12 @@ import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
+from babel.numbers import get_territory_currencies
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
@@ -33,9 +34,16 @@ from accord.access import audit
 from accord.access.policy import Principal
 from accord.core import jobs
 from accord.core.clock import as_utc, utcnow
-from accord.core.contact import InvalidValue, fold, normalize_currency
+from accord.core.contact import InvalidValue, fold
 from accord.core.db import JSONText, dumps_json, executemany, executemany_columns
-from accord.integration.standardise import _MAX_LENGTH, PROFILE_FIELDS, standardise_profile
+from accord.integration.standardise import (
+    _MAX_LENGTH,
+    PROFILE_FIELDS,
+    standardise_amount,
+    standardise_currency,
+    standardise_date,
+    standardise_profile,
+)
 from accord.models import (
     IdentityAlias,
     Interaction,
@@ -134,8 +142,12 @@ def content_hash(kind: str, payload: dict[str, Any] | str) -> str:
     return hashlib.sha256(f"{kind}\n{text}".encode()).hexdigest()
 
 
-def parse_datetime(value: Any) -> datetime:
-    """ISO 8601 (with or without offset, `Z` included) or a date; naive means UTC."""
+def parse_datetime(value: Any, *, country: str | None = None,
+                   date_order: str | None = None, dates: bool = False) -> datetime:
+    """ISO 8601 (with or without offset, `Z` included) or a date; naive means UTC. With
+    `dates`, a date as people write it ("05/01/2024", "3 April 2024", read in `country` or by
+    `date_order` as a profile's dates are) is taken too, at midnight UTC: what file exports
+    of orders and interactions hold."""
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, date):
@@ -145,18 +157,21 @@ def parse_datetime(value: Any) -> datetime:
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
-            raise InvalidValue(f"{text!r} is not an ISO 8601 date-time") from None
+            if not dates:
+                raise InvalidValue(f"{text!r} is not an ISO 8601 date-time") from None
+            try:
+                day = standardise_date(text, country=country, date_order=date_order)
+            except InvalidValue:
+                raise InvalidValue(f"{text!r} is not a date or date-time") from None
+            moment = datetime.combine(day, time())
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return as_utc(moment)
 
 
-def _money(value: Any) -> Decimal:
-    try:
-        amount = Decimal(str(value).strip().replace(",", "")) if value is not None else None
-    except InvalidOperation:
-        amount = None
-    if amount is None or not amount.is_finite():
+def _money(value: Any, country: str | None = None) -> Decimal:
+    amount = standardise_amount(value, country=country)
+    if not amount.is_finite():
         raise InvalidValue(f"{value!r} is not an amount")
     if abs(amount) >= MONEY_LIMIT:
         raise InvalidValue("the amount is too large")
@@ -229,24 +244,34 @@ def _finish_profile_row(row: dict[str, Any], extra: dict[str, Any], flags: dict[
     return row, flags
 
 
-def _order_row(item: Incoming) -> dict[str, Any]:
+def _order_row(item: Incoming, country: str | None = None,
+               date_order: str | None = None) -> dict[str, Any]:
+    """An order's row. Amounts, currencies and dates are read as people write them, in the
+    source's (or the file's) country: "12,50" in Germany, "€", "$" in Canada; an order
+    without a currency is in its country's."""
     f = item.fields
     number = _text(f, "order.number", 40) or (item.external_id or "")
     if not number:
         raise Rejected("an order needs a number", "order.number")
+    if f.get("order.total") in (None, ""):
+        raise Rejected("an order needs a total", "order.total")
     try:
-        total = _money(f.get("order.total"))
+        total = _money(f["order.total"], country)
     except InvalidValue as exc:
         raise Rejected(str(exc), "order.total") from None
+    written = str(f.get("order.currency") or "").strip()
     try:
-        currency = normalize_currency(str(f.get("order.currency") or ""))
+        currency = (standardise_currency(written, country=country) if written
+                    else _country_currency(country))
     except InvalidValue as exc:
         raise Rejected(str(exc), "order.currency") from None
     status = _text(f, "order.status", 16, "paid").lower()
     if status not in ORDER_STATUSES:
         raise Rejected(f"unknown status {status!r}", "order.status")
     try:
-        ordered_at = parse_datetime(f["order.ordered_at"]) if f.get("order.ordered_at") else None
+        ordered_at = (parse_datetime(f["order.ordered_at"], country=country,
+                                     date_order=date_order, dates=True)
+                      if f.get("order.ordered_at") else None)
     except InvalidValue as exc:
         raise Rejected(str(exc), "order.ordered_at") from None
     channel = _text(f, "order.channel", 16) or None
@@ -254,7 +279,16 @@ def _order_row(item: Incoming) -> dict[str, Any]:
             "ordered_at": ordered_at or item.received_at or utcnow(), "channel": channel}
 
 
-def _interaction_row(source: Source, item: Incoming) -> dict[str, Any]:
+def _country_currency(country: str | None) -> str:
+    currencies = get_territory_currencies(country) if country else []
+    if not currencies:
+        raise InvalidValue("no currency: map a currency column, or give the source or the "
+                           "file its country")
+    return currencies[0]
+
+
+def _interaction_row(source: Source, item: Incoming, country: str | None = None,
+                     date_order: str | None = None) -> dict[str, Any]:
     f = item.fields
     channel = _text(f, "interaction.channel", 16, "web").lower()
     if channel not in CHANNELS:
@@ -267,7 +301,8 @@ def _interaction_row(source: Source, item: Incoming) -> dict[str, Any]:
     if department not in DEPARTMENTS:
         raise Rejected(f"unknown department {department!r}", "interaction.department")
     try:
-        occurred = (parse_datetime(f["interaction.occurred_at"])
+        occurred = (parse_datetime(f["interaction.occurred_at"], country=country,
+                                   date_order=date_order, dates=True)
                     if f.get("interaction.occurred_at") else None)
     except InvalidValue as exc:
         raise Rejected(str(exc), "interaction.occurred_at") from None
@@ -307,9 +342,11 @@ def prepare(source: Source, item: Incoming, *, default_country: str | None = Non
 
     Returns the row to store and the flags of rejected values; raises `Rejected`.
     """
+    country = default_country or source.default_country
     if item.kind == "profile":
-        return _profile_row(item.fields, default_country or source.default_country, date_order)
-    row = _order_row(item) if item.kind == "order" else _interaction_row(source, item)
+        return _profile_row(item.fields, country, date_order)
+    row = (_order_row(item, country, date_order) if item.kind == "order"
+           else _interaction_row(source, item, country, date_order))
     if item.subject_key is None:
         raise Rejected("no customer reference", "customer")
     return row, {}
@@ -718,8 +755,8 @@ def apply_pending(session: Session, source_id: int, subject_keys: Iterable[str])
                             record.external_id, record.line_no, record.subject_key,
                             record.received_at)
             try:
-                row = (_order_row(item) if record.kind == "order"
-                       else _interaction_row(source, item))
+                row = (_order_row(item, source.default_country) if record.kind == "order"
+                       else _interaction_row(source, item, source.default_country))
             except Rejected:
                 continue
             row["record_id"] = record.id

@@ -25,12 +25,13 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 from babel import Locale, localedata
 from babel.core import UnknownLocaleError, get_global
-from babel.numbers import get_territory_currencies
+from babel.numbers import get_decimal_symbol, get_territory_currencies
 from phonenumbers import SUPPORTED_REGIONS, NumberParseException, PhoneMetadata, parse
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
@@ -59,6 +60,7 @@ __all__ = [
     "standardise_gender",
     "standardise_language",
     "standardise_name",
+    "standardise_amount",
     "standardise_phone",
     "standardise_postcode",
     "standardise_profile",
@@ -784,6 +786,80 @@ def standardise_currency(value: str, *, country: str | None = None) -> str:
     if found is None:
         raise InvalidValue(f"{value!r} is not a known currency")
     return found
+
+
+# --- amounts --------------------------------------------------------------------------------
+
+_AMOUNT_NOISE = re.compile(r"[\s\u00a0\u202f'’]")  # spaces and apostrophes group digits
+_AMOUNT = re.compile(r"([+-]?)([\d.,]+)")
+# thousands ("1,234,567") or the Indian lakh and crore ("12,34,567")
+_GROUPED = {sep: re.compile(rf"\d{{1,3}}(?:{re.escape(sep)}\d{{3}})+"
+                            rf"|\d{{1,2}}(?:{re.escape(sep)}\d{{2}})*{re.escape(sep)}\d{{3}}")
+            for sep in ".,"}
+
+
+def standardise_amount(value: Any, *, country: str | None = None) -> Decimal:
+    """An amount of money from numbers and from text as people and spreadsheets write it:
+    "1,234.56", "1.234,56", "1 234,56", "1'234.50", "12,50", "-3.5", "(12.00)" (negative),
+    with a currency symbol or code around it ("€ 12,50", "12.50 EUR"; the currency itself is
+    read from its own field). The last of "." and "," is the decimal mark when both appear;
+    a single one followed by exactly three digits ("1,234", "1.234") is read as the country's
+    locale writes numbers (a thousands separator in en_US, the decimal mark in de_DE), and
+    without a country as 1234 and 1.234. Babel's parse_decimal is not used: it trusts the
+    locale, and "12.50" from a German shop's system would become 1250."""
+    if isinstance(value, bool):
+        raise InvalidValue(f"{value!r} is not an amount")
+    if isinstance(value, (int, Decimal)):
+        return Decimal(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidValue(f"{value!r} is not an amount")
+        return Decimal(repr(value))
+    text = _AMOUNT_NOISE.sub("", str(value))
+    negative = text.startswith("(") and text.endswith(")")
+    text = text.strip("()")
+    number = _AMOUNT.search(text)
+    rest = (text[:number.start()] + text[number.end():]) if number else text
+    if number is None or (rest and not _currency_noise(rest)):
+        raise InvalidValue(f"{value!r} is not an amount")
+    sign, digits = number.groups()
+    last = max(digits.rfind("."), digits.rfind(","))
+    marks = {ch for ch in digits if ch in ".,"}
+    if len(marks) == 2:  # "1.234,56": the last mark is the decimal one
+        whole, fraction = digits[:last], digits[last + 1:]
+        group = "." if digits[last] == "," else ","
+        if not _GROUPED[group].fullmatch(whole) or not fraction.isdigit():
+            raise InvalidValue(f"{value!r} is not an amount")
+        digits = whole.replace(group, "") + "." + fraction
+    elif marks:
+        mark = marks.pop()
+        after = len(digits) - last - 1
+        if digits.count(mark) > 1 or (after == 3 and not _decimal_mark(mark, country)):
+            if not _GROUPED[mark].fullmatch(digits):
+                raise InvalidValue(f"{value!r} is not an amount")
+            digits = digits.replace(mark, "")
+        else:
+            digits = digits.replace(mark, ".")
+    try:
+        amount = Decimal(sign + digits)
+    except InvalidOperation:
+        raise InvalidValue(f"{value!r} is not an amount") from None
+    return -amount if negative else amount
+
+
+def _currency_noise(text: str) -> bool:
+    """Whether what surrounds the number is a currency symbol or code ("€", "US$", "EUR")."""
+    return len(text) <= 4 and not any(ch.isdigit() for ch in text) and (
+        text.isalpha() and text.isupper() or any(not ch.isalnum() for ch in text))
+
+
+def _decimal_mark(mark: str, country: str | None) -> bool:
+    """Whether `mark` is the decimal mark where the amount was written ("," in Germany)."""
+    region = _region(country)
+    locale = _territory_locale(region) if region else None
+    if locale is None:
+        return mark == "."
+    return get_decimal_symbol(locale) == mark
 
 
 # --- postcodes ------------------------------------------------------------------------------
