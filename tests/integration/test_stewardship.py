@@ -197,6 +197,10 @@ def test_merge_then_unmerge_restores_the_exact_previous_state(manager, session,
     moved = session.scalar(select(SourceProfile).where(SourceProfile.external_id == "S1"))
     assert moved.link_method == "manual" and moved.link_evidence["merged_from"] == b_id
     assert session.get(MatchReview, review.id).status == "accepted"  # the pair is settled
+    settled = session.scalar(select(AuditEntry).where(AuditEntry.action == "accept",
+                                                      AuditEntry.record_id == str(review.id)))
+    assert settled is not None and settled.resource == "match_reviews"
+    assert settled.reason == f"settled by merging customer {b_id} into {a_id}"
     event = session.scalar(select(OutboxEvent).where(OutboxEvent.type == "customer.merged"))
     assert event.payload["merged_id"] == b_id and event.payload["change_id"] == change.id
     entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "merge"))
@@ -210,6 +214,7 @@ def test_merge_then_unmerge_restores_the_exact_previous_state(manager, session,
     assert undo.kind == "unmerge" and undo.snapshot["reverts"] == change.id
     assert count(session, OutboxEvent, OutboxEvent.type == "customer.unmerged") == 1
     assert count(session, AuditEntry, AuditEntry.action == "unmerge") == 1
+    assert count(session, AuditEntry, AuditEntry.action == "reopen") == 1  # the review, again
 
 
 def test_merge_refusals(analyst, manager, session, two_people) -> None:

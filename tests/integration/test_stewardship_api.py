@@ -123,6 +123,21 @@ def test_reject_over_the_api_and_roles(client, make_actor, world) -> None:
     bad = client.get("/api/v1/identity/reviews?status=maybe", headers=steward.headers)
     assert bad.status_code == 422 and bad.json()["field"] == "status"
 
+    # a rejection can be taken back: pending again, audited; twice is a conflict
+    version = ok.headers["ETag"]
+    refused = client.post(url + "/reopen", headers={**analyst.headers, "If-Match": version})
+    assert refused.status_code == 403
+    stale = client.post(url + "/reopen", headers={**steward.headers, "If-Match": '"1"'})
+    assert stale.status_code == 412
+    reopened = client.post(url + "/reopen", json={"reason": "not twins after all"},
+                           headers={**steward.headers, "If-Match": version})
+    assert reopened.status_code == 200, reopened.text
+    assert reopened.json()["status"] == "pending" and reopened.json()["decided_by"] is None
+    again = client.post(url + "/reopen", headers={**steward.headers,
+                                                  "If-Match": reopened.headers["ETag"]})
+    assert again.status_code == 409 and again.headers["content-type"] == PROBLEM
+    assert again.json()["field"] == "status"
+
 
 def test_merge_and_revert_over_the_api(client, make_actor, world, db) -> None:
     steward = make_actor("manager")
@@ -233,6 +248,27 @@ def test_steward_accepts_a_match_side_by_side(signed_in_as, world, db) -> None:
     after = web.get(done.headers["location"])
     assert "Match accepted" in after.text and "no possible matches" in after.text
     assert read(db, lambda s: s.get(MatchReview, world["review"]).status) == "accepted"
+
+
+def test_a_steward_reopens_a_rejected_match_from_its_page(signed_in_as, world, db) -> None:
+    web = signed_in_as("manager")
+    page = web.get(f"/identity/reviews/{world['review']}")
+    assert "/reopen" not in page.text  # pending: accept or reject
+    csrf = csrf_of(page.text)
+    web.post(f"/identity/reviews/{world['review']}/reject",
+             data={"version": "1", "csrf_token": csrf}, follow_redirects=False)
+    page = web.get(f"/identity/reviews/{world['review']}")
+    assert f'action="/identity/reviews/{world["review"]}/reopen"' in page.text
+    assert "/accept" not in page.text
+    done = web.post(f"/identity/reviews/{world['review']}/reopen",
+                    data={"version": "2", "csrf_token": csrf_of(page.text), "reason": "look"},
+                    follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"].endswith("done=reopened")
+    assert "pending again" in web.get(done.headers["location"]).text
+    assert read(db, lambda s: s.get(MatchReview, world["review"]).status) == "pending"
+    entry = read(db, lambda s: s.scalar(select(AuditEntry.reason)
+                                        .where(AuditEntry.action == "reopen")))
+    assert entry == "look"
 
 
 def test_queue_needs_identity_read(signed_in_as, world) -> None:

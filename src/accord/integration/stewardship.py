@@ -394,6 +394,13 @@ def merge(session: Session, principal: Principal, survivor_id: int, merged_id: i
     for r in settled:
         r.status, r.decided_by, r.decided_at = "accepted", principal.user_id, now
     session.flush()
+    for r in settled:  # each decision in the trail (the accepted review records its own)
+        if review is not None and r.id == review.id:
+            continue
+        audit.record(session, principal, "accept", "match_reviews", r.id, ("status",),
+                     {"outcome": "settled by merge", "change_id": change.id,
+                      "left_id": r.left_id, "right_id": r.right_id},
+                     reason=f"settled by merging customer {b.id} into {a.id}")
 
     # 4. move the rows; a moved contact point is not primary next to the survivor's own
     a_points = _point_ids(session, a.id)
@@ -543,6 +550,10 @@ def unmerge(session: Session, principal: Principal, change_id: int,
             review.status = saved["status"]
             review.decided_by = saved["decided_by"]
             review.decided_at = _typed(MatchReview.__table__.c.decided_at, saved["decided_at"])
+            audit.record(session, principal, "reopen", "match_reviews", review.id, ("status",),
+                         {"status": review.status, "left_id": review.left_id,
+                          "right_id": review.right_id},
+                         reason=f"the merge of customer {b.id} into {a.id} was undone")
     # what the merge captured for hand-entered customers goes too
     manual = snap.get("created_manual", {})
     if manual.get("profiles"):
@@ -1120,6 +1131,26 @@ def reject_review(session: Session, principal: Principal, review_id: int, *,
     audit.record(session, principal, "reject", "match_reviews", review.id, ("status",),
                  {"left_id": review.left_id, "right_id": review.right_id},
                  reason=reason.strip() or f"review {review.id} rejected")
+    return review
+
+
+def reopen_review(session: Session, principal: Principal, review_id: int, *,
+                  expected_version: int | None = None, reason: str = "") -> MatchReview:
+    """A rejection taken back: the pair is pending again, for a steward to decide (and the
+    resolver may propose it). An accepted review is undone where its link or merge is: by
+    unlinking the profile or undoing the merge."""
+    _require(principal, "update")
+    review = review_record(session, principal, review_id)
+    _check_version(review, expected_version, "If-Match")
+    if review.status != "rejected":
+        raise Conflict(f"review {review_id} is {review.status}: only a rejection can be "
+                       "reopened (undo an accepted one by unlinking or unmerging)",
+                       field="status")
+    review.status, review.decided_by, review.decided_at = "pending", None, None
+    session.flush()
+    audit.record(session, principal, "reopen", "match_reviews", review.id, ("status",),
+                 {"status": "pending", "left_id": review.left_id, "right_id": review.right_id},
+                 reason=reason.strip() or f"review {review.id} reopened")
     return review
 
 

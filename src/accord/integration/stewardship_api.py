@@ -135,6 +135,22 @@ def reject_review(review_id: Id, response: Response, body: DecisionIn | None = N
     return out
 
 
+@router.post("/reviews/{review_id}/reopen", response_model=ReviewOut,
+             summary="Take a rejection back: the pair is pending again (If-Match)")
+def reopen_review(review_id: Id, response: Response, body: DecisionIn | None = None,
+                  if_match: str | None = Header(default=None),
+                  ctx: Ctx = Depends(api_ctx)) -> ReviewOut:
+    service.require(ctx.principal, "update")
+    review = service.review_record(ctx.session, ctx.principal, review_id)
+    seen = require_if_match(if_match, review.version)
+    review = service.reopen_review(ctx.session, ctx.principal, review_id, expected_version=seen,
+                                   reason=body.reason if body else "")
+    out = _review_out(review)
+    ctx.commit()
+    response.headers["ETag"] = etag(out.version)
+    return out
+
+
 @router.post("/merges", status_code=201, response_model=ChangeOut,
              summary="Merge one customer into another (If-Match: the survivor's ETag)")
 def merge(body: MergeIn, if_match: str | None = Header(default=None),

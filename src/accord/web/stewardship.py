@@ -32,7 +32,8 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 MAX_ID = 2**63 - 1
 PageId = Annotated[int, Path(ge=1, le=MAX_ID)]
 REVIEW_NOTICES = {"accepted": "Match accepted: the two records are now one customer.",
-                  "rejected": "Match rejected: the pair will not be proposed again."}
+                  "rejected": "Match rejected: the pair will not be proposed again.",
+                  "reopened": "Rejection taken back: the pair is pending again."}
 PANEL_NOTICES = {"merged": "Customers merged. The merge can be undone below.",
                  "unmerged": "Merge undone: both customers are back as they were.",
                  "unlinked": "Source profile unlinked into its own customer.",
@@ -122,13 +123,16 @@ def _review_page(request: Request, ctx: WebCtx, review_id: int, *, alert: str = 
     view = service.get_review(ctx.session, ctx.principal, review_id)
     rows = [{**f, "label": field_label(f["field"]), "css": weight_class(f),
              "weight_text": weight_text(f)} for f in view["fields"]]
-    can_decide = can(ctx.principal, "identity", "update") and view["status"] == "pending"
+    may = can(ctx.principal, "identity", "update")
+    can_decide = may and view["status"] == "pending"
+    can_reopen = may and view["status"] == "rejected"
     _end_transaction(ctx)
     audit.record_read(ctx.principal, "identity", [review_id],
                       ("first_name", "last_name", "emails", "phones", "addresses"),
                       {"via": "web.review"})
     return render(request, "stewardship/review.html", {
         "r": view, "rows": rows, "alert": alert, "reason": reason, "can_decide": can_decide,
+        "can_reopen": can_reopen,
     }, status_code=status_code)
 
 
@@ -159,7 +163,8 @@ def _decide(request: Request, ctx: WebCtx, review_id: int, decision: str) -> Res
         return _review_page(request, ctx, review_id, status_code=428, reason=reason,
                             alert="The form did not say which version of the review it decides. "
                                   "Reload the page and try again.")
-    decide = service.accept_review if decision == "accept" else service.reject_review
+    decide = {"accept": service.accept_review, "reject": service.reject_review,
+              "reopen": service.reopen_review}[decision]
     try:
         decide(ctx.session, ctx.principal, review_id, expected_version=version, reason=reason)
         ctx.commit()
@@ -171,7 +176,7 @@ def _decide(request: Request, ctx: WebCtx, review_id: int, decision: str) -> Res
             "Someone else decided or changed this review meanwhile. Check it again.")
         return _review_page(request, ctx, review_id, alert=alert, reason=reason,
                             status_code=exc.status)
-    done = "accepted" if decision == "accept" else "rejected"
+    done = {"accept": "accepted", "reject": "rejected", "reopen": "reopened"}[decision]
     return RedirectResponse(f"/identity/reviews?done={done}", status_code=303)
 
 
@@ -183,6 +188,11 @@ def accept(request: Request, review_id: PageId, ctx: WebCtx = Depends(web_ctx)) 
 @router.post("/identity/reviews/{review_id}/reject")
 def reject(request: Request, review_id: PageId, ctx: WebCtx = Depends(web_ctx)) -> Response:
     return _decide(request, ctx, review_id, "reject")
+
+
+@router.post("/identity/reviews/{review_id}/reopen")
+def reopen(request: Request, review_id: PageId, ctx: WebCtx = Depends(web_ctx)) -> Response:
+    return _decide(request, ctx, review_id, "reopen")
 
 
 # --- the 360 page's sources panel, merge, unmerge and unlink --------------------------------
