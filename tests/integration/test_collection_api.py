@@ -20,9 +20,12 @@ from accord.integration import collection
 from accord.integration.sources import create_source, hash_key, mint_write_key
 from accord.models import (
     Account,
+    AuditEntry,
     Customer,
     IdentityAlias,
     Interaction,
+    MatchReview,
+    OutboxEvent,
     Source,
     SourceProfile,
     SourceRecord,
@@ -99,6 +102,15 @@ def resolve(db: str) -> None:
 
     with dbmod.session_scope(db) as s:
         resolve_pending(s)
+
+
+def work(db: str) -> None:
+    """`accord worker --once`: relay the outbox and run every ready job, in queue order."""
+    from accord.core import jobs
+    from accord.tasks import register_all
+
+    register_all()
+    jobs.work(db, once=True)
 
 
 def timeline(db: str, user_id: str = "019mr8mf4r") -> list[Interaction]:
@@ -436,6 +448,121 @@ def test_group_links_a_known_customer_to_the_named_account(client, db, web) -> N
     assert count(db, Account) == 1
 
 
+LISA_ANONYMOUS = {"type": "identify", "anonymousId": "A", "messageId": "lisa-anon",
+                  "traits": {"email": "lisa@example.com"}}
+LISA = {"type": "identify", "userId": "U", "anonymousId": "A", "messageId": "lisa-user",
+        "traits": {"email": "lisa@example.com", "firstName": "Lisa", "lastName": "Kraus"}}
+
+
+@pytest.mark.parametrize("timing", ["worker after both", "worker in between", "one batch"])
+def test_the_identify_naming_an_anonymous_visitor_keeps_one_customer(client, db, web,
+                                                                     timing) -> None:
+    """identify(userId U, anonymousId A) says A is U: the anonymous profile and U's end on
+    one golden customer, linked by that statement rather than by a score (no review)."""
+    _, key = web
+    if timing == "one batch":
+        assert send(client, key, "batch", {"batch": [LISA_ANONYMOUS, LISA]}).status_code == 200
+    else:
+        assert send(client, key, "identify", LISA_ANONYMOUS).status_code == 200
+        if timing == "worker in between":
+            work(db)
+        assert send(client, key, "identify", LISA).status_code == 200
+    work(db)
+    with dbmod.session_scope(db, write=False) as s:
+        [customer] = s.scalars(select(Customer).where(Customer.merged_into_id.is_(None)))
+        assert (customer.first_name, customer.last_name) == ("Lisa", "Kraus")
+        profiles = {p.external_id: p for p in s.scalars(select(SourceProfile))}
+        assert set(profiles) == {"anon:A", "U"}
+        assert {p.customer_id for p in profiles.values()} == {customer.id}
+        [joined] = [p for p in profiles.values() if p.link_method == "rule"]
+        assert "identified as user U" in joined.link_evidence["rule"]
+        assert joined.link_evidence["other_profile_id"] in {p.id for p in profiles.values()}
+        [audited] = s.scalars(select(AuditEntry).where(AuditEntry.action == "link"))
+        assert (audited.resource, audited.record_id, audited.actor) == (
+            "source_profiles", str(joined.id), "source:web")
+        assert s.scalar(select(func.count()).select_from(MatchReview)) == 0
+        subjects = set(s.scalars(select(Interaction.subject)
+                                 .where(Interaction.customer_id == customer.id)))
+        assert subjects == {"Identified (email)", "Identified (email, firstName, lastName)"}
+        assert s.scalar(select(func.count()).select_from(SourceRecord)
+                        .where(SourceRecord.status == "pending")) == 0
+    work(db)  # nothing left to do: a second run changes nothing
+    assert count(db, Customer) == 1
+
+
+def test_alias_joins_the_previous_ids_profile_to_the_users_customer(client, db, web) -> None:
+    _, key = web
+    send(client, key, "identify", {"userId": "old-7", "traits": {"email": "lk@old.example"}})
+    work(db)
+    assert send(client, key, "batch", {"batch": [
+        {"type": "alias", "previousId": "old-7", "userId": "U"},
+        {**LISA, "anonymousId": None}]}).status_code == 200
+    work(db)
+    with dbmod.session_scope(db, write=False) as s:
+        [customer] = s.scalars(select(Customer))
+        profiles = {p.external_id: p for p in s.scalars(select(SourceProfile))}
+        assert {p.customer_id for p in profiles.values()} == {customer.id}
+        assert profiles["U"].link_method == "rule"
+        assert profiles["U"].link_evidence["rule"] == "old-7 aliased to user U"
+        assert (customer.first_name, customer.last_name) == ("Lisa", "Kraus")
+
+
+def test_an_alias_between_two_customers_is_proposed_for_review(client, db, web) -> None:
+    _, key = web
+    send(client, key, "identify", {"userId": "old-7", "traits": {"email": "lk@old.example"}})
+    send(client, key, "identify", {**LISA, "anonymousId": None})
+    work(db)
+    assert count(db, Customer) == 2
+    send(client, key, "alias", {"previousId": "old-7", "userId": "U"})
+    work(db)
+    assert count(db, Customer) == 2  # joining two customers is a merge: a steward decides
+    with dbmod.session_scope(db, write=False) as s:
+        [review] = s.scalars(select(MatchReview))
+        assert (review.status, review.match_probability) == ("pending", 1.0)
+
+
+GROUP_ACME = {"type": "group", "userId": "U", "groupId": "acme", "messageId": "acme-1",
+              "traits": {"name": "ACME"}}
+
+
+@pytest.mark.parametrize("order", ["one batch", "identify first", "group first"])
+def test_a_pending_group_call_links_the_account_once_its_person_is_resolved(
+        client, db, web, order) -> None:
+    _, key = web
+    identify = {**LISA, "anonymousId": None}
+    if order == "one batch":
+        send(client, key, "batch", {"batch": [identify, GROUP_ACME]})
+    elif order == "identify first":  # both before the worker runs
+        send(client, key, "batch", {"batch": [identify]})
+        send(client, key, "batch", {"batch": [GROUP_ACME]})
+    else:  # the group call waits while nobody knows U
+        send(client, key, "batch", {"batch": [GROUP_ACME]})
+        work(db)
+        assert count(db, Account) == 0
+        send(client, key, "batch", {"batch": [identify]})
+    work(db)
+
+    def linked() -> tuple[list[tuple[str, int]], int | None, int]:
+        with dbmod.session_scope(db, write=False) as s:
+            accounts = [(a.name, a.id) for a in s.scalars(select(Account))]
+            updates = s.scalar(select(func.count()).select_from(OutboxEvent).where(
+                OutboxEvent.type == "customer.updated"))
+            return accounts, s.scalar(select(Customer.account_id)), updates
+
+    accounts, account_id, updates = linked()
+    assert [name for name, _ in accounts] == ["ACME"] and account_id == accounts[0][1]
+    assert updates == 1
+    # replays change nothing: the calls again, the worker again, pending records replayed
+    send(client, key, "batch", {"batch": [identify, GROUP_ACME]})
+    work(db)
+    resolve(db)
+    with dbmod.session_scope(db) as s:
+        from accord.integration import ingest
+
+        ingest.apply_pending(s, s.scalar(select(Source.id)), ["U"])
+    assert linked() == (accounts, account_id, updates)
+
+
 def test_a_batch_lands_its_good_messages_and_reports_the_bad_ones(client, db, web) -> None:
     _, key = web
     r = send(client, key, "batch", {"batch": [
@@ -589,3 +716,4 @@ def test_analytics_js_short_paths_text_plain_and_cors(client, db, web) -> None:
     with dbmod.session_scope(db, write=False) as s:
         assert sorted(s.scalars(select(SourceRecord.external_id))) == ["ajs-1", "ajs-2"]
         assert key not in json.dumps(list(s.scalars(select(SourceRecord.payload))))
+

@@ -12,9 +12,16 @@ skew as Segment does (`receivedAt - (sentAt - timestamp)`).
 * track / page / screen / group / alias → an interaction on the person's timeline, pending until
   the person is known.
 * A call carrying both `userId` and `anonymousId`, and `alias(previousId → userId)`, record an
-  `IdentityAlias`, so the anonymous events already received follow the person once known.
+  `IdentityAlias`, so the anonymous events already received follow the person once known, and
+  the two ids' profiles in the source end on one golden customer (`link_identified`): the
+  source said they are one person, which no match score should second-guess.
 * group → additionally links a known person to the Account named by the group's `name` trait
-  (found by its folded name, created when absent).
+  (found by its folded name, created when absent); the group call of a person not known yet is
+  linked when that person is resolved.
+
+What needs a person who is not resolved yet is left to `follow_up`, a job queued ahead of the
+batch's match job (`integration.match`), so that it runs after the match jobs of earlier batches
+and before this batch's own.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import json
 import re
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +43,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from accord.access import audit
-from accord.access.policy import Principal
+from accord.access.policy import SYSTEM, Principal
+from accord.core import jobs
 from accord.core.clock import utcnow
 from accord.core.contact import InvalidValue, fold
 from accord.core.db import dumps_json
@@ -46,7 +54,15 @@ from accord.core.settings import get_settings
 from accord.integration import ingest
 from accord.integration.ingest import Incoming, Outcome, parse_datetime
 from accord.integration.sources import source_for_write_key
-from accord.models import Account, Customer, IdentityAlias, Source, SourceProfile, SourceRecord
+from accord.models import (
+    Account,
+    Customer,
+    IdentityAlias,
+    MatchReview,
+    Source,
+    SourceProfile,
+    SourceRecord,
+)
 
 CALLS = ("identify", "track", "page", "screen", "group", "alias")
 MAX_CALL_BYTES = 32 * 1024  # Segment: 32 KB per call
@@ -54,6 +70,7 @@ MAX_BATCH_BYTES = 500 * 1024  # Segment: 500 KB per batch request
 MAX_ID = 190  # ids become external ids and alias keys ("anon:" + id fits the 200-char columns)
 TRANSPORT = frozenset({"sentAt", "receivedAt", "writeKey"})
 ANON_PREFIX = "anon:"
+FOLLOW_UP_JOB = "integration.collection"
 _SUBJECT = 300
 _CHUNK = 500
 
@@ -426,15 +443,17 @@ def _known_messages(session: Session, source: Source, ids: list[str]) -> set[str
     return known
 
 
-def _link_aliases(session: Session, source: Source, links: dict[str, str]) -> list[str]:
-    """Record alias → user id links; returns the aliases that now point somewhere new.
+def _link_aliases(session: Session, source: Source, links: dict[str, str]
+                  ) -> tuple[list[str], dict[str, str]]:
+    """Record alias → user id links; returns the aliases that now point somewhere new, and
+    where each alias of `links` points now.
 
     An alias already pointing at a known user id keeps it (the events it carried were applied to
     that person); one pointing at an anonymous profile moves to the user id that identified it.
     """
     links = {a: u for a, u in links.items() if a != u}
     if not links:
-        return []
+        return [], {}
     existing: dict[str, tuple[int, str]] = {}
     for chunk in _chunks(sorted(links)):
         existing.update({alias: (rid, user) for rid, alias, user in session.execute(
@@ -443,7 +462,9 @@ def _link_aliases(session: Session, source: Source, links: dict[str, str]) -> li
         )})
     now = utcnow()
     new_rows, moved, changed = [], [], []
+    targets: dict[str, str] = {}
     for alias, user in links.items():
+        targets[alias] = user
         if alias not in existing:
             new_rows.append({"source_id": source.id, "alias": alias, "user_id": user,
                              "created_at": now, "updated_at": now})
@@ -454,11 +475,33 @@ def _link_aliases(session: Session, source: Source, links: dict[str, str]) -> li
                 ANON_PREFIX):
             moved.append({"id": row_id, "user_id": user, "updated_at": now})
             changed.append(alias)
+        else:
+            targets[alias] = current
     if new_rows:
         session.execute(insert(IdentityAlias), new_rows)
     if moved:
         session.execute(update(IdentityAlias), moved)
-    return sorted(changed)
+    return sorted(changed), targets
+
+
+def _identified_pairs(session: Session, source: Source, targets: dict[str, str],
+                      changed: set[str], created: set[str], via: dict[str, str]
+                      ) -> list[tuple[str, str, str]]:
+    """The (alias, user id, how) statements of a batch whose two profiles may still have to be
+    joined: the alias is new, or one of the profiles is, and both exist (or are being created).
+    """
+    candidates = {a: u for a, u in targets.items()
+                  if not u.startswith(ANON_PREFIX)
+                  and (a in changed or {u, a, ANON_PREFIX + a} & created)}
+    if not candidates:
+        return []
+    keys = {k for a, u in candidates.items() for k in (u, a, ANON_PREFIX + a)}
+    have = set(created)
+    for chunk in _chunks(sorted(keys)):
+        have.update(session.scalars(select(SourceProfile.external_id).where(
+            SourceProfile.source_id == source.id, SourceProfile.external_id.in_(chunk))))
+    return [(a, u, via.get(a, "identify")) for a, u in sorted(candidates.items())
+            if u in have and {a, ANON_PREFIX + a} & have]
 
 
 def _profile_bases(session: Session, source: Source, external_ids: list[str]
@@ -516,17 +559,24 @@ def collect(session: Session, source: Source, raws: Sequence[Any], *,
         return result
 
     links: dict[str, str] = {}
+    via: dict[str, str] = {}  # how the batch said an alias is its user: identify or alias
     for m in fresh:
         if m.anonymous_id and m.user_id:
-            links.setdefault(m.anonymous_id, m.user_id)
+            # the first user id wins, over the anonymous profile an earlier call named too
+            if links.get(m.anonymous_id, ANON_PREFIX).startswith(ANON_PREFIX):
+                links[m.anonymous_id] = m.user_id
+                via[m.anonymous_id] = "identify"
         elif m.anonymous_id and m.type == "identify":
             links.setdefault(m.anonymous_id, m.subject)
         if m.type == "alias":
-            links[str(m.payload["previousId"]).strip()] = m.user_id or ""
-    linked = _link_aliases(session, source, links)
+            previous = str(m.payload["previousId"]).strip()
+            links[previous] = m.user_id or ""
+            via[previous] = "alias"
+    linked, targets = _link_aliases(session, source, links)
 
     identifies = [m for m in fresh if m.type == "identify"]
     bases = _profile_bases(session, source, [m.subject for m in identifies]) if identifies else {}
+    existing = set(bases)
     items: list[Incoming] = []
     owners: list[Message] = []
     for m in fresh:
@@ -544,6 +594,8 @@ def collect(session: Session, source: Source, raws: Sequence[Any], *,
                               subject_key=subject, received_at=m.received_at))
         owners.append(m)
 
+    created = {i.external_id or "" for i in items if i.kind == "profile"} - existing
+    _queue_follow_up(session, source, fresh, targets, set(linked), created, via)
     # the events' message ids were looked up above (`_known_messages`)
     outcomes = ingest.ingest_batch(session, source_principal(source), source, items,
                                    unseen_kinds=frozenset({"event"}))
@@ -565,10 +617,47 @@ def collect(session: Session, source: Source, raws: Sequence[Any], *,
                 "source_id": source.id, "occurred_at": owner.occurred_at}))
     emit_each(session, "collection.tracked", "source", tracked)
     if landed_groups:
-        link_groups(session, source, landed_groups)
+        link_groups(session, source, [(_subject_key(m), m.payload) for m in landed_groups])
     if linked:
-        ingest.apply_pending(session, source.id, linked)
+        apply_pending(session, source, linked)
     return result
+
+
+def _subject_key(message: Message) -> str:
+    """The key a call's records are stored under: its user id, else its anonymous id."""
+    return message.user_id or message.anonymous_id or ""
+
+
+def _queue_follow_up(session: Session, source: Source, fresh: list[Message],
+                     targets: dict[str, str], changed: set[str], created: set[str],
+                     via: dict[str, str]) -> None:
+    """Queue `follow_up` for what this batch leaves to people not resolved yet: ids it says are
+    one user, its group calls of unknown people, and the waiting group calls of the people whose
+    profiles it creates. Queued before the batch is ingested, hence before its match job."""
+    pairs = _identified_pairs(session, source, targets, changed, created, via)
+    groups = [m for m in fresh if m.type == "group" and _group_name(m.payload)]
+    known = ingest.resolve_subjects(session, source.id, map(_subject_key, groups)) \
+        if groups else {}
+    unknown = [m.message_id for m in groups if _subject_key(m) not in known]
+    keys = {k[len(ANON_PREFIX):] if k.startswith(ANON_PREFIX) else k for k in created}
+    keys.update(a for a, u in targets.items() if u in created)
+    subjects = sorted({r.subject for r in _group_records(session, source.id, subjects=keys)}) \
+        if keys else []
+    if pairs or unknown or subjects:
+        jobs.enqueue(session, FOLLOW_UP_JOB, {
+            "source_id": source.id, "pairs": [list(p) for p in pairs], "groups": unknown,
+            "subjects": subjects})
+
+
+def apply_pending(session: Session, source: Source, keys: Iterable[str]) -> int:
+    """`ingest.apply_pending`, and the group calls among the records it applies link their
+    accounts (their people are known now)."""
+    keys = sorted(set(keys))
+    waiting = _group_records(session, source.id, subjects=keys)
+    applied = ingest.apply_pending(session, source.id, keys)
+    if waiting:
+        _link_applied(session, source, waiting)
+    return applied
 
 
 def _count(result: Result, outcome: Outcome, item: Incoming) -> None:
@@ -609,20 +698,28 @@ def prepare_all(raws: Sequence[Any], *, received_at: datetime, call: str | None 
 # --- group → account ------------------------------------------------------------------------------
 
 
-def link_groups(session: Session, source: Source, groups: list[Message]) -> int:
+def _group_name(payload: dict[str, Any]) -> str:
+    traits = payload.get("traits")
+    return str((traits or {}).get("name") or "").strip()[:200] if isinstance(traits, dict) \
+        else ""
+
+
+def link_groups(session: Session, source: Source,
+                groups: Sequence[tuple[str, dict[str, Any]]]) -> int:
     """Link known people to the Account their group names; returns how many links changed.
 
-    Only groups with a `name` trait link (the account is found by its folded name, or created);
-    people not known yet keep the group call on their pending timeline only.
+    `groups` are (subject key, stored payload) of group calls. Only groups with a `name` trait
+    link (the account is found by its folded name, or created); a call of a person not known yet
+    waits with its pending record and is linked when that record is applied (`apply_pending`,
+    `follow_up`), so each call links once.
     """
-    customers = ingest.resolve_subjects(
-        session, source.id, (m.user_id or m.anonymous_id or "" for m in groups))
+    customers = ingest.resolve_subjects(session, source.id, (key for key, _ in groups))
     principal = source_principal(source)
     changed = 0
-    for m in groups:
-        traits = m.payload.get("traits") or {}
-        name = str(traits.get("name") or "").strip()[:200]
-        customer_id = customers.get(m.user_id or m.anonymous_id or "")
+    for key, payload in groups:
+        traits = payload.get("traits") or {}
+        name = _group_name(payload)
+        customer_id = customers.get(key)
         if not name or customer_id is None:
             continue
         account = _account_named(session, principal, name, traits)
@@ -633,7 +730,7 @@ def link_groups(session: Session, source: Source, groups: list[Message]) -> int:
         session.flush()
         audit.record(session, principal, "update", "customers", customer.id, ["account_id"],
                      {"via": "collection.group", "source": source.name,
-                      "group_id": str(m.payload.get("groupId"))})
+                      "group_id": str(payload.get("groupId"))})
         emit(session, "customer.updated", "customer", customer.id, {"fields": ["account_id"]})
         changed += 1
     return changed
@@ -662,6 +759,210 @@ def _account_named(session: Session, principal: Principal, name: str,
     emit(session, "account.created", "account", account.id, {"name": account.name})
     return account
 
+
+@dataclass(frozen=True, slots=True)
+class _GroupCall:
+    """A stored group call: its record, whom it is about and whether it is still pending."""
+
+    record_id: int
+    subject: str
+    payload: dict[str, Any]
+    status: str
+
+
+def _group_records(session: Session, source_id: int, *, subjects: Iterable[str] = (),
+                   message_ids: Iterable[str] = ()) -> list[_GroupCall]:
+    """The source's group calls with an account name: the pending ones of `subjects` (looked up
+    by the records' subject index), and those with `message_ids` whatever their status."""
+    found: dict[int, _GroupCall] = {}
+    base = select(SourceRecord.id, SourceRecord.subject_key, SourceRecord.payload,
+                  SourceRecord.status).where(SourceRecord.source_id == source_id,
+                                             SourceRecord.kind == "event")
+    for chunk in _chunks(sorted(set(subjects))):
+        for rid, key, payload, status in session.execute(base.where(
+                SourceRecord.subject_key.in_(chunk), SourceRecord.status == "pending",
+                SourceRecord.payload["type"].as_string() == "group")):
+            found[rid] = _GroupCall(rid, key or "", payload, status)
+    for chunk in _chunks(sorted(set(message_ids))):
+        for rid, key, payload, status in session.execute(
+                base.where(SourceRecord.external_id.in_(chunk))):
+            found[rid] = _GroupCall(rid, key or "", payload, status)
+    return [g for _, g in sorted(found.items())
+            if g.payload.get("type") == "group" and _group_name(g.payload)]
+
+
+def _link_applied(session: Session, source: Source, calls: Sequence[_GroupCall]) -> int:
+    """Link the accounts of those group calls whose records are applied now."""
+    applied: set[int] = set()
+    for chunk in _chunks(sorted({c.record_id for c in calls})):
+        applied.update(session.scalars(select(SourceRecord.id).where(
+            SourceRecord.id.in_(chunk), SourceRecord.status == "applied")))
+    ready = [(c.subject, c.payload) for c in calls if c.record_id in applied]
+    return link_groups(session, source, ready) if ready else 0
+
+
+# --- people the batch could not resolve: after the match jobs before it -------------------------
+
+
+def follow_up(session: Session, source: Source, *, pairs: Sequence[Sequence[str]] = (),
+              groups: Sequence[str] = (), subjects: Sequence[str] = ()) -> None:
+    """What a batch left to people not resolved when it landed (the `FOLLOW_UP_JOB`).
+
+    `pairs` are (alias, user id, how) statements: their profiles join (`link_identified`).
+    `groups` are the message ids of the batch's group calls whose person was unknown: this job
+    links them, whether its own resolution applies them or an earlier match job did. `subjects`
+    have older group calls still waiting: those are linked if applied here. People these need
+    are resolved here, ahead of the batch's match job, which then finds them linked.
+    """
+    calls = _group_records(session, source.id, message_ids=groups)
+    owned = {c.record_id for c in calls}
+    calls += [c for c in _group_records(session, source.id, subjects=subjects)
+              if c.record_id not in owned]
+    link_identified(session, source, [(a, u, how) for a, u, how in pairs])
+    waiting = sorted({c.subject for c in calls if c.status == "pending"})
+    if waiting:
+        _resolve_people(session, source.id, waiting)
+        ingest.apply_pending(session, source.id, waiting)
+    if calls:
+        _link_applied(session, source, calls)
+
+
+@jobs.handler(FOLLOW_UP_JOB)
+def _follow_up_job(session: Session, payload: dict[str, Any]) -> None:
+    source = session.get(Source, payload["source_id"])
+    if source is not None:
+        follow_up(session, source, pairs=payload.get("pairs", []),
+                  groups=payload.get("groups", []), subjects=payload.get("subjects", []))
+
+
+def _users_of(session: Session, source_id: int, keys: Iterable[str]) -> dict[str, str]:
+    """Subject keys → the user ids (profile external ids) their aliases point at."""
+    users = {k: k for k in keys}
+    for chunk in _chunks(sorted(users)):
+        for alias, user in session.execute(select(IdentityAlias.alias, IdentityAlias.user_id)
+                                           .where(IdentityAlias.source_id == source_id,
+                                                  IdentityAlias.alias.in_(chunk))):
+            users[alias] = user
+    return users
+
+
+def _profiles(session: Session, source_id: int, external_ids: Iterable[str]
+              ) -> dict[str, SourceProfile]:
+    out: dict[str, SourceProfile] = {}
+    for chunk in _chunks(sorted(set(external_ids))):
+        out.update((p.external_id, p) for p in session.scalars(select(SourceProfile).where(
+            SourceProfile.source_id == source_id, SourceProfile.external_id.in_(chunk))))
+    return out
+
+
+def _resolve_people(session: Session, source_id: int, keys: Iterable[str]) -> None:
+    """Resolve now the unlinked profiles of these subjects (what the match job would do next;
+    it then finds them linked); their pending records are applied as they link."""
+    from accord.integration.resolution import resolve_pending
+
+    people = _profiles(session, source_id, _users_of(session, source_id, keys).values())
+    unlinked = sorted(p.id for p in people.values() if p.customer_id is None)
+    if unlinked:
+        resolve_pending(session, SYSTEM, unlinked)
+
+
+def link_identified(session: Session, source: Source,
+                    pairs: Sequence[tuple[str, str, str]]) -> int:
+    """Join the profiles of ids the source said are one user; returns how many it linked.
+
+    `pairs` are (alias, user id, "identify" | "alias"): the alias's profile (keyed by the alias,
+    or `anon:<alias>` for an anonymous identify) and the user's are one person. An unlinked one
+    joins the other's customer by that rule (probability 1, audited, the statement as evidence);
+    when neither is linked the user's profile is resolved first. One linked to another customer
+    stays there and the pair goes to review: joining two customers is a merge.
+    """
+    from accord.integration.resolution import rebuild, resolve_pending
+
+    current = _users_of(session, source.id, (a for a, _, _ in pairs))
+    pairs = [(a, u, how) for a, u, how in pairs if current.get(a) == u]
+    if not pairs:
+        return 0
+    profiles = _profiles(session, source.id, (
+        k for a, u, _ in pairs for k in (u, a, ANON_PREFIX + a)))
+
+    def people(alias: str, user: str) -> tuple[SourceProfile | None, list[SourceProfile]]:
+        return profiles.get(user), [profiles[k] for k in (alias, ANON_PREFIX + alias)
+                                    if k in profiles and k != user]
+
+    first = set()
+    for alias, user, _ in pairs:
+        own, others = people(alias, user)
+        if own is not None and others and own.customer_id is None and all(
+                p.customer_id is None for p in others):
+            first.add(own.id)
+    if first:
+        resolve_pending(session, SYSTEM, sorted(first))
+        for p in profiles.values():
+            session.refresh(p)
+    principal = source_principal(source)
+    joined: list[SourceProfile] = []
+    for alias, user, how in pairs:
+        own, others = people(alias, user)
+        anchor = own if own is not None and own.customer_id else next(
+            (p for p in others if p.customer_id), None)
+        if own is None or anchor is None:
+            continue
+        said = (f"anonymous id {alias} identified as user {user}" if how == "identify"
+                else f"{alias} aliased to user {user}")
+        for p in (own, *others):
+            if p is anchor:
+                continue
+            if p.customer_id is None:
+                _link_profile(session, principal, p, anchor, {
+                    "rule": said, "other_profile_id": anchor.id, "alias": alias,
+                    "user_id": user})
+                joined.append(p)
+            elif p.customer_id != anchor.customer_id:
+                _propose_review(session, p, anchor)
+    if joined:
+        rebuild(session, {p.customer_id for p in joined if p.customer_id})
+        # what waited for the joined profiles follows them: records about their ids and aliases
+        externals = sorted({p.external_id for p in joined})
+        keys = set(externals)
+        for chunk in _chunks(externals):
+            keys.update(session.scalars(select(IdentityAlias.alias).where(
+                IdentityAlias.source_id == source.id, IdentityAlias.user_id.in_(chunk))))
+        ingest.apply_pending(session, source.id, keys)
+    return len(joined)
+
+
+def _link_profile(session: Session, principal: Principal, profile: SourceProfile,
+                  anchor: SourceProfile, evidence: dict[str, Any]) -> None:
+    """Link `profile` to `anchor`'s customer by rule: recorded as a link (so a steward's unlink
+    takes back exactly what it brought) and audited."""
+    from accord.integration.stewardship import record_link
+
+    customer = session.get(Customer, anchor.customer_id)
+    assert customer is not None
+    record_link(session, principal, customer, [profile.id])
+    profile.customer_id = customer.id
+    profile.link_method = "rule"
+    profile.match_probability = 1.0
+    profile.link_evidence = evidence
+    profile.linked_at = utcnow()
+    session.flush()
+    audit.record(session, principal, "link", "source_profiles", profile.id,
+                 ("customer_id", "link_method"), {"customer_id": customer.id, **evidence})
+
+
+def _propose_review(session: Session, a: SourceProfile, b: SourceProfile) -> None:
+    """Two customers the source says are one person: a merge for a steward, unless one was
+    proposed (or refused) already."""
+    from accord.integration.resolution import side_by_side
+
+    left, right = sorted((a, b), key=lambda p: p.id)
+    if session.scalar(select(MatchReview.id).where(MatchReview.left_id == left.id,
+                                                   MatchReview.right_id == right.id)):
+        return
+    session.add(MatchReview(left_id=left.id, right_id=right.id, match_probability=1.0,
+                            match_weight=0.0, fields=side_by_side(left, right),
+                            model_version=None, status="pending"))
+    session.flush()
 
 
 # --- group commit ---------------------------------------------------------------------------------
