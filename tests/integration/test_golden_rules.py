@@ -50,3 +50,14 @@ def test_the_other_rules() -> None:
     most_recent = build(views, DEFAULT_RULES)  # country: most recent by default
     assert most_recent.values["country"] == "AT"
     assert most_recent.lineage[2]["country"] == "most_recent"
+
+
+def test_an_address_without_a_city_is_kept() -> None:
+    """A source that gives the address as one line, unsplit (no country to find its postcode
+    by): the line is the customer's address, not dropped for want of a city."""
+    golden = build([view(1, 50, 1, address_line1="26 Sylvia Lights, E49 0ZE Port Peterview")],
+                   DEFAULT_RULES)
+    assert golden.addresses == [(("26 Sylvia Lights, E49 0ZE Port Peterview", None, "", None,
+                                  None, None), True)]
+    assert golden.lineage[1]["address"] == "most_recent"
+    assert build([view(1, 50, 1, city="Leeds")], DEFAULT_RULES).addresses == []

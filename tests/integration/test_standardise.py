@@ -988,3 +988,15 @@ def test_amounts_formatted_by_the_countrys_locale_read_back(value: Decimal, coun
         value = value.to_integral_value()
     written = format_decimal(value, format=pattern, locale=_territory_locale(country))
     assert standardise_amount(written, country=country) == value, written
+
+
+def test_an_address_that_cannot_be_split_is_line_one() -> None:
+    split = standardise_profile({"address": "26 Sylvia Lights, E49 0ZE Port Peterview"},
+                                default_country="GB").values
+    assert (split["address_line1"], split["postcode"], split["city"]) == (
+        "26 Sylvia Lights", "E49 0ZE", "Port Peterview")
+    whole = standardise_profile({"address": "26 sylvia lights, e49 0ze port peterview"}).values
+    assert whole["address_line1"] == "26 Sylvia Lights, E49 0ZE Port Peterview"
+    assert "city" not in whole and "postcode" not in whole
+    given = standardise_profile({"address": "Hauptstr. 5", "address_line1": "Am Markt 1"}).values
+    assert given["address_line1"] == "Am Markt 1"  # a line of its own wins

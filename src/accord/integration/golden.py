@@ -88,9 +88,11 @@ class Golden:
 
 
 def _address(values: dict[str, Any]) -> tuple[Any, ...] | None:
-    if not (values.get("address_line1") and values.get("city")):
+    """A postal address needs its first line; one without a city (an address a source gave as
+    one unsplit line) is still the customer's address, not dropped."""
+    if not values.get("address_line1"):
         return None
-    return (values["address_line1"], values.get("address_line2"), values["city"],
+    return (values["address_line1"], values.get("address_line2"), values.get("city") or "",
             values.get("region"), values.get("postcode"), values.get("country"))
 
 

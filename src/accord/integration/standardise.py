@@ -1421,7 +1421,11 @@ def standardise_profile(raw: Mapping[str, Any], *, default_country: str | None =
                     values[key] = standardise_name(name)
             elif key == "address":
                 line = values[key] = standardise_address_line(_as_text(value))
-                for part, text in _split_address(line, region).items():
+                # split into line 1, postcode and city where the country's postcode shows
+                # where; else the whole address is line 1, so it is matched and kept
+                for part, text in (_split_address(line, region)
+                                   or {"address_line1": line[:_MAX_LENGTH["address_line1"]]}
+                                   ).items():
                     if part not in data:
                         values[part] = text
         except InvalidValue as exc:
