@@ -271,6 +271,27 @@ def test_a_steward_reopens_a_rejected_match_from_its_page(signed_in_as, world, d
     assert entry == "look"
 
 
+def test_a_review_shows_what_each_sides_customer_already_says(client, make_actor,
+                                                             signed_in_as, world) -> None:
+    """The pair alone hides evidence: the shop record lacks an address that its customer's
+    other shop record gives. The steward sees it beside the record, and missing values neither
+    agree nor disagree."""
+    steward = make_actor("manager")
+    got = client.get(f"/api/v1/identity/reviews/{world['review']}",
+                     headers=steward.headers).json()
+    shop = got["left"] if got["left"]["external_id"] == "S1" else got["right"]
+    billing = got["right"] if shop is got["left"] else got["left"]
+    assert shop["customer_values"]["city"] == ["Berlin"]
+    assert shop["customer_values"]["address_line1"] == ["Hauptstr. 5"]
+    assert "email" not in shop["customer_values"]  # the other record says the same
+    assert billing["customer_values"] == {}  # nobody else on Maria's billing customer
+    city = next(f for f in got["fields"] if f["field"] == "city")
+    assert city["agrees"] is None  # one side has no city: nothing to compare
+    page = signed_in_as("manager").get(f"/identity/reviews/{world['review']}")
+    assert re.search(r'data-also="(left|right)">its customer.s other records: Berlin<',
+                     page.text)
+
+
 def test_queue_needs_identity_read(signed_in_as, world) -> None:
     web = signed_in_as("support")
     assert web.get("/identity/reviews").status_code == 403

@@ -997,6 +997,8 @@ def _side(session: Session, principal: Principal, profile: SourceProfile,
     values = {f: (None if f in masked else _plain(getattr(profile, f))) for f in PROFILE_FIELDS}
     return {
         "profile_id": profile.id, "version": profile.version,
+        "customer_values": (_customer_values(session, profile, masked)
+                            if customer is not None else {}),
         "source": {"id": source.id, "name": source.name, "kind": source.kind,
                    "trust_rank": source.trust_rank} if source else None,
         "external_id": profile.external_id, "observed_at": profile.observed_at,
@@ -1005,6 +1007,34 @@ def _side(session: Session, principal: Principal, profile: SourceProfile,
                       "linked_profiles": linked} if customer is not None else None),
         "link_method": profile.link_method, "match_probability": profile.match_probability,
     }
+
+
+SIBLINGS_SHOWN = 50  # a steward compares a handful of records, not a whole household
+
+
+def _customer_values(session: Session, profile: SourceProfile,
+                     masked: set[str]) -> dict[str, list[Any]]:
+    """What the other records already linked to this profile's customer say, per compared
+    field, where it differs from this record: the pair alone hides evidence against it (a
+    birth date one side lacks, given by another source of that customer)."""
+    from accord.integration.resolution import MATCH_COLUMNS
+
+    others = session.scalars(select(SourceProfile).where(
+        SourceProfile.customer_id == profile.customer_id, SourceProfile.id != profile.id)
+        .order_by(SourceProfile.id).limit(SIBLINGS_SHOWN)).all()
+    out: dict[str, list[Any]] = {}
+    for name in MATCH_COLUMNS:
+        if _is_masked(name, masked):
+            continue
+        own = getattr(profile, name)
+        seen = {fold(str(own))} if own not in (None, "") else set()
+        for other in others:
+            value = getattr(other, name)
+            if value in (None, "") or fold(str(value)) in seen:
+                continue
+            seen.add(fold(str(value)))
+            out.setdefault(name, []).append(_plain(value))
+    return out
 
 
 def get_review(session: Session, principal: Principal, review_id: int) -> dict[str, Any]:
@@ -1035,13 +1065,13 @@ def get_review(session: Session, principal: Principal, review_id: int) -> dict[s
 
 
 def _agrees(row: dict[str, Any]) -> bool | None:
+    """Whether the two values agree; None when there is nothing to compare (one is missing)."""
+    if row.get("gamma") == -1 or row.get("left") in (None, "") or row.get("right") in (None, ""):
+        return None
     weight = row.get("match_weight")
     if isinstance(weight, int | float):
         return weight > 0
-    left, right = row.get("left"), row.get("right")
-    if left in (None, "") or right in (None, ""):
-        return None
-    return fold(str(left)) == fold(str(right))
+    return fold(str(row["left"])) == fold(str(row["right"]))
 
 
 def _user_name(session: Session, user_id: int | None) -> str | None:

@@ -122,7 +122,10 @@ def _review_page(request: Request, ctx: WebCtx, review_id: int, *, alert: str = 
                  reason: str = "", status_code: int = 200) -> Response:
     view = service.get_review(ctx.session, ctx.principal, review_id)
     rows = [{**f, "label": field_label(f["field"]), "css": weight_class(f),
-             "weight_text": weight_text(f)} for f in view["fields"]]
+             "weight_text": weight_text(f),
+             "left_also": view["left"]["customer_values"].get(f["field"], []),
+             "right_also": view["right"]["customer_values"].get(f["field"], [])}
+            for f in view["fields"]]
     may = can(ctx.principal, "identity", "update")
     can_decide = may and view["status"] == "pending"
     can_reopen = may and view["status"] == "rejected"
