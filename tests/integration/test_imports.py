@@ -325,7 +325,11 @@ def test_the_report_csv_lists_counts_and_rejections_safely(db, session, crm, tmp
     assert table[4][0] == "4"
     assert "no usable name" in table[4][2]
     assert not table[4][3].startswith("=")  # no formula runs when opened in a spreadsheet
-    assert len(table) == 5
+    assert table[5:7] == [[], ["line_no", "field", "reason", "value"]]
+    # the generated names hold digits: flagged, with the name as the file wrote it
+    assert [row[:2] + row[3:] for row in table[7:]] == [
+        ["2", "first_name", "Person1"], ["2", "last_name", "Family1"],
+        ["3", "first_name", "Person2"], ["3", "last_name", "Family2"]]
 
 
 def _children(pid: int) -> list[int]:
@@ -435,3 +439,23 @@ def test_the_mappings_default_country_reads_national_numbers(db, session, crm, t
     profile = session.scalar(select(SourceProfile))
     # the source reads national numbers as British; this file's mapping says German
     assert (profile.phone, profile.country) == ("+49301234567", "DE")
+
+
+def test_a_sources_saved_mapping_of_some_columns_leaves_the_rest_to_detection(db, session,
+                                                                           tmp_path):
+    """The docs' example: a shop's saved mapping names its German name columns; the id,
+    e-mail, phone, postcode and city of its export are still found."""
+    create_source(session, SYSTEM, name="shop", kind="webshop", default_country="DE",
+                  mapping={"columns": {"Vorname": "first_name", "Name": "last_name"}})
+    session.commit()
+    path = tmp_path / "shop_export.csv"
+    path.write_text("Kundennummer;Vorname;Name;E-Mail;Telefon;PLZ;Ort\n"
+                    "K-1;Uta;Kern;uta@example.de;030 1234567;10115;Berlin\n", encoding="utf-8")
+    run = run_import(db, SYSTEM, "shop", path)
+    assert (run.status, run.accepted) == ("completed", 1)
+    assert run.mapping["layout"] == "source+generic"
+    profile = session.scalar(select(SourceProfile))
+    session.commit()
+    assert (profile.external_id, profile.first_name, profile.last_name) == ("K-1", "Uta", "Kern")
+    assert (profile.email, profile.phone) == ("uta@example.de", "+49301234567")
+    assert (profile.postcode, profile.city) == ("10115", "Berlin")

@@ -67,7 +67,8 @@ def test_preview_shows_the_plan_and_standardised_rows_and_writes_nothing(client,
     assert body["mapping"]["layout"] == "hubspot"
     assert body["mapping"]["external_id"] == "Record ID"
     assert body["mapping"]["columns"]["Email"] == "email"
-    assert body["unmapped"] == ["Lifecycle Stage"]
+    assert body["unmapped"] == []
+    assert body["mapping"]["columns"]["Lifecycle Stage"] == "cf.lifecycle_stage"
     ada, grace, nobody = body["rows"]
     assert ada["line_no"] == 2 and ada["external_id"] == "1"
     assert ada["values"]["first_name"] == "Ada" and ada["values"]["last_name"] == "Lovelace"
@@ -86,8 +87,8 @@ def test_a_small_file_imports_in_the_request(client, admin, crm, session, data_d
     assert r.status_code == 201, r.text
     run = r.json()
     assert r.headers["Location"] == f"/api/v1/imports/{run['id']}"
-    assert (run["status"], run["total"], run["accepted"], run["rejected"]) == (
-        "completed", 3, 2, 1)
+    assert (run["status"], run["total"], run["accepted"], run["rejected"], run["flagged"]) == (
+        "completed", 3, 2, 1, 1)
     assert run["file_name"] == "contacts.csv"
     assert count(session, SourceProfile) == 2
     assert list((data_dir / "imports").iterdir()) == []  # removed once imported
@@ -106,9 +107,13 @@ def test_a_small_file_imports_in_the_request(client, admin, crm, session, data_d
     assert report.headers["content-type"].startswith("text/csv")
     assert "attachment" in report.headers["content-disposition"]
     table = list(csv.reader(io.StringIO(report.text)))
-    assert table[1][3:9] == ["completed", "3", "2", "0", "0", "1"]
+    assert table[1][3:10] == ["completed", "3", "2", "0", "0", "1", "1"]
     assert table[3] == ["line_no", "field", "reason", "row"]
     assert table[4][0] == "4" and "no usable name" in table[4][2]
+    # Grace's e-mail was not taken: the report says so, with the value as the file wrote it
+    assert table[5:7] == [[], ["line_no", "field", "reason", "value"]]
+    assert table[7][:2] == ["3", "email"] and table[7][3] == "grace@example"
+    assert len(table) == 8
     assert client.get("/api/v1/imports/999999", headers=admin.headers).status_code == 404
 
 
@@ -145,7 +150,9 @@ def test_a_mapping_can_be_sent_and_bad_ones_are_refused(client, admin, crm, sess
     mapping = "external_id: Record ID\ncolumns: {Email: email, First Name: first_name}"
     r = upload(client, admin, mapping=mapping)
     assert r.status_code == 201, r.text
-    assert r.json()["mapping"]["columns"] == {"Email": "email", "First Name": "first_name"}
+    columns = r.json()["mapping"]["columns"]
+    assert columns["Email"] == "email" and columns["First Name"] == "first_name"
+    assert columns["Last Name"] == "last_name"  # the columns it does not name are detected
     bad = upload(client, admin, mapping="columns: {Email: e_mail}")
     assert bad.status_code == 422
     assert bad.headers["content-type"].startswith("application/problem+json")
@@ -289,6 +296,9 @@ def test_upload_preview_confirm_and_report_pages(app, make_actor, crm, session, 
     assert 'data-count="accepted">2<' in report.text
     assert 'data-count="rejected">1<' in report.text
     assert 'data-line="4"' in report.text
+    assert 'data-count="flagged">1<' in report.text
+    assert 'data-flag-line="3" data-flag="email"' in report.text
+    assert "grace@example" in report.text  # the value as written
     assert "/report.csv" in report.text
     assert inline_code(report.text) == []
     run = session.scalar(select(ImportRun))

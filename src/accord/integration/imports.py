@@ -7,7 +7,12 @@ batch in flight (a process reading ahead holds one more, uncommitted), nothing a
 and importing the same file into the same source again resumes the unfinished run from its
 checkpoint (`start_or_resume_import`). The content-hash idempotency of the write path is the
 second guard: a row that did land is `unchanged` when it is sent again, so a re-import of a
-finished file changes nothing.
+finished file changes nothing. Unless the mapping or settings changed: profiles remember the
+fingerprint of those they were standardised with (`settings_fingerprint`), and a re-import with
+other ones standardises the raw records already kept again (`updated` where a value changes).
+
+Values left out of a profile (flagged) are kept per import with the value as written, beside
+the rejected rows, so the report lists both; rows without flags cost nothing more.
 
 Each batch first claims its range of lines with a conditional UPDATE of the checkpoint, so two
 processes resuming the same run cannot both commit the same rows: the second one gets a
@@ -34,7 +39,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from accord.access import audit
@@ -55,9 +60,15 @@ from accord.integration.ingest import (
     ingest_batch,
     prepare_profiles,
 )
-from accord.integration.mapping import KINDS, Mapping, check_columns, detect, parse_mapping
+from accord.integration.mapping import (
+    KINDS,
+    Mapping,
+    check_columns,
+    parse_mapping,
+    settle_mapping,
+)
 from accord.integration.readers import FileInfo, Unreadable
-from accord.models import ImportRejection, ImportRun, Source, User
+from accord.models import ImportFlag, ImportRejection, ImportRun, Source, User
 
 log = logging.getLogger("accord.imports")
 
@@ -89,8 +100,9 @@ class Plan:
 
 def plan_file(path: Path, source: Source, mapping: Mapping | None = None, *,
               kind: str | None = None, name: str | None = None) -> Plan:
-    """Inspect the file and settle its mapping: the one given, else the source's saved mapping,
-    else the one detected from the header."""
+    """Inspect the file and settle its mapping (`settle_mapping`): the columns the given
+    mapping names, then those the source's saved mapping names, and every other column
+    detected from the header."""
     try:
         info = readers.inspect(path, name)
     except readers.UnsupportedFile as exc:
@@ -98,14 +110,11 @@ def plan_file(path: Path, source: Source, mapping: Mapping | None = None, *,
     except OSError as exc:
         raise ValidationProblem(f"the file cannot be read: {exc.strerror or exc}",
                                 field="file") from None
-    if mapping is None and source.mapping:
-        mapping = parse_mapping(source.mapping)
-        mapping.layout = "source"
-    if mapping is None:
-        mapping = detect(info.columns, kind)
-    elif kind and mapping.kind != kind:
-        raise ValidationProblem(f"the mapping describes {mapping.kind} rows, not {kind} rows",
-                                field="kind")
+    saved = None
+    if source.mapping:
+        saved = parse_mapping(source.mapping)
+        saved.layout = "source"
+    mapping = settle_mapping(info.columns, mapping, saved, kind)
     if not info.columns and info.format != "jsonl":
         raise ValidationProblem("the file has no header row", field="file")
     warnings = check_columns(mapping, info.columns, strict=info.format != "jsonl")
@@ -160,6 +169,17 @@ def preview(path: Path, source: Source, mapping: Mapping | None = None, *,
                      **plan.info.describe()},
             "mapping": plan.mapping.to_dict(), "unmapped": plan.unmapped,
             "warnings": plan.warnings, "rows": rows}
+
+
+def settings_fingerprint(mapping: Mapping, country: str | None) -> str:
+    """What turns a raw row into profile values, hashed: the columns mapped to fields (in
+    order: the first non-empty one wins), the date order and the country national values are
+    read in. Stored on each profile, it tells a re-import with a corrected mapping or country
+    (standardise the kept raw records again) from a plain replay (change nothing)."""
+    columns = mapping.to_dict()["columns"]  # as written down, whatever one column may fill
+    settings = {"columns": [[c, f] for c, f in columns.items() if f],
+                "date_order": mapping.date_order, "country": country}
+    return hashlib.sha256(canonical_json(settings).encode()).hexdigest()
 
 
 def file_sha256(path: Path) -> str:
@@ -285,7 +305,7 @@ def continue_import(url_or_session_factory: str | None | Factory, principal: Pri
     if read_ahead is None:
         read_ahead = _read_ahead_by_default(path)
     try:
-        batch = _Batch(factory, principal, source_id, import_id, checkpoint, country)
+        batch = _Batch(factory, principal, source_id, import_id, checkpoint, country, mapping)
         with (_read_elsewhere(path, name, mapping, checkpoint, batch_size, country)
               if read_ahead else contextlib.closing(
                   _cuts(path, name, mapping, checkpoint, batch_size))) as cuts:
@@ -465,11 +485,27 @@ class _Batch:
     """How a cut is committed, with the run's checkpoint and counters."""
 
     def __init__(self, factory: Factory, principal: Principal, source_id: int, import_id: int,
-                 checkpoint: int, country: str | None = None) -> None:
+                 checkpoint: int, country: str | None = None,
+                 mapping: Mapping | None = None) -> None:
         self.factory, self.principal = factory, principal
         self.country = country  # the file's mapping's, else the source's
         self.source_id, self.import_id = source_id, import_id
         self.checkpoint = checkpoint
+        mapping = mapping or Mapping()
+        self.fingerprint = settings_fingerprint(mapping, country)
+        self.columns: dict[str, list[str]] = {}  # field -> the columns that fill it, in order
+        for column, name in mapping.mapped_fields.items():
+            self.columns.setdefault(name, []).append(column)
+
+    def written(self, payload: dict[str, Any], name: str) -> str:
+        """A flagged field's value as the file wrote it: that of the first column mapped to it
+        that has one (or of the field it was taken from: an address line from the address)."""
+        for source_field in (name, *_TAKEN_FROM.get(name, ())):
+            for column in self.columns.get(source_field, ()):
+                value = _value_at(payload, column)
+                if value is not None and (text := _as_written(value)):
+                    return text
+        return ""
 
     def commit(self, cut: _Cut) -> ImportRun:
         final = cut.final
@@ -485,7 +521,9 @@ class _Batch:
                 session.rollback()
                 raise Conflict(f"import {self.import_id} is being run by another process",
                                field="import")
-            counts = dict.fromkeys(("accepted", "updated", "unchanged", "rejected"), 0)
+            counts = dict.fromkeys(("accepted", "updated", "unchanged", "rejected",
+                                    "flagged"), 0)
+            flags: list[dict[str, Any]] = []
             rejections = [
                 {"import_id": self.import_id, "line_no": line_no, "field": fld,
                  "reason": reason[:500], "raw_row": raw}
@@ -498,9 +536,17 @@ class _Batch:
                 outcomes = ingest_batch(session, self.principal, source, cut.items,
                                         import_id=self.import_id,
                                         default_country=self.country,
-                                        standardised=cut.standardised, hashed=cut.hashed)
+                                        standardised=cut.standardised, hashed=cut.hashed,
+                                        standardised_with=self.fingerprint)
                 for item, outcome in zip(cut.items, outcomes, strict=True):
                     counts[outcome.status] += 1
+                    if outcome.flags:  # rare: only rows with flagged values cost anything here
+                        counts["flagged"] += 1
+                        flags.extend(
+                            {"import_id": self.import_id, "line_no": item.line_no,
+                             "field": name[:120], "reason": reason[:500],
+                             "value": self.written(item.payload, name)}
+                            for name, reason in outcome.flags.items())
                     if outcome.status == "rejected":
                         rejections.append({
                             "import_id": self.import_id, "line_no": item.line_no,
@@ -510,6 +556,8 @@ class _Batch:
             if rejections:
                 rejections.sort(key=lambda r: r["line_no"])
                 session.execute(insert(ImportRejection), rejections)
+            if flags:
+                session.execute(insert(ImportFlag), flags)
             values: dict[str, Any] = {
                 "total": ImportRun.total + len(cut.items) + len(cut.bad),
                 **{k: getattr(ImportRun, k) + v for k, v in counts.items() if v},
@@ -528,6 +576,31 @@ class _Batch:
 
 def _raw(payload: dict[str, Any]) -> str:
     return json.dumps(payload, ensure_ascii=False, default=str)
+
+
+# fields the standardiser fills from another one: a flagged address line, postcode or city may
+# have been split from the address, a name or title from the full name
+_TAKEN_FROM = {"address_line1": ("address",), "postcode": ("address",), "city": ("address",),
+               "first_name": ("full_name",), "last_name": ("full_name",),
+               "title": ("first_name", "last_name", "full_name")}
+
+
+def _value_at(row: dict[str, Any], column: str) -> Any:
+    """A column's value, or for a JSON row a nested one written `a.b` (as mappings read it)."""
+    value = row.get(column)
+    if value is None and "." in column and column not in row:
+        value = row
+        for part in column.split("."):
+            if not isinstance(value, dict):
+                return None
+            value = value.get(part)
+    return value
+
+
+def _as_written(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value).strip()
 
 
 # --- reading runs and their reports ---------------------------------------------------------
@@ -553,6 +626,30 @@ def list_imports(session: Session, principal: Principal, *, source_id: int | Non
     return list(session.scalars(query))
 
 
+def flag_rows(session: Session, import_id: int, *, chunk: int = 1000,
+              limit: int | None = None) -> Iterator[ImportFlag]:
+    """The flagged values of an import in line and field order, in keyset chunks (flat
+    memory)."""
+    after: tuple[int, str] = (0, "")
+    given = 0
+    while True:
+        rows = session.scalars(
+            select(ImportFlag)
+            .where(ImportFlag.import_id == import_id,
+                   tuple_(ImportFlag.line_no, ImportFlag.field) > tuple_(*after))
+            .order_by(ImportFlag.line_no, ImportFlag.field).limit(chunk)
+        ).all()
+        for row in rows:
+            yield row
+            given += 1
+            if limit is not None and given >= limit:
+                return
+        if len(rows) < chunk:
+            return
+        after = (rows[-1].line_no, rows[-1].field)
+        session.expunge_all()
+
+
 def report_rows(session: Session, import_id: int, *, chunk: int = 1000,
                 limit: int | None = None) -> Iterator[ImportRejection]:
     """The rejected rows of an import in line order, read in keyset chunks (flat memory)."""
@@ -575,8 +672,9 @@ def report_rows(session: Session, import_id: int, *, chunk: int = 1000,
 
 
 SUMMARY_COLUMNS = ("import_id", "source", "file", "status", "total", "accepted", "updated",
-                   "unchanged", "rejected", "started_at", "finished_at")
+                   "unchanged", "rejected", "flagged", "started_at", "finished_at")
 REJECTION_COLUMNS = ("line_no", "field", "reason", "row")
+FLAG_COLUMNS = ("line_no", "field", "reason", "value")
 
 
 def _cell(value: Any) -> str:
@@ -586,20 +684,26 @@ def _cell(value: Any) -> str:
 
 
 def report_records(session: Session, run: ImportRun) -> Iterator[list[Any]]:
-    """The report, row by row: a summary table, a blank line, then every rejected row with its
-    line number, field and reason (and the row itself)."""
+    """The report, row by row: a summary table, a blank line, every rejected row with its line
+    number, field and reason (and the row itself), a blank line, then every flagged value (left
+    out of its profile) with its line number, field, reason and the value as written."""
     source = session.get(Source, run.source_id)
+    run_id = run.id
     yield list(SUMMARY_COLUMNS)
     yield [_cell(v) for v in (
-        run.id, source.name if source else run.source_id, run.file_name, run.status, run.total,
-        run.accepted, run.updated, run.unchanged, run.rejected,
+        run_id, source.name if source else run.source_id, run.file_name, run.status, run.total,
+        run.accepted, run.updated, run.unchanged, run.rejected, run.flagged,
         run.created_at.isoformat() if run.created_at else "",
         run.finished_at.isoformat() if run.finished_at else "")]
     yield []
     yield list(REJECTION_COLUMNS)
-    for rejection in report_rows(session, run.id):
+    for rejection in report_rows(session, run_id):
         yield [rejection.line_no, _cell(rejection.field), _cell(rejection.reason),
                _cell(rejection.raw_row)]
+    yield []
+    yield list(FLAG_COLUMNS)
+    for flag in flag_rows(session, run_id):
+        yield [flag.line_no, _cell(flag.field), _cell(flag.reason), _cell(flag.value)]
 
 
 def write_report(session: Session, run: ImportRun, out: IO[str]) -> None:
@@ -622,7 +726,7 @@ def report_csv_chunks(session: Session, run: ImportRun, size: int = 64 * 1024) -
 def summary(run: ImportRun) -> dict[str, Any]:
     return {"id": run.id, "status": run.status, "total": run.total, "accepted": run.accepted,
             "updated": run.updated, "unchanged": run.unchanged, "rejected": run.rejected,
-            "checkpoint_line": run.checkpoint_line}
+            "flagged": run.flagged, "checkpoint_line": run.checkpoint_line}
 
 
 # --- uploads (API and UI) ----------------------------------------------------------------------
@@ -753,8 +857,11 @@ def _import_job(session: Session, payload: dict[str, Any]) -> None:
 def cli_import(path: Path, source_name: str, mapping_file: Path | None, kind: str | None,
                batch_size: int, report_csv: Path | None, echo: Callable[..., Any],
                read_ahead: bool | None = None) -> int:
-    """`accord import`: returns the exit code (0 done, 2 refused)."""
+    """`accord import`: returns the exit code (0 done, 2 refused). A source that does not exist
+    yet is created, under the API's rules for its name, once the file is found importable: a
+    refused file leaves no source behind."""
     from accord.integration.mapping import load_mapping
+    from accord.integration.schemas import valid_name
     from accord.integration.sources import create_source
 
     if kind is not None and kind not in KINDS:
@@ -765,11 +872,18 @@ def cli_import(path: Path, source_name: str, mapping_file: Path | None, kind: st
         factory = session_factory(write=True)
         with factory() as session:
             source = session.scalar(select(Source).where(Source.name == source_name))
+            if source is None and not valid_name(source_name):
+                raise ValidationProblem(
+                    f"{source_name!r} cannot name a new source: use at most 80 lower-case "
+                    "letters, digits, - and _, starting with a letter or digit (it appears in "
+                    "/hooks/{name})", field="source")
+            # a new source has no saved mapping or country: plan the file as if it existed
+            plan = plan_file(path, source or Source(name=source_name, kind="file", mapping={}),
+                             mapping, kind=kind, name=path.name)
             if source is None:
                 source = create_source(session, SYSTEM, name=source_name, kind="file")
                 session.commit()
                 echo(f"Created source {source_name!r} (kind file, trust rank {source.trust_rank}).")
-            plan = plan_file(path, source, mapping, kind=kind, name=path.name)
         _describe(plan, echo)
         started = time.perf_counter()
 
@@ -789,17 +903,26 @@ def cli_import(path: Path, source_name: str, mapping_file: Path | None, kind: st
     seconds = time.perf_counter() - started
     echo(f"Import {run.id} {run.status}: {run.total:,} rows in {seconds:.1f} s — "
          f"{run.accepted:,} accepted, {run.updated:,} updated, {run.unchanged:,} unchanged, "
-         f"{run.rejected:,} rejected.")
+         f"{run.rejected:,} rejected; {run.flagged:,} with flagged values.")
     if report_csv is not None:
         with factory() as session, report_csv.open("w", newline="", encoding="utf-8") as out:
             write_report(session, run, out)
         echo(f"Report written to {report_csv}.")
-    elif run.rejected:
-        with factory() as session:
+        return 0
+    with factory() as session:
+        if run.rejected:
+            echo("Rejected rows:")
             for rejection in report_rows(session, run.id, limit=10):
                 echo(f"  line {rejection.line_no}: {rejection.field or '-'}: {rejection.reason}")
-        if run.rejected > 10:
-            echo(f"  ... and {run.rejected - 10:,} more (--report-csv FILE lists them all)")
+            if run.rejected > 10:
+                echo(f"  ... and {run.rejected - 10:,} more (--report-csv FILE lists them all)")
+        if run.flagged:
+            echo("Flagged values (left out of the profile, kept in the raw record):")
+            flags = list(flag_rows(session, run.id, limit=11))
+            for flag in flags[:10]:
+                echo(f"  line {flag.line_no}: {flag.field}: {flag.reason} ({flag.value!r})")
+            if len(flags) > 10:
+                echo("  ... and more (--report-csv FILE lists them all)")
     return 0
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from accord.access import audit
 from accord.access.deps import Ctx, api_ctx
@@ -47,6 +47,7 @@ class ImportOut(BaseModel):
     updated: int
     unchanged: int
     rejected: int
+    flagged: int = Field(description="rows taken with values left out of the profile (flagged)")
     error: str | None
     created_at: datetime
     finished_at: datetime | None
@@ -88,7 +89,10 @@ def parse_options(mapping: str | None, kind: str | None) -> tuple[Mapping | None
     "delimiter, mapping, unmapped columns and the first 20 rows mapped and standardised with "
     "their flags. Otherwise the import runs: 201 with the finished run for small files, 202 with "
     "the running run for large ones (a background job). Importing the same file again resumes "
-    "an unfinished run and otherwise changes nothing.",
+    "an unfinished run and otherwise changes nothing, unless the mapping, country or date "
+    "order changed: its rows are then standardised again from the raw records already kept "
+    "(`updated` where a value changes). `flagged` counts the rows with values left out of "
+    "their profile; the report lists each.",
     responses={201: {"model": ImportOut}, 202: {"model": ImportOut}},
 )
 def create_import(
@@ -146,13 +150,14 @@ def get_import(import_id: ImportId, ctx: Ctx = Depends(api_ctx)) -> ImportOut:
 
 @router.get(
     "/imports/{import_id}/report.csv",
-    summary="The import report as CSV: the counts, then every rejected row with its line "
-    "number, field and reason",
+    summary="The import report as CSV: the counts, every rejected row with its line number, "
+    "field and reason, then every flagged value with its line number, field, reason and the "
+    "value as written",
     response_class=StreamingResponse,
 )
 def import_report(import_id: ImportId, ctx: Ctx = Depends(api_ctx)) -> StreamingResponse:
     run = service.get_import(ctx.session, ctx.principal, import_id)
-    # the rejected rows are raw personal data: reading them is audited
+    # the rejected rows and flagged values are raw personal data: reading them is audited
     audit.record_read(ctx.principal, "imports", [run.id], ["report"], {"via": "api.report"})
     return StreamingResponse(
         report_chunks(run.id), media_type="text/csv; charset=utf-8",

@@ -5,7 +5,9 @@ In one transaction per batch it
 1. keeps every record verbatim as an immutable `SourceRecord` (a replay of the same content is
    `unchanged` and writes nothing),
 2. standardises profiles into the `SourceProfile` of their (source, external id), flagging the
-   values that fail instead of dropping them,
+   values that fail instead of dropping them; a profile remembers the fingerprint of the
+   settings it was standardised with, and a replay of its record under other settings (a file
+   re-imported with a corrected mapping) standardises that kept record again,
 3. applies orders, interactions and tracked events to the golden customer their subject resolved
    to, or leaves them `pending` until that person is known (`apply_pending`),
 4. enqueues incremental identity resolution for the new and changed profiles.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -329,6 +332,8 @@ class _Prepared:
     row: dict[str, Any] = dataclasses.field(default_factory=dict)
     flags: dict[str, str] = dataclasses.field(default_factory=dict)
     existed: bool = False  # an earlier version of this kind + external id is already kept
+    # a replay of the record its profile was made from, under other settings: that record's id
+    record_id: int | None = None
 
 
 def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -380,6 +385,7 @@ def ingest_batch(
     unseen_kinds: frozenset[str] = frozenset(),
     standardised: Sequence[Prepared | None] | None = None,
     hashed: Sequence[tuple[str, str]] | None = None,
+    standardised_with: str | None = None,
 ) -> list[Outcome]:
     """Land one batch in the caller's transaction; one outcome per item, in order.
 
@@ -389,7 +395,10 @@ def ingest_batch(
     caller has just found absent from the source in this transaction: not looked up again.
     `standardised`, one per item, are `prepare_profiles` results computed beforehand (None to
     prepare the item here); replays are dropped all the same. `hashed`, one per item, are their
-    `canonical_json` and `content_hash`, computed beforehand.
+    `canonical_json` and `content_hash`, computed beforehand. `standardised_with` fingerprints
+    the caller's mapping and settings (a file's): a replayed profile record whose profile was
+    standardised from it with other settings is standardised again from the record already
+    kept, `updated` where a value changes and `unchanged` otherwise; no raw row is added.
     """
     now = utcnow()
     outcomes: list[Outcome | None] = [None] * len(items)
@@ -413,7 +422,10 @@ def ingest_batch(
         keyed.append(_Prepared(index, item, external_id or f"sha256:{digest[:56]}", digest,
                                JSONText(text)))
     fresh: list[_Prepared] = []
-    for p in _drop_known(session, source, keyed, outcomes, unseen_kinds):
+    again: list[_Prepared] = []
+    new, replayed = _drop_known(session, source, keyed, outcomes, unseen_kinds,
+                                standardised_with)
+    for p in (*new, *replayed):
         try:
             ready = standardised[p.index] if standardised is not None else None
             if isinstance(ready, Rejected):
@@ -424,7 +436,10 @@ def ingest_batch(
             outcomes[p.index] = Outcome("rejected", p.item.line_no, p.item.external_id,
                                         field=exc.field, reason=exc.reason)
             continue
-        fresh.append(p)
+        (fresh if p.record_id is None else again).append(p)
+    changed: list[int] = []
+    if again:
+        changed = _standardise_again(session, source, again, standardised_with, outcomes)
     if fresh:
         others = [p for p in fresh if p.item.kind != "profile"]
         # whom orders and events are about, known before their records are written: the
@@ -433,48 +448,83 @@ def ingest_batch(
             p.item.subject_key or "" for p in others)) if others else {}
         _insert_records(session, source, fresh, import_id, now, customers)
         profiles = [p for p in fresh if p.item.kind == "profile"]
-        changed = _upsert_profiles(session, source, profiles, now, outcomes) if profiles else []
+        if profiles:
+            changed += _upsert_profiles(session, source, profiles, now, outcomes,
+                                        standardised_with)
         if others:
             _apply(session, source, others, customers, outcomes)
-        if changed:
-            jobs.enqueue(session, MATCH_JOB, {"profile_ids": changed})
+    if changed:
+        jobs.enqueue(session, MATCH_JOB, {"profile_ids": sorted(changed)})
     counts: dict[str, int] = {}
     for outcome in outcomes:
         assert outcome is not None
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
-    if fresh:
+    if fresh or again:
         audit.record(session, principal, "ingest", "source_records", None, (),
                      {"source": source.name, "import_id": import_id, **counts})
     return [o for o in outcomes if o is not None]
 
 
 def _drop_known(session: Session, source: Source, prepared: list[_Prepared],
-                outcomes: list[Outcome | None], unseen_kinds: frozenset[str]) -> list[_Prepared]:
-    """Mark replays (same kind, external id and content) unchanged; keep the rest."""
-    known: set[tuple[str, str, str]] = set()
+                outcomes: list[Outcome | None], unseen_kinds: frozenset[str],
+                standardised_with: str | None = None,
+                ) -> tuple[list[_Prepared], list[_Prepared]]:
+    """Mark replays (same kind, external id and content) unchanged; keep the rest. With
+    `standardised_with`, replayed profile records whose profile was made from them with other
+    settings are returned apart (their `record_id` set), to be standardised again."""
+    known: dict[tuple[str, str, str], int] = {}  # -> the kept record's id (0: in this batch)
     by_kind: dict[str, set[str]] = {}
     for p in prepared:
         if p.item.kind not in unseen_kinds:
             by_kind.setdefault(p.item.kind, set()).add(p.external_id)
     for kind, externals in by_kind.items():
         # (source_id, kind, external_id) is the leading part of the unique index
-        for ext, digest in _rows_in(
-                session, "SELECT external_id, content_hash FROM source_records "
+        for ext, digest, record_id in _rows_in(
+                session, "SELECT external_id, content_hash, id FROM source_records "
                 "WHERE source_id = ? AND kind = ? AND external_id", (source.id, kind),
                 sorted(externals)):
-            known.add((kind, ext, digest))
+            known[(kind, ext, digest)] = record_id
     seen = {(kind, ext) for kind, ext, _ in known}
-    fresh = []
+    fresh, replayed = [], []
     for p in prepared:
         key = (p.item.kind, p.external_id, p.digest)
         if key in known:
-            outcomes[p.index] = Outcome("unchanged", p.item.line_no, p.external_id)
+            if known[key] and standardised_with is not None and p.item.kind == "profile":
+                p.record_id = known[key]
+                known[key] = 0  # a second copy inside the same batch is a plain replay
+                replayed.append(p)
+            else:
+                outcomes[p.index] = Outcome("unchanged", p.item.line_no, p.external_id)
             continue
-        known.add(key)  # a second copy inside the same batch is a replay too
+        known[key] = 0  # a second copy inside the same batch is a replay too
         p.existed = (p.item.kind, p.external_id) in seen
         seen.add((p.item.kind, p.external_id))
         fresh.append(p)
-    return fresh
+    if replayed:
+        replayed = _made_otherwise(session, source, replayed, fresh, standardised_with, outcomes)
+    return fresh, replayed
+
+
+def _made_otherwise(session: Session, source: Source, replayed: list[_Prepared],
+                    fresh: list[_Prepared], standardised_with: str | None,
+                    outcomes: list[Outcome | None]) -> list[_Prepared]:
+    """The replayed profile records to standardise again: those their profile was made from
+    with settings other than `standardised_with`. The replay of an older version, or of a
+    record a newer version in this batch replaces, stays a replay (`unchanged`)."""
+    renewed = {p.external_id for p in fresh if p.item.kind == "profile"}
+    current = {ext: (record_id, fingerprint) for ext, record_id, fingerprint in _rows_in(
+        session, "SELECT external_id, record_id, standardised_with FROM source_profiles "
+        "WHERE source_id = ? AND external_id", (source.id,),
+        sorted({p.external_id for p in replayed}))}
+    again = []
+    for p in replayed:
+        record_id, fingerprint = current.get(p.external_id, (None, None))
+        if (record_id != p.record_id or fingerprint == standardised_with
+                or p.external_id in renewed):
+            outcomes[p.index] = Outcome("unchanged", p.item.line_no, p.external_id)
+        else:
+            again.append(p)
+    return again
 
 
 def _rows_in(session: Session, head: str, params: tuple[Any, ...],
@@ -575,7 +625,8 @@ def _insert_records(session: Session, source: Source, fresh: list[_Prepared],
 
 
 def _upsert_profiles(session: Session, source: Source, profiles: list[_Prepared], now: datetime,
-                     outcomes: list[Outcome | None]) -> list[int]:
+                     outcomes: list[Outcome | None],
+                     standardised_with: str | None = None) -> list[int]:
     # the last version of an external id within the batch wins; earlier ones stay in raw
     latest: dict[str, _Prepared] = {}
     for p in profiles:
@@ -589,7 +640,7 @@ def _upsert_profiles(session: Session, source: Source, profiles: list[_Prepared]
         if ext in existing:
             pid, version = existing[ext]
             updates.append({**p.row, "observed_at": p.item.received_at or now, "id": pid,
-                            "version": version + 1})
+                            "version": version + 1, "standardised_with": standardised_with})
         else:
             new_preps.append(p)
     ids: dict[str, int] = {ext: pid for ext, (pid, _) in existing.items()}
@@ -604,6 +655,7 @@ def _upsert_profiles(session: Session, source: Source, profiles: list[_Prepared]
             "external_id": [p.external_id for p in new_preps],
             "version": [1] * size,
             "link_evidence": [_NO_EVIDENCE] * size,
+            "standardised_with": [standardised_with] * size,
         })
         new_ids = insert_columns(session, SourceProfile.__table__, columns)
         ids.update({p.external_id: pid for p, pid in zip(new_preps, new_ids, strict=True)})
@@ -621,6 +673,52 @@ def _upsert_profiles(session: Session, source: Source, profiles: list[_Prepared]
         outcomes[p.index] = Outcome(status, p.item.line_no, p.external_id, p.row["record_id"],
                                     ids[p.external_id], flags=p.flags)
     return sorted(ids[ext] for ext in latest)
+
+
+# the values a profile is made of: what decides whether standardising it again changed it
+_STANDARDISED = (*PROFILE_COLUMNS, "last_name_key", "extra", "flags")
+
+
+def _document(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _standardise_again(session: Session, source: Source, again: list[_Prepared],
+                       standardised_with: str | None,
+                       outcomes: list[Outcome | None]) -> list[int]:
+    """Profiles standardised again from the record they were made from, with other settings:
+    `updated` (a new version) where a value changes, else `unchanged` with only the fingerprint
+    recorded. The record and `observed_at` stay: nothing new was observed. Returns the ids of
+    the profiles that changed."""
+    table = SourceProfile.__table__
+    stored: dict[str, Any] = {}
+    for chunk in _chunks(sorted({p.external_id for p in again})):
+        for row in session.execute(
+            select(table.c.id, table.c.external_id, table.c.version,
+                   *(table.c[c] for c in _STANDARDISED))
+            .where(table.c.source_id == source.id, table.c.external_id.in_(chunk))
+        ).mappings():
+            stored[row["external_id"]] = row
+    updates, marks = [], []
+    for p in again:
+        old = stored[p.external_id]
+        new = {c: p.row[c] for c in _STANDARDISED}
+        if all(_document(new[c]) == old[c] if c in ("extra", "flags") else new[c] == old[c]
+               for c in _STANDARDISED):
+            marks.append({"_id": old["id"], "standardised_with": standardised_with})
+            outcomes[p.index] = Outcome("unchanged", p.item.line_no, p.external_id, p.record_id,
+                                        old["id"])
+            continue
+        updates.append({**new, "version": old["version"] + 1,
+                        "standardised_with": standardised_with, "_id": old["id"]})
+        outcomes[p.index] = Outcome("updated", p.item.line_no, p.external_id, p.record_id,
+                                    old["id"], flags=p.flags)
+    for rows in (updates, marks):
+        if rows:
+            columns = [k for k in rows[0] if k != "_id"]
+            session.execute(table.update().where(table.c.id == bindparam("_id"))
+                            .values({c: bindparam(c) for c in columns}), rows)
+    return [u["_id"] for u in updates]
 
 
 # --- applying orders, interactions and events -----------------------------------------------

@@ -4,7 +4,9 @@ A `Mapping` says what one row of a file is (a profile, an order or an interactio
 column holds its id in the source (`external_id`), which column names the person an order or
 interaction is about (`subject`), and which canonical field each column fills. Several columns
 may fill the same field: the first non-empty one wins (a HubSpot "Phone Number" before its
-"Mobile Phone Number"). Unmapped columns are not lost: the whole row is kept as the raw payload.
+"Mobile Phone Number"). A column given a list of fields fills the first that is still empty, so
+a second phone number is kept as a custom field instead of being dropped. Unmapped columns are
+not lost: the whole row is kept as the raw payload.
 
 Written by hand as YAML (or JSON)::
 
@@ -15,13 +17,15 @@ Written by hand as YAML (or JSON)::
     columns:
       First Name: first_name
       Phone Number: phone
-      Mobile Phone Number: phone
+      Mobile Phone Number: [phone, cf.mobile_phone]
       Loyalty tier: cf.loyalty_tier
-      Notes: null            # kept in the raw record only
+      Notes: null            # ignored on purpose (`ignore` too): kept in the raw record only
 
 or detected from the header (`detect`): the known layouts of common CRM exports (HubSpot and
 Salesforce contacts), the demo's billing, web shop and support extracts, and otherwise a
-matcher of normalised names and synonyms ("FIRST_NAME", "given_name", "e-mail", "zip", "dob").
+matcher of normalised names and synonyms ("FIRST_NAME", "given_name", "e-mail", "zip", "dob",
+a JSON Lines `name.first`). A hand-written mapping need not name every column: `settle_mapping`
+detects the columns it does not name.
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ INTERACTION_FIELDS = ("interaction.channel", "interaction.direction", "interacti
 DATE_ORDERS = ("DMY", "MDY", "YMD")
 DATE_FIELDS = frozenset({"date_of_birth", "order.ordered_at", "interaction.occurred_at"})
 CUSTOM_KEY = re.compile(r"^cf\.[a-z][a-z0-9_]{0,59}$")
+# A column mapped to one of these (or to null) is ignored on purpose: it fills no field and
+# is not detected either; it stays in the raw record.
+IGNORE = frozenset({"", "ignore"})
 _OPTION_KEYS = ("kind", "external_id", "subject", "default_country", "date_order", "columns",
                 "layout")
 
@@ -82,10 +89,14 @@ class Mapping:
     default_country: str | None = None
     date_order: str | None = None
     layout: str | None = None  # how it was made: hubspot, salesforce, demo-billing, generic, ...
+    # column -> further fields its value fills, in turn, when its own field is already filled
+    overflow: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        columns: dict[str, Any] = {c: [f, *self.overflow[c]] if f and c in self.overflow else f
+                                   for c, f in self.columns.items()}
         out: dict[str, Any] = {"kind": self.kind, "external_id": self.external_id,
-                               "subject": self.subject, "columns": dict(self.columns)}
+                               "subject": self.subject, "columns": columns}
         for key in ("default_country", "date_order", "layout"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
@@ -104,18 +115,21 @@ class Mapping:
         """A fast row -> (external id, subject key, canonical fields) function for the hot path.
 
         Values are stripped; empty ones fill nothing. A column that is absent from a JSON row
-        but written `a.b` reads the nested value. With `date_order`, numeric dates such as
+        but written `a.b` reads the nested value. A value whose field is filled already goes to
+        the column's first free overflow field, unless it repeats the value there (a mobile
+        number that is also the main one). With `date_order`, numeric dates such as
         `01/02/1990` are rewritten in ISO 8601 in the fields (the payload keeps what was sent).
         """
-        pairs = [(c, f) for c, f in self.columns.items() if f]
+        pairs = [(c, f, self.overflow.get(c, ())) for c, f in self.columns.items() if f]
         ext_col, subject_col = self.external_id, self.subject
         order = self.date_order
-        dates = frozenset(f for _, f in pairs if f in DATE_FIELDS) if order else frozenset()
+        targets = {f for _, f, _ in pairs} | {f for _, _, more in pairs for f in more}
+        dates = frozenset(targets & DATE_FIELDS) if order else frozenset()
 
         def extract(row: dict[str, Any]) -> tuple[str | None, str | None, dict[str, Any]]:
             fields: dict[str, Any] = {}
-            for column, name in pairs:
-                if name in fields:
+            for column, name, more in pairs:
+                if name in fields and not more:
                     continue
                 value = row.get(column)
                 if value is None:
@@ -132,6 +146,13 @@ class Mapping:
                     value = _scalar(value, name)
                     if value is None:
                         continue
+                if name in fields:  # a second phone number, say: the first free overflow field
+                    if value == fields[name]:
+                        continue
+                    spare = next((n for n in more if n not in fields), None)
+                    if spare is None:
+                        continue
+                    name = spare
                 fields[name] = value
             if dates:
                 for name in dates & fields.keys():
@@ -243,19 +264,25 @@ def parse_mapping(data: Any) -> Mapping:
         columns = {}
     allowed = canonical_fields(kind)
     clean: dict[str, str | None] = {}
+    overflow: dict[str, tuple[str, ...]] = {}
     for column, target in columns.items():
         column = str(column)
-        if target is None or target == "":
+        if target is None or (isinstance(target, str) and target.strip() in IGNORE):
             clean[column] = None
             continue
-        if not isinstance(target, str):
+        names = list(target) if isinstance(target, list) else [target]
+        if not names or not all(isinstance(n, str) and n.strip() for n in names):
             errors.append({"field": f"mapping.columns.{column}",
-                           "message": "the target must be a field name"})
+                           "message": "the target must be a field name or a list of them"})
             continue
-        target = target.strip()
-        if target in allowed or CUSTOM_KEY.match(target):
-            clean[column] = target
+        names = [n.strip() for n in names]
+        wrong = [n for n in names if n not in allowed and not CUSTOM_KEY.match(n)]
+        if not wrong:
+            clean[column] = names[0]
+            if len(names) > 1:
+                overflow[column] = tuple(names[1:])
             continue
+        target = wrong[0]
         if target.startswith("cf."):
             message = (f"custom field {target!r} must be cf. followed by a lower-case key "
                        "(letters, digits, _)")
@@ -286,7 +313,7 @@ def parse_mapping(data: Any) -> Mapping:
         raise _problem(errors)
     return Mapping(kind=kind, external_id=external_id, subject=subject, columns=clean,
                    default_country=country, date_order=date_order,
-                   layout=_optional_text(data, "layout", []) or "file")
+                   layout=_optional_text(data, "layout", []) or "file", overflow=overflow)
 
 
 def _optional_text(data: dict[str, Any], key: str, errors: list[dict[str, str]]) -> str | None:
@@ -341,28 +368,40 @@ class Layout:
     id_columns: tuple[str, ...]
     columns: dict[str, str]
     signature: frozenset[str]  # normalised names that must all be present
+    # ... and at least one of these (if any): names only this layout uses. A report need not
+    # have every column of the full export, so no single one of them is required.
+    markers: frozenset[str] = frozenset()
+
+    def fits(self, present: set[str]) -> bool:
+        return self.signature <= present and (not self.markers or bool(self.markers & present))
 
 
 HUBSPOT = Layout(
     "hubspot", ("recordid", "contactid"),
     {"firstname": "first_name", "lastname": "last_name", "email": "email",
-     "phonenumber": "phone", "mobilephonenumber": "phone", "streetaddress": "address_line1",
-     "city": "city", "stateregion": "region", "postalcode": "postcode",
-     "countryregion": "country", "companyname": "company", "jobtitle": "job_title",
-     "salutation": "title", "dateofbirth": "date_of_birth", "preferredlanguage": "language",
-     "gender": "gender"},
-    frozenset({"recordid", "firstname", "lastname"}),
+     "phonenumber": "phone", "phone": "phone", "mobilephonenumber": "phone", "mobilephone": "phone",
+     "streetaddress": "address_line1", "city": "city", "stateregion": "region",
+     "postalcode": "postcode", "countryregion": "country", "companyname": "company",
+     "jobtitle": "job_title", "salutation": "title", "dateofbirth": "date_of_birth",
+     "preferredlanguage": "language", "gender": "gender",
+     "lifecyclestage": "cf.lifecycle_stage", "leadstatus": "cf.lead_status"},
+    frozenset({"firstname", "lastname"}),
+    frozenset({"recordid", "lifecyclestage"}),
 )
 SALESFORCE = Layout(
     "salesforce", ("contactid", "id"),
     {"salutation": "title", "firstname": "first_name", "lastname": "last_name", "email": "email",
      "phone": "phone", "mobile": "phone", "mobilephone": "phone", "homephone": "phone",
-     "mailingstreet": "address_line1", "mailingcity": "city", "mailingstateprovince": "region",
-     "mailingstate": "region", "mailingzippostalcode": "postcode",
+     "otherphone": "phone", "mailingstreet": "address_line1", "mailingcity": "city",
+     "mailingstateprovince": "region", "mailingstate": "region", "mailingzippostalcode": "postcode",
      "mailingpostalcode": "postcode", "mailingcountry": "country", "birthdate": "date_of_birth",
      "title": "job_title", "accountname": "company", "gender": "gender",
-     "genderidentity": "gender"},
-    frozenset({"firstname", "lastname", "mailingcity"}),
+     "genderidentity": "gender", "leadsource": "cf.lead_source"},
+    frozenset({"firstname", "lastname"}),
+    # a report of a few columns (Contact ID, Name, Title, Account Name, Phone, Email) is still
+    # Salesforce, whose "Title" is the job and not Mr/Ms
+    frozenset({"contactid", "accountname", "mailingcity", "mailingstreet", "mailingcountry",
+               "mailingpostalcode", "mailingzippostalcode", "mailingstateprovince"}),
 )
 DEMO_BILLING = Layout(
     "demo-billing", ("billingaccountno",),
@@ -397,10 +436,12 @@ _PROFILE_SYNONYMS: dict[str, tuple[str, ...]] = {
                   "personname", "clientname", "completename"),
     "email": ("email", "emailaddress", "mail", "emailaddr", "primaryemail", "emailid",
               "workemail", "personalemail"),
+    # a main number ranks before a mobile, home or work one (kept as a custom field beside it)
     "phone": ("phone", "phonenumber", "telephone", "telephonenumber", "tel", "phoneno",
-              "primaryphone", "mobile", "mobilephone", "mobilenumber", "mobilephonenumber",
-              "cell", "cellphone", "cellular", "handy", "msisdn", "homephone", "workphone",
-              "phone1", "telefon", "telefono"),
+              "primaryphone", "telefon", "telefono", "phone1", "mobile", "mobilephone",
+              "mobilenumber", "mobilephonenumber", "cell", "cellphone", "cellular", "handy",
+              "msisdn", "homephone", "workphone", "phone2", "phone3", "otherphone",
+              "alternatephone", "secondaryphone"),
     "date_of_birth": ("dateofbirth", "dob", "birthdate", "birthday", "birthdt", "bday",
                       "geburtsdatum", "datenaissance", "fechanacimiento", "born"),
     "address_line1": ("address", "addressline1", "address1", "street", "streetaddress",
@@ -426,6 +467,10 @@ _PROFILE_SYNONYMS: dict[str, tuple[str, ...]] = {
     "job_title": ("jobtitle", "position", "occupation", "jobrole", "designation", "function"),
     "language": ("language", "lang", "preferredlanguage", "locale", "languagecode", "sprache"),
     "currency": ("currency", "preferredcurrency", "currencycode"),
+    # CRM states a user wants to see on the profile rather than only in the raw record
+    "cf.lifecycle_stage": ("lifecyclestage", "lifecycle"),
+    "cf.lead_status": ("leadstatus", "hsleadstatus"),
+    "cf.lead_source": ("leadsource",),
 }
 _ORDER_SYNONYMS: dict[str, tuple[str, ...]] = {
     "order.number": ("ordernumber", "orderno", "orderid", "ordernum", "orderref",
@@ -454,11 +499,14 @@ _ID_NAMES = ("externalid", "recordid", "contactid", "customerid", "customerno",
              "customernumber", "customerref", "clientid", "clientno", "accountno",
              "accountnumber", "accountid", "memberid", "memberno", "userid", "personid",
              "contactref", "contactnumber", "kundennummer", "kundennr", "reference", "ref", "uuid",
-             "guid", "key", "id")
+             "guid", "key", "id", "account")
+# Account numbers are a row's own id in a customer file ("account", "Account No") but name the
+# company a person belongs to in a CRM's contact export or beside "Account Name".
+_ACCOUNT_IDS = frozenset({"account", "accountid", "accountno", "accountnumber"})
 _SUBJECT_NAMES = ("customerid", "customerno", "customernumber", "customerref", "customer",
                   "clientid", "clientno", "contactid", "contactref", "contact", "accountno",
                   "accountnumber", "accountid", "memberid", "userid", "personid", "recordid",
-                  "billingaccountno", "shopcustomerid", "externalcustomerid")
+                  "billingaccountno", "shopcustomerid", "externalcustomerid", "account")
 _INTERACTION_IDS = ("interactionid", "ticketid", "ticketno", "ticketnumber", "caseid",
                     "casenumber", "messageid", "conversationid", "activityid", "eventid",
                     "callid", "id")
@@ -477,6 +525,50 @@ def _index(table: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, int]]:
 _PROFILE_INDEX = _index(_PROFILE_SYNONYMS)
 _ORDER_INDEX = _index(_ORDER_SYNONYMS)
 _INTERACTION_INDEX = _index(_INTERACTION_SYNONYMS)
+
+
+# Objects in a JSON Lines record whose keys are the person's own data: `address.city` is a city
+# and `properties.email` (HubSpot's API) an e-mail, while `manager.name` is nobody's full name.
+_CONTAINERS = frozenset(_PREFIXES) | {"name", "names", "address", "details", "info", "location",
+                                      "properties", "attributes", "fields", "data", "traits",
+                                      "profile", "record", "postal"}
+_DOTTED = re.compile(r"[^.\s]+(?:\.[^.\s]+)+")
+
+
+def _spellings(column: str) -> tuple[str, ...]:
+    """The normalised names a column may be read by, most literal first. `Customer #` is a
+    customer number. A JSON Lines column `name.first` (from `{"name": {"first": ...}}`) reads as
+    `firstname`, `phone.mobile` as `mobilephone`, and inside an object of the person's own data
+    the rest of the path is enough (`address.zip` as `zip`)."""
+    text = re.sub(r"#\s*$", " number", column)
+    full = normalise(text)
+    if not _DOTTED.fullmatch(column):
+        return (full,)
+    parts = [normalise(p) for p in column.split(".")]
+    out = [full, "".join(parts[:-2]) + parts[-1] + parts[-2]]
+    for i, part in enumerate(parts[:-1]):
+        if part not in _CONTAINERS:
+            break
+        rest = parts[i + 1:]
+        out.append("".join(rest))
+        if len(rest) > 1:
+            out.append("".join(rest[:-2]) + rest[-1] + rest[-2])
+    return tuple(dict.fromkeys(p for p in out if p))
+
+
+_LAYOUT_NAMES = frozenset(n for lay in LAYOUTS for n in lay.columns)
+
+
+def _names(columns: Iterable[str], index: dict[str, tuple[str, int]]) -> dict[str, str]:
+    """Each column's name for detection: its first spelling that means something, else its
+    literal one (which the id matchers read)."""
+    out: dict[str, str] = {}
+    for column in columns:
+        spellings = _spellings(column)
+        out[column] = next((s for s in spellings
+                            if s in _LAYOUT_NAMES or _lookup(s, index) is not None),
+                           spellings[0])
+    return out
 
 
 def _lookup(norm: str, index: dict[str, tuple[str, int]]) -> tuple[str, int] | None:
@@ -513,10 +605,12 @@ def _first(norms: dict[str, str], candidates: Iterable[str],
 _ID_SUFFIXES = ("id", "no", "nr", "num", "number", "ref", "key", "code")
 
 
-def _id_like(columns: list[str], norms: dict[str, str]) -> str | None:
+def _id_like(columns: list[str], norms: dict[str, str], taken: set[str]) -> str | None:
     """Last resort: the first column named like an identifier (`CUST_ID`, `Kd-Nr`) that is not a
     known field (`zip code`, `phone number`)."""
     for column in columns:
+        if column in taken:
+            continue
         norm = norms[column]
         if (norm.endswith(_ID_SUFFIXES) and _lookup(norm, _PROFILE_INDEX) is None
                 and not norm.endswith(("phoneno", "phonenumber", "zipcode", "postcode",
@@ -539,16 +633,17 @@ def _generic(norms: dict[str, str], index: dict[str, tuple[str, int]],
     return {column: name for name, _, _, column in found}
 
 
+def _hits(columns: list[str], index: dict[str, tuple[str, int]]) -> set[str]:
+    return {hit[0] for norm in _names(columns, index).values()
+            if (hit := _lookup(norm, index)) is not None}
+
+
 def detect_kind(columns: list[str]) -> str:
     """An order file has a total and an order number or date; an interaction file two of
     channel, subject, body or time; anything else describes people."""
-    norms = {normalise(c) for c in columns}
-    order = {name for norm in norms if (hit := _lookup(norm, _ORDER_INDEX))
-             for name in [hit[0]]}
-    interaction = {name for norm in norms if (hit := _lookup(norm, _INTERACTION_INDEX))
-                   for name in [hit[0]]}
-    people = {name for norm in norms if (hit := _lookup(norm, _PROFILE_INDEX))
-              for name in [hit[0]]} & {"first_name", "last_name", "full_name", "email"}
+    order = _hits(columns, _ORDER_INDEX)
+    interaction = _hits(columns, _INTERACTION_INDEX)
+    people = _hits(columns, _PROFILE_INDEX) & {"first_name", "last_name", "full_name", "email"}
     if "order.total" in order and order & {"order.number", "order.ordered_at",
                                            "order.currency"}:
         return "order"
@@ -559,25 +654,32 @@ def detect_kind(columns: list[str]) -> str:
     return "profile"
 
 
-def detect(columns: list[str], kind: str | None = None) -> Mapping:
-    """The mapping a file's header most likely means, without any hand-written configuration."""
-    norms = {c: normalise(c) for c in columns}
-    present = set(norms.values())
+def detect(columns: list[str], kind: str | None = None, *,
+           reserved: Iterable[str] = ()) -> Mapping:
+    """The mapping a file's header most likely means, without any hand-written configuration.
+    `reserved` columns (named by a hand-written mapping) are neither mapped nor taken as the id
+    or subject, but still show which layout the file has."""
+    taken = set(reserved)
     kind = kind or detect_kind(columns)
+    norms = _names(columns, {"profile": _PROFILE_INDEX, "order": _ORDER_INDEX,
+                             "interaction": _INTERACTION_INDEX}[kind])
+    present = set(norms.values())
     if kind == "profile":
-        layout = max((lay for lay in LAYOUTS if lay.signature <= present),
-                     key=lambda lay: sum(1 for n in present if n in lay.columns), default=None)
+        fitting = [lay for lay in LAYOUTS if lay.fits(present)]
+        layout = max(fitting, key=lambda lay: sum(1 for n in present if n in lay.columns),
+                     default=None)
         mapped: dict[str, str] = {}
         ext = None
+        foreign = taken | _foreign_ids(norms, layout)
         if layout is not None:
-            ext = _first(norms, layout.id_columns)
+            ext = _first(norms, layout.id_columns, foreign)
             ranked = [(list(layout.columns).index(n), c) for c, n in norms.items()
-                      if n in layout.columns and c != ext]
+                      if n in layout.columns and c != ext and c not in taken]
             mapped = {c: layout.columns[norms[c]] for _, c in sorted(ranked)}
-        ext = ext or _first(norms, _ID_NAMES) or _id_like(columns, norms)
-        rest = _generic(norms, _PROFILE_INDEX, set(mapped) | {ext})
+        ext = ext or _first(norms, _ID_NAMES, foreign) or _id_like(columns, norms, foreign)
+        rest = _generic(norms, _PROFILE_INDEX, set(mapped) | {ext} | taken)
         for column, name in rest.items():
-            if layout is not None and name in mapped.values():
+            if layout is not None and name in mapped.values() and name != "phone":
                 continue  # the layout already decided this field (e.g. Salesforce "Title")
             mapped[column] = name
         names = set(mapped.values())
@@ -586,22 +688,59 @@ def detect(columns: list[str], kind: str | None = None) -> Mapping:
             for column, name in mapped.items():
                 if name == "full_name" and norms[column] == "name":
                     mapped[column] = "last_name"
-        columns_map: dict[str, str | None] = {c: mapped.get(c) for c in columns if c != ext}
-        return Mapping("profile", ext, None, _ordered(columns_map, mapped),
-                       layout=layout.name if layout else "generic")
-    subject = _first(norms, _SUBJECT_NAMES)
+        columns_map: dict[str, str | None] = {c: mapped.get(c) for c in columns
+                                              if c != ext and c not in taken}
+        ordered = _ordered(columns_map, mapped)
+        return Mapping("profile", ext, None, ordered,
+                       layout=layout.name if layout else "generic",
+                       overflow=_second_phones(ordered, norms))
+    subject = _first(norms, _SUBJECT_NAMES, taken)
+    skip = taken | ({subject} if subject else set())
     if kind == "order":
-        ext = _first(norms, _ORDER_SYNONYMS["order.number"], {subject} if subject else ())
-        ext = ext or _first(norms, ("id", "key", "reference", "ref", "uuid"),
-                            {subject} if subject else ())
-        mapped = _generic(norms, _ORDER_INDEX, {subject} if subject else set())
+        ext = _first(norms, _ORDER_SYNONYMS["order.number"], skip)
+        ext = ext or _first(norms, ("id", "key", "reference", "ref", "uuid"), skip)
+        mapped = _generic(norms, _ORDER_INDEX, skip)
         if ext and ext not in mapped:
             mapped[ext] = "order.number"
     else:
-        ext = _first(norms, _INTERACTION_IDS, {subject} if subject else ())
-        mapped = _generic(norms, _INTERACTION_INDEX, {subject, ext} - {None})  # type: ignore[arg-type]
-    columns_map = {c: mapped.get(c) for c in columns if c != subject}
+        ext = _first(norms, _INTERACTION_IDS, skip)
+        mapped = _generic(norms, _INTERACTION_INDEX, skip | ({ext} if ext else set()))
+    columns_map = {c: mapped.get(c) for c in columns if c != subject and c not in taken}
     return Mapping(kind, ext, subject, _ordered(columns_map, mapped), layout="generic")
+
+
+def _foreign_ids(norms: dict[str, str], layout: Layout | None) -> set[str]:
+    """Account-number columns that are not the row's own id: in a known CRM layout (whose own
+    ids it lists) or beside other account columns ("Account Name", "Account Owner") they name
+    the company account a person belongs to."""
+    accounts = {c for c, n in norms.items() if n in _ACCOUNT_IDS}
+    if accounts and (layout is not None or any(
+            n.startswith("account") and n not in _ACCOUNT_IDS for n in norms.values())):
+        return accounts
+    return set()
+
+
+_SECOND_PHONES = ((("mobile", "cell", "handy", "gsm"), "cf.mobile_phone"),
+                  (("home", "privat"), "cf.home_phone"),
+                  (("work", "business", "office", "dienst", "gesch"), "cf.work_phone"))
+
+
+def _second_phones(columns: dict[str, str | None], norms: dict[str, str] | None = None,
+                   fixed: Iterable[str] = ()) -> dict[str, tuple[str, ...]]:
+    """Overflow for every phone column after the first (`Mobile` after `Phone`): the profile has
+    one phone, so a second number is kept as a custom field (`cf.mobile_phone`, `cf.home_phone`,
+    `cf.work_phone`, else `cf.other_phone`) rather than dropped. `fixed` columns were written
+    by hand and keep what they say."""
+    keep = set(fixed)
+    phones = [c for c, f in columns.items() if f == "phone"]
+    out: dict[str, tuple[str, ...]] = {}
+    for column in phones[1:]:
+        if column in keep:
+            continue
+        norm = (norms or {}).get(column) or normalise(column)
+        out[column] = (next((key for words, key in _SECOND_PHONES
+                             if any(w in norm for w in words)), "cf.other_phone"),)
+    return out
 
 
 def _ordered(columns_map: dict[str, str | None], mapped: dict[str, str]) -> dict[str, str | None]:
@@ -610,3 +749,57 @@ def _ordered(columns_map: dict[str, str | None], mapped: dict[str, str]) -> dict
     out: dict[str, str | None] = {c: mapped[c] for c in mapped if c in columns_map}
     out.update({c: None for c, f in columns_map.items() if c not in out})
     return out
+
+
+# --- hand-written and detected together --------------------------------------------------------
+
+
+def settle_mapping(columns: list[str], given: Mapping | None = None,
+                   saved: Mapping | None = None, kind: str | None = None) -> Mapping:
+    """The mapping a file is read with: the entries written by hand (`given` with the import,
+    then the source's `saved` mapping) win for the columns they name, and every other column is
+    detected as if there were no mapping. A mapping of two columns (Vorname, Name) therefore no
+    longer drops the id column, e-mail and phone that detection finds; a column mapped to null
+    is ignored on purpose. The id and subject columns are the hand-written ones, else the
+    detected ones.
+
+    The kind is `kind`, else the given mapping's, else the saved mapping's where it declares
+    orders or interactions, else detected; a saved mapping of another kind (the source's
+    contacts, a file of its orders) is left aside.
+    """
+    if given is not None and kind and given.kind != kind:
+        raise ValidationProblem(f"the mapping describes {given.kind} rows, not {kind} rows",
+                                field="kind")
+    kind = kind or (given.kind if given is not None else None) or (
+        saved.kind if saved is not None and saved.kind != "profile" else detect_kind(columns))
+    written = [m for m in (given, saved) if m is not None and m.kind == kind]
+    if not written:
+        return detect(columns, kind)
+    named: dict[str, str | None] = {}
+    overflow: dict[str, tuple[str, ...]] = {}
+    for m in written:
+        for column, name in m.columns.items():
+            if column not in named:
+                named[column] = name
+                if column in m.overflow:
+                    overflow[column] = m.overflow[column]
+
+    def option(key: str) -> Any:
+        return next((getattr(m, key) for m in written if getattr(m, key)), None)
+
+    ext, subject = option("external_id"), option("subject")
+    found = detect(columns, kind, reserved={*named, ext, subject} - {None})
+    ext = ext or found.external_id
+    subject = subject or found.subject
+    added = {c: f for c, f in found.columns.items() if f and c not in (ext, subject)}
+    mapped = {c: f for c, f in named.items() if f} | added
+    rest = {c: None for c in [*named, *columns] if c not in mapped and c not in (ext, subject)}
+    settled: dict[str, str | None] = {**mapped, **rest}
+    if kind == "profile":  # a detected mobile beside a hand-mapped phone is kept too
+        overflow = _second_phones(settled, fixed=named) | overflow
+    layouts = [m.layout or "file" for m in written]
+    if added or (ext and ext == found.external_id) or (subject and subject == found.subject):
+        layouts.append(found.layout or "generic")
+    return Mapping(kind, ext, subject, settled, default_country=option("default_country"),
+                   date_order=option("date_order"), layout="+".join(layouts),
+                   overflow=overflow)

@@ -66,6 +66,7 @@ class ImportRun(IdMixin, TimestampMixin, Base):
     updated: Mapped[int] = mapped_column(default=0)
     unchanged: Mapped[int] = mapped_column(default=0)
     rejected: Mapped[int] = mapped_column(default=0)
+    flagged: Mapped[int] = mapped_column(default=0)  # rows taken with values left out (flags)
     error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column()
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -82,6 +83,20 @@ class ImportRejection(IdMixin, Base):
     field: Mapped[str | None] = mapped_column(String(120))
     reason: Mapped[str] = mapped_column(String(500))
     raw_row: Mapped[str] = mapped_column(Text, default="")
+
+
+class ImportFlag(IdMixin, Base):
+    """A value of a row that landed but was left out of its profile (flagged), with the reason
+    and the value as written, so the report says which values were not taken."""
+
+    __tablename__ = "import_flags"
+    __table_args__ = (UniqueConstraint("import_id", "line_no", "field"),)
+
+    import_id: Mapped[int] = mapped_column(ForeignKey("import_runs.id", ondelete="CASCADE"))
+    line_no: Mapped[int] = mapped_column()
+    field: Mapped[str] = mapped_column(String(120))
+    reason: Mapped[str] = mapped_column(String(500))
+    value: Mapped[str] = mapped_column(Text, default="")
 
 
 class SourceRecord(Base):
@@ -160,6 +175,10 @@ class SourceProfile(IdMixin, VersionedMixin, Base):
     language: Mapped[str | None] = mapped_column(String(20))
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)  # custom fields and unmapped
     flags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # fingerprint of the mapping and settings (country, date order) the values were standardised
+    # with: the same raw record under other settings is standardised again (a file re-imported
+    # with a fixed mapping), under the same ones it is a replay
+    standardised_with: Mapped[str | None] = mapped_column(String(64))
     observed_at: Mapped[datetime] = mapped_column(default=utcnow)
     customer_id: Mapped[int | None] = mapped_column(
         ForeignKey("customers.id", ondelete="SET NULL"), index=True

@@ -154,6 +154,14 @@ REGISTRY: tuple[PersonalTable, ...] = (
         "rejected import rows are kept verbatim for the report",
     ),
     PersonalTable(
+        "import_flags",
+        ("value", "reason"),
+        "mixed",
+        "import_id",
+        "delete",
+        "values left out of a profile (flagged) are kept as written for the import report",
+    ),
+    PersonalTable(
         "match_reviews",
         ("fields",),
         "customer",

@@ -143,11 +143,13 @@ def cancel(ctx: WebCtx = Depends(web_ctx)) -> Response:
 def _run_context(ctx: WebCtx, run: ImportRun) -> dict[str, Any]:
     source = ctx.session.get(Source, run.source_id)
     rejections = list(service.report_rows(ctx.session, run.id, limit=REPORT_ROWS))
-    if rejections:  # raw rows of personal data are on the page
+    flags = list(service.flag_rows(ctx.session, run.id, limit=REPORT_ROWS + 1))
+    if rejections or flags:  # raw rows and values of personal data are on the page
         audit.record_read(ctx.principal, "imports", [run.id], ["report"], {"via": "web"})
     done = run.accepted + run.updated + run.unchanged + run.rejected
     return {"run": run, "source": source, "rejections": rejections, "done": done,
-            "more": max(0, run.rejected - len(rejections)), "step": 2, "steps": STEPS}
+            "more": max(0, run.rejected - len(rejections)), "flags": flags[:REPORT_ROWS],
+            "more_flags": len(flags) > REPORT_ROWS, "step": 2, "steps": STEPS}
 
 
 @router.get("/{import_id}")
