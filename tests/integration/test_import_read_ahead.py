@@ -84,7 +84,8 @@ def test_reading_ahead_lands_the_same_profiles_outcomes_and_rejections(db, sessi
     assert (alone.status, alone.total, alone.rejected, alone.unchanged, alone.updated) == (
         "completed", 62, 1, 1, 1)
     one, two = (landed(session, run.source_id) for run in (alone, ahead))
-    assert one == two and len(one[0]) == 59 and len(one[1]) == 60
+    # 60 records taken, and the rejected one (line 11) kept raw as rejected
+    assert one == two and len(one[0]) == 59 and len(one[1]) == 61
     assert any(v["flags"].get("email") for v in one[0])
     assert any(v["flags"].get("country") for v in one[0])
     assert rejections(session, alone) == rejections(session, ahead)
@@ -118,9 +119,10 @@ def test_reading_ahead_lands_the_same_interactions(db, session, tmp_path):
     assert [getattr(runs[1], c) for c in COUNTS] == [getattr(runs[0], c) for c in COUNTS]
     assert runs[0].total == 30 and runs[0].accepted + runs[0].rejected == 30
     one, two = (landed(session, run.source_id)[1] for run in runs)
-    assert one == two and len(one) == runs[0].accepted
+    assert one == two and len(one) == runs[0].accepted + runs[0].rejected  # rejected kept
     assert all(fields and fields.get("interaction.channel") == "email"
-               for *_, fields, _status in one)
+               for *_, fields, status in one if status != "rejected")
+    assert [status for *_, status in one].count("rejected") == runs[0].rejected == 1
     assert rejections(session, runs[0]) == rejections(session, runs[1])
     assert session.scalar(select(func.count()).select_from(Interaction)) == 0  # nobody known
 

@@ -126,10 +126,15 @@ def test_orders_with_bad_totals_are_rejected_by_line(db, session, crm, tmp_path)
     assert bad[3].field == "order.total" and "not an amount" in bad[3].reason
     assert bad[4].field == "customer"
     # the customers are not resolved yet: the orders wait, with their canonical fields
-    pending = session.scalars(select(SourceRecord).where(SourceRecord.kind == "order")
+    pending = session.scalars(select(SourceRecord).where(SourceRecord.kind == "order",
+                                                         SourceRecord.status != "rejected")
                               .order_by(SourceRecord.line_no)).all()
     assert [(r.external_id, r.subject_key, r.status) for r in pending] == [
         ("A-1", "1", "pending"), ("A-4", "2", "pending")]
+    kept = session.scalars(select(SourceRecord).where(SourceRecord.status == "rejected")
+                           .order_by(SourceRecord.line_no)).all()
+    assert [(r.line_no, r.reason.split(":")[0]) for r in kept] == [(3, "order.total"),
+                                                                    (4, "customer")]
     assert pending[1].fields["order.total"] == "1,234.50"
     assert count(session, Order) == 0
 
@@ -230,14 +235,17 @@ def test_an_interrupted_import_resumes_without_loss_or_duplicates(db, session, c
     assert (interrupted.status, interrupted.checkpoint_line, interrupted.total) == (
         "running", 15, 14)  # two batches of 7 rows (lines 2-15) were acknowledged
     session.commit()
-    assert count(session, SourceRecord) == 13  # line 7 is unusable
+    accepted = SourceRecord.status != "rejected"
+    assert count(session, SourceRecord, accepted) == 13  # line 7 is unusable: kept, rejected
+    assert count(session, SourceRecord, SourceRecord.status == "rejected") == 1
 
     resumed = run_import(db, SYSTEM, "crm", path, batch_size=7)
     assert resumed.id == interrupted.id
     assert resumed.status == "completed"
     assert resumed.total == 40
     assert (resumed.accepted, resumed.rejected, resumed.unchanged) == (37, 3, 0)
-    assert count(session, SourceRecord) == 37
+    assert count(session, SourceRecord, accepted) == 37
+    assert count(session, SourceRecord, SourceRecord.status == "rejected") == 3
     assert count(session, SourceProfile) == 37
     assert [r.line_no for r in session.scalars(
         select(ImportRejection).order_by(ImportRejection.line_no))] == [7, 19, 35]
@@ -405,7 +413,8 @@ def test_a_killed_import_resumes_with_nothing_lost_or_duplicated(db, session, cr
     assert 300 <= killed.checkpoint_line < total + 1
     acknowledged = {tuple(r) for r, line in zip(rows, range(2, total + 2), strict=True)
                     if line not in bad_lines and line <= killed.checkpoint_line}
-    assert count(session, SourceRecord) == len(acknowledged)  # nothing acknowledged was lost
+    # nothing acknowledged was lost
+    assert count(session, SourceRecord, SourceRecord.status != "rejected") == len(acknowledged)
 
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -415,7 +424,8 @@ def test_a_killed_import_resumes_with_nothing_lost_or_duplicated(db, session, cr
     assert run.total == total
     assert run.accepted + run.updated + run.unchanged + run.rejected == total
     assert run.rejected == len(bad_lines)
-    assert count(session, SourceRecord) == len(good)
+    assert count(session, SourceRecord, SourceRecord.status != "rejected") == len(good)
+    assert count(session, SourceRecord, SourceRecord.status == "rejected") == len(bad_lines)
     assert count(session, SourceProfile) == len({r[0] for r in good})
     duplicated = session.execute(
         select(SourceProfile.source_id, SourceProfile.external_id)

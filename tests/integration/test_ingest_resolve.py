@@ -86,7 +86,22 @@ def test_invalid_values_are_flagged_and_kept_raw_bad_rows_rejected(session, sour
     assert jonas.phone is None and jonas.email is None and set(jonas.flags) == {"phone", "email"}
     raw = session.scalar(select(SourceRecord).where(SourceRecord.external_id == "B1"))
     assert raw.payload["phone"] == "12" and raw.payload["email"] == "not-an-email"
-    assert _count(session, SourceRecord) == 2  # the rejected row wrote nothing, the replay too
+    # the rejected record is kept raw too, with why; the replay wrote nothing
+    assert _count(session, SourceRecord) == 3
+    kept = session.scalar(select(SourceRecord).where(SourceRecord.external_id == "B2"))
+    assert kept.status == "rejected" and kept.payload["phone"] == "nope"
+    assert kept.reason is not None and "no usable name" in kept.reason
+    assert kept.content_hash.startswith("r:") and kept.line_no == 3
+    # sent again: rejected again, nothing added; a fixed version lands as a record of its own
+    again = ingest_batch(session, SYSTEM, billing, [profile("B2", 3, phone="nope",
+                                                            email="also bad")])
+    fixed = ingest_batch(session, SYSTEM, billing, [profile("B2", 3, first_name="Ina",
+                                                            email="ina@example.de")])
+    session.commit()
+    assert [o.status for o in again + fixed] == ["rejected", "accepted"]
+    assert _count(session, SourceRecord) == 4
+    assert session.scalar(select(SourceProfile.first_name)
+                          .where(SourceProfile.external_id == "B2")) == "Ina"
 
 
 def test_profiles_across_sources_resolve_into_one_golden_customer(session, sources) -> None:
@@ -209,8 +224,8 @@ def test_orders_and_events_wait_for_their_customer(session, sources) -> None:
     assert [o.status for o in out] == ["accepted", "accepted", "rejected"]
     assert out[2].field == "order.total"
     assert _count(session, Order) == 0
-    assert session.scalars(select(SourceRecord.status)
-                           .where(SourceRecord.kind != "profile")).all() == ["pending", "pending"]
+    assert session.scalars(select(SourceRecord.status).where(SourceRecord.kind != "profile")
+                           .order_by(SourceRecord.id)).all() == ["pending", "pending", "rejected"]
     ingest_batch(session, SYSTEM, billing, [profile("B7", first_name="Olaf", last_name="Kern",
                                                     email="olaf@example.de")])
     result = resolve_pending(session)
@@ -223,7 +238,7 @@ def test_orders_and_events_wait_for_their_customer(session, sources) -> None:
     call = session.scalar(select(Interaction))
     assert call.customer_id == olaf.id and call.department == "billing"
     assert set(session.scalars(select(SourceRecord.status)
-                               .where(SourceRecord.kind != "profile"))) == {"applied"}
+                               .where(SourceRecord.kind != "profile"))) == {"applied", "rejected"}
 
 
 def test_orders_are_read_as_their_country_writes_them(session, sources) -> None:

@@ -434,12 +434,14 @@ def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Any:
 
 
 def _known_messages(session: Session, source: Source, ids: list[str]) -> set[str]:
+    """Message ids already delivered; one kept only as rejected is refused again, not a
+    duplicate."""
     known: set[str] = set()
     for chunk in _chunks(sorted(set(ids))):
         known.update(session.scalars(
             select(SourceRecord.external_id).where(
                 SourceRecord.source_id == source.id, SourceRecord.kind == "event",
-                SourceRecord.external_id.in_(chunk))))
+                SourceRecord.external_id.in_(chunk), SourceRecord.status != "rejected")))
     return known
 
 

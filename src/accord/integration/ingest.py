@@ -425,6 +425,7 @@ def ingest_batch(
     again: list[_Prepared] = []
     new, replayed = _drop_known(session, source, keyed, outcomes, unseen_kinds,
                                 standardised_with)
+    refused: list[tuple[_Prepared, Rejected]] = []
     for p in (*new, *replayed):
         try:
             ready = standardised[p.index] if standardised is not None else None
@@ -435,6 +436,8 @@ def ingest_batch(
         except Rejected as exc:
             outcomes[p.index] = Outcome("rejected", p.item.line_no, p.item.external_id,
                                         field=exc.field, reason=exc.reason)
+            if p.record_id is None:  # a kept record standardised again is kept already
+                refused.append((p, exc))
             continue
         (fresh if p.record_id is None else again).append(p)
     changed: list[int] = []
@@ -455,6 +458,8 @@ def ingest_batch(
             _apply(session, source, others, customers, outcomes)
     if changed:
         jobs.enqueue(session, MATCH_JOB, {"profile_ids": sorted(changed)})
+    if refused:
+        _keep_rejected(session, source, refused, import_id, now)
     counts: dict[str, int] = {}
     for outcome in outcomes:
         assert outcome is not None
@@ -484,7 +489,8 @@ def _drop_known(session: Session, source: Source, prepared: list[_Prepared],
                 "WHERE source_id = ? AND kind = ? AND external_id", (source.id, kind),
                 sorted(externals)):
             known[(kind, ext, digest)] = record_id
-    seen = {(kind, ext) for kind, ext, _ in known}
+    # a record kept as rejected is not an earlier version (its hash is marked)
+    seen = {(kind, ext) for kind, ext, digest in known if not digest.startswith(REJECTED_MARK)}
     fresh, replayed = [], []
     for p in prepared:
         key = (p.item.kind, p.external_id, p.digest)
@@ -622,6 +628,55 @@ def _insert_records(session: Session, source: Source, fresh: list[_Prepared],
     ids = insert_columns(session, SourceRecord.__table__, columns)
     for p, record_id in zip(fresh, ids, strict=True):
         p.row["record_id"] = record_id
+
+
+REJECTED_MARK = "r:"
+
+
+def rejected_hash(digest: str) -> str:
+    """A rejected record's content hash: marked, so the accepted version of the same content
+    (after a fix in Accord, or in the source's settings) is a row of its own."""
+    return (REJECTED_MARK + digest)[:64]
+
+
+def _keep_rejected(session: Session, source: Source, refused: list[tuple[_Prepared, Rejected]],
+                   import_id: int | None, now: datetime) -> None:
+    """Keep the records ingestion refused, raw, as `rejected` source records with the reason:
+    every record that arrives is kept. A replay of one already kept adds nothing (rejections
+    are rare: the lookup runs only when there are some)."""
+    kept: set[tuple[str, str, str]] = set()
+    by_kind: dict[str, set[str]] = {}
+    for p, _ in refused:
+        by_kind.setdefault(p.item.kind, set()).add(p.external_id)
+    for kind, externals in by_kind.items():
+        for ext, digest in _rows_in(
+                session, "SELECT external_id, content_hash FROM source_records "
+                "WHERE source_id = ? AND kind = ? AND external_id", (source.id, kind),
+                sorted(externals)):
+            kept.add((kind, ext, digest))
+    rows: list[tuple[_Prepared, Rejected, str]] = []
+    for p, exc in refused:
+        key = (p.item.kind, p.external_id, rejected_hash(p.digest))
+        if key not in kept:
+            kept.add(key)
+            rows.append((p, exc, key[2]))
+    if not rows:
+        return
+    insert_columns(session, SourceRecord.__table__, {
+        "source_id": [source.id] * len(rows),
+        "kind": [p.item.kind for p, _, _ in rows],
+        "external_id": [p.external_id for p, _, _ in rows],
+        "content_hash": [digest for _, _, digest in rows],
+        "payload": [p.payload for p, _, _ in rows],
+        "received_at": [p.item.received_at or now for p, _, _ in rows],
+        "import_id": [import_id] * len(rows),
+        "line_no": [p.item.line_no for p, _, _ in rows],
+        "subject_key": [p.item.subject_key for p, _, _ in rows],
+        "fields": [None] * len(rows),
+        "status": ["rejected"] * len(rows),
+        "reason": [(f"{exc.field}: {exc.reason}" if exc.field else exc.reason)[:500]
+                   for _, exc, _ in rows],
+    })
 
 
 def _upsert_profiles(session: Session, source: Source, profiles: list[_Prepared], now: datetime,

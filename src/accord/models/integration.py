@@ -100,7 +100,8 @@ class ImportFlag(IdMixin, Base):
 
 
 class SourceRecord(Base):
-    """A record exactly as it arrived. Never updated: a changed record is a new row.
+    """A record exactly as it arrived, accepted or not. Never updated: a changed record is a
+    new row.
 
     `(source_id, kind, external_id, content_hash)` is unique, so replaying the same record
     changes nothing. `subject_key` ties events to the person they are about (a user id or an
@@ -129,6 +130,8 @@ class SourceRecord(Base):
     line_no: Mapped[int | None] = mapped_column()
     subject_key: Mapped[str | None] = mapped_column(String(220))
     status: Mapped[str] = mapped_column(String(16), default="applied")
+    # why a `rejected` record was refused (its content hash is marked "r:", see ingest)
+    reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class SourceProfile(IdMixin, VersionedMixin, Base):

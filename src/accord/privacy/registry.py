@@ -107,7 +107,7 @@ REGISTRY: tuple[PersonalTable, ...] = (
     ),
     PersonalTable(
         "source_records",
-        ("payload", "subject_key", "external_id"),
+        ("payload", "subject_key", "external_id", "reason"),
         "customer",
         "external_id",
         "delete",
