@@ -69,7 +69,7 @@ def test_upload_preview_confirm_and_read_the_report(tab: Tab, live_server: Any,
     expect(page.locator('[data-fact="delimiter"]')).to_have_text(";")
     expect(page.locator('[data-fact="layout"]')).to_have_text("Salesforce")
     expect(page.locator('[data-column="Title"] code')).to_have_text("job_title")
-    expect(page.locator("[data-unmapped]")).to_contain_text("Lead Source")
+    expect(page.locator('[data-column="Lead Source"] code')).to_have_text("cf.lead_source")
     zoe = page.locator('.preview-table tr[data-line="2"]')
     expect(zoe).to_contain_text("Zoë")
     expect(zoe).to_contain_text("Müller")  # standardised from the shouted MÜLLER
