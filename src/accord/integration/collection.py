@@ -438,10 +438,13 @@ def _known_messages(session: Session, source: Source, ids: list[str]) -> set[str
     duplicate."""
     known: set[str] = set()
     for chunk in _chunks(sorted(set(ids))):
-        known.update(session.scalars(
-            select(SourceRecord.external_id).where(
+        # both columns are in the unique index: no table row is read (a rejected record's
+        # hash is marked, see ingest.rejected_hash)
+        known.update(ext for ext, digest in session.execute(
+            select(SourceRecord.external_id, SourceRecord.content_hash).where(
                 SourceRecord.source_id == source.id, SourceRecord.kind == "event",
-                SourceRecord.external_id.in_(chunk), SourceRecord.status != "rejected")))
+                SourceRecord.external_id.in_(chunk)))
+            if not digest.startswith(ingest.REJECTED_MARK))
     return known
 
 
