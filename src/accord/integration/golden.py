@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from accord.core.clock import utcnow
-from accord.core.contact import fold, name_keys
+from accord.core.contact import InvalidValue, fold, name_keys
 from accord.core.db import executemany
 from accord.core.settings import get_settings
 from accord.models import (
@@ -31,6 +31,7 @@ from accord.models import (
     CustomerAddress,
     CustomerEmail,
     CustomerPhone,
+    CustomFieldValue,
     GoldenLineage,
     Source,
     SourceProfile,
@@ -392,6 +393,130 @@ def _expire(session: Session, ids: set[int]) -> None:
             session.expire(obj)
 
 
+# --- custom fields from sources ---------------------------------------------------------------
+
+
+def _custom_definitions(session: Session) -> dict[str, Any]:
+    from accord.customers.custom_fields import definitions
+
+    return {d.key: d for d in definitions(session)}
+
+
+def _custom_claims(session: Session, ids: Sequence[int]) -> set[tuple[int, str]]:
+    """(customer, key) of the custom values sources supplied: their lineage says so. A value
+    no lineage claims was entered by hand, and no source overwrites it."""
+    t = GoldenLineage.__table__
+    return {(cid, name[3:]) for cid, fields in session.execute(
+        select(t.c.customer_id, t.c.fields).where(t.c.customer_id.in_(ids)))
+        for name in (fields or {}) if name.startswith("cf.")}
+
+
+def _custom_value(defn: Any, raw: Any) -> Any:
+    """A source's value in the field's type (read as people write numbers and dates), or None
+    when it is not one: a choice is matched whatever its case."""
+    from accord.core.errors import ValidationProblem
+    from accord.customers.custom_fields import coerce
+    from accord.integration.standardise import standardise_amount, standardise_date
+
+    try:
+        if defn.type == "choice":
+            raw = next((c for c in defn.choices if fold(str(c)) == fold(str(raw))), raw)
+        elif defn.type == "number":
+            raw = str(standardise_amount(raw))
+        elif defn.type == "date":
+            raw = standardise_date(raw)
+        elif not isinstance(raw, str):
+            raw = str(raw)
+        return coerce(defn, raw, f"custom.{defn.key}")
+    except (ValidationProblem, InvalidValue):
+        return None
+
+
+_CUSTOM_COLUMN = {"text": "value_text", "choice": "value_text", "number": "value_number",
+                  "date": "value_date"}
+
+
+def sync_custom(session: Session, customer_ids: Sequence[int],
+                claimed: set[tuple[int, str]] | None = None) -> None:
+    """The customers' custom fields from the `cf.<key>` values of their source profiles, for
+    the keys an admin defined: the most trusted source's value (the one most of them give,
+    then the most recent), as for the other golden fields, with its lineage. A value entered by
+    hand (`claimed` says which ones sources supplied before) is left as it is."""
+    defs = _custom_definitions(session)
+    if not defs or not customer_ids:
+        return
+    every = sorted(set(customer_ids))
+    for start in range(0, len(every), 500):
+        ids = every[start:start + 500]
+        _sync_custom(session, defs, ids,
+                     _custom_claims(session, ids) if claimed is None else claimed)
+
+
+def _sync_custom(session: Session, defs: dict[str, Any], ids: list[int],
+                 claimed: set[tuple[int, str]]) -> None:
+    p, src = SourceProfile.__table__, Source.__table__
+    offers: dict[tuple[int, str], list[tuple[int, float, int, int, Any]]] = {}
+    for cid, pid, rid, observed, rank, extra in session.execute(
+            select(p.c.customer_id, p.c.id, p.c.record_id, p.c.observed_at, src.c.trust_rank,
+                   p.c.extra).join(src, src.c.id == p.c.source_id)
+            .where(p.c.customer_id.in_(ids))):
+        for name, raw in (extra or {}).items():
+            defn = defs.get(name[3:]) if name.startswith("cf.") else None
+            value = _custom_value(defn, raw) if defn is not None and raw not in (None, "") \
+                else None
+            if value is not None:
+                offers.setdefault((cid, defn.key), []).append(
+                    (rank, -observed.timestamp(), pid, rid, value))
+    if not offers:
+        return
+    v = CustomFieldValue.__table__
+    have = {(cid, fid): row for cid, fid, *row in session.execute(
+        select(v.c.record_id, v.c.field_id, v.c.id, v.c.value_text, v.c.value_number,
+               v.c.value_date).where(v.c.record_id.in_(ids)))}
+    lineage = {(cid, pid): dict(fields or {}) for cid, pid, fields in session.execute(
+        select(GoldenLineage.customer_id, GoldenLineage.source_profile_id, GoldenLineage.fields)
+        .where(GoldenLineage.customer_id.in_(ids)))}
+    before = {key: dict(fields) for key, fields in lineage.items()}
+    records: dict[tuple[int, int], int] = {}
+    inserts: list[dict[str, Any]] = []
+    updates: dict[str, list[dict[str, Any]]] = {}
+    for (cid, key), candidates in sorted(offers.items()):
+        defn = defs[key]
+        existing = have.get((cid, defn.id))
+        if existing is not None and (cid, key) not in claimed:
+            continue  # entered by hand
+        rank = min(c[0] for c in candidates)
+        tied = [c for c in candidates if c[0] == rank]
+        counts = Counter(c[4] for c in tied)
+        value = min(tied, key=lambda c: (-counts[c[4]], c[1], c[2]))[4]
+        column = _CUSTOM_COLUMN[defn.type]
+        if existing is None:
+            inserts.append({"field_id": defn.id, "record_id": cid, "value_text": None,
+                            "value_number": None, "value_date": None, column: value})
+        elif existing[("value_text", "value_number", "value_date").index(column) + 1] != value:
+            updates.setdefault(column, []).append({"_id": existing[0], "_value": value})
+        for c in tied:
+            if c[4] == value:  # every source that gives the winning value, as for the others
+                lineage.setdefault((cid, c[2]), {})[f"cf.{key}"] = "most_trusted"
+                records[(cid, c[2])] = c[3]
+    executemany(session, insert(v), inserts)
+    for column, rows in updates.items():
+        executemany(session, update(v).where(v.c.id == bindparam("_id"))
+                    .values({column: bindparam("_value")}), rows)
+    now = utcnow()
+    t = GoldenLineage.__table__
+    changed = [(key, fields) for key, fields in lineage.items() if fields != before.get(key)]
+    executemany(session, update(t).where(t.c.customer_id == bindparam("_cid"),
+                                         t.c.source_profile_id == bindparam("_pid"))
+                .values(fields=bindparam("_fields"), updated_at=now),
+                [{"_cid": cid, "_pid": pid, "_fields": fields}
+                 for (cid, pid), fields in changed if (cid, pid) in before])
+    executemany(session, insert(t), [
+        {"customer_id": cid, "source_profile_id": pid, "source_record_id": records[(cid, pid)],
+         "fields": fields, "updated_at": now}
+        for (cid, pid), fields in changed if (cid, pid) not in before])
+
+
 def rebuild(session: Session, customer_ids: Iterable[int], chunk: int = 2000) -> None:
     """Recompute golden values and lineage of these customers from their linked profiles.
 
@@ -414,7 +539,10 @@ def rebuild(session: Session, customer_ids: Iterable[int], chunk: int = 2000) ->
             if cid in current:
                 _plan_customer(plan, current[cid], points[cid], views.get(cid, []),
                                field_rules, now)
+        # which custom values sources supplied, read before the lineage is written anew
+        claimed = _custom_claims(session, part) if _custom_definitions(session) else set()
         _write(session, plan, [cid for cid in part if cid in current])
+        sync_custom(session, [cid for cid in part if cid in current], claimed)
     _expire(session, set(ids))
 
 

@@ -613,6 +613,7 @@ def _decide(session: Session, principal: Principal, new: Sequence[SourceProfile 
         with golden.bulk_indexes(session, "source_profiles", len(new), column="customer_id"):
             touched = _link_all(session, clusters, union, owner_of, best, now, result,
                                 ahead.stream(1) if ahead else None)
+        golden.sync_custom(session, fresh_ids, set())  # their profiles are linked now
     result.reviews += _queue_reviews(session, review, everyone, decided)
     result.profiles += len(new)
     return touched

@@ -29,7 +29,7 @@ from sqlalchemy import Column, Table, UniqueConstraint, delete, func, insert, or
 from sqlalchemy.orm import Session
 
 from accord.access import audit
-from accord.access.policy import Principal, can, hidden_fields
+from accord.access.policy import Principal, can, can_see_sensitive_custom, hidden_fields
 from accord.core.clock import utcnow
 from accord.core.contact import fold, name_keys
 from accord.core.errors import (
@@ -1245,6 +1245,8 @@ def why_linked(session: Session, customer_id: int,
 
 
 def _supplied_value(p: SourceProfile, name: str) -> Any:
+    if name.startswith("cf."):  # a custom field's value as the source gave it
+        return _plain((p.extra or {}).get(name))
     if name == "address":
         parts = (p.address_line1, p.address_line2, p.postcode, p.city, p.region, p.country)
         return ", ".join(str(x) for x in parts if x) or None
@@ -1278,6 +1280,10 @@ def customer_sources(session: Session, principal: Principal,
         target = merged_target(session, customer.id) or customer.merged_into_id
         raise MergedInto(customer.id, target, f"/api/v1/identity/customers/{target}/sources")
     masked = _masked(principal)
+    from accord.customers.custom_fields import definitions
+
+    if not can_see_sensitive_custom(principal):  # their values, as on the customer
+        masked |= {f"cf.{d.key}" for d in definitions(session) if d.sensitive}
     return {"customer_id": customer.id, "version": customer.version,
             "sources": why_linked(session, customer.id, masked),
             "changes": identity_history(session, customer.id),

@@ -210,12 +210,15 @@ def sources_panel(ctx: WebCtx, customer_id: int, *, error: str = "",
         view = service.customer_sources(ctx.session, ctx.principal, customer_id)
     except Problem:
         return None
+    from accord.customers.custom_fields import definitions
+
+    custom = {f"cf.{d.key}": d.label for d in definitions(ctx.session)}
     for row in view["sources"]:
         for w in row["weights"]:
             w["label"], w["css"] = field_label(w["field"]), weight_class(w)
             w["weight_text"] = weight_text(w)
         for s in row["supplied"]:
-            s["label"] = field_label(s["field"])
+            s["label"] = custom.get(s["field"]) or field_label(s["field"])
     done = ctx.request.query_params.get("identity", "")
     return {"customer_id": customer_id, "version": view["version"], "sources": view["sources"],
             "changes": view["changes"], "can_update": can(ctx.principal, "identity", "update"),
