@@ -630,36 +630,23 @@ def flag_rows(session: Session, import_id: int, *, chunk: int = 1000,
               limit: int | None = None) -> Iterator[ImportFlag]:
     """The flagged values of an import in line and field order, in keyset chunks (flat
     memory)."""
-    after: tuple[int, str] = (0, "")
-    given = 0
-    while True:
-        rows = session.scalars(
-            select(ImportFlag)
-            .where(ImportFlag.import_id == import_id,
-                   tuple_(ImportFlag.line_no, ImportFlag.field) > tuple_(*after))
-            .order_by(ImportFlag.line_no, ImportFlag.field).limit(chunk)
-        ).all()
-        for row in rows:
-            yield row
-            given += 1
-            if limit is not None and given >= limit:
-                return
-        if len(rows) < chunk:
-            return
-        after = (rows[-1].line_no, rows[-1].field)
-        session.expunge_all()
+    return _keyset(session, ImportFlag, import_id, ("line_no", "field"), (0, ""), chunk, limit)
 
 
 def report_rows(session: Session, import_id: int, *, chunk: int = 1000,
                 limit: int | None = None) -> Iterator[ImportRejection]:
     """The rejected rows of an import in line order, read in keyset chunks (flat memory)."""
-    after, given = 0, 0
+    return _keyset(session, ImportRejection, import_id, ("line_no",), (0,), chunk, limit)
+
+
+def _keyset(session: Session, model: Any, import_id: int, keys: tuple[str, ...],
+            after: tuple[Any, ...], chunk: int, limit: int | None) -> Iterator[Any]:
+    columns = [getattr(model, k) for k in keys]
+    given = 0
     while True:
         rows = session.scalars(
-            select(ImportRejection)
-            .where(ImportRejection.import_id == import_id, ImportRejection.line_no > after)
-            .order_by(ImportRejection.line_no).limit(chunk)
-        ).all()
+            select(model).where(model.import_id == import_id, tuple_(*columns) > tuple_(*after))
+            .order_by(*columns).limit(chunk)).all()
         for row in rows:
             yield row
             given += 1
@@ -667,7 +654,7 @@ def report_rows(session: Session, import_id: int, *, chunk: int = 1000,
                 return
         if len(rows) < chunk:
             return
-        after = rows[-1].line_no
+        after = tuple(getattr(rows[-1], k) for k in keys)
         session.expunge_all()
 
 

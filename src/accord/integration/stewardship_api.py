@@ -103,20 +103,25 @@ def get_review(review_id: Id, response: Response, ctx: Ctx = Depends(api_ctx)) -
     return view
 
 
+def _decide(review_id: int, response: Response, body: DecisionIn | None,
+            if_match: str | None, ctx: Ctx, decide: Any) -> ReviewOut:
+    service.require(ctx.principal, "update")
+    review = service.review_record(ctx.session, ctx.principal, review_id)
+    seen = require_if_match(if_match, review.version)
+    review = decide(ctx.session, ctx.principal, review_id, expected_version=seen,
+                    reason=body.reason if body else "")
+    out = _review_out(review)
+    ctx.commit()
+    response.headers["ETag"] = etag(out.version)
+    return out
+
+
 @router.post("/reviews/{review_id}/accept", response_model=ReviewOut,
              summary="The same person: link the pair or merge their customers (If-Match)")
 def accept_review(review_id: Id, response: Response, body: DecisionIn | None = None,
                   if_match: str | None = Header(default=None),
                   ctx: Ctx = Depends(api_ctx)) -> ReviewOut:
-    service.require(ctx.principal, "update")
-    review = service.review_record(ctx.session, ctx.principal, review_id)
-    seen = require_if_match(if_match, review.version)
-    review = service.accept_review(ctx.session, ctx.principal, review_id, expected_version=seen,
-                                   reason=body.reason if body else "")
-    out = _review_out(review)
-    ctx.commit()
-    response.headers["ETag"] = etag(out.version)
-    return out
+    return _decide(review_id, response, body, if_match, ctx, service.accept_review)
 
 
 @router.post("/reviews/{review_id}/reject", response_model=ReviewOut,
@@ -124,15 +129,7 @@ def accept_review(review_id: Id, response: Response, body: DecisionIn | None = N
 def reject_review(review_id: Id, response: Response, body: DecisionIn | None = None,
                   if_match: str | None = Header(default=None),
                   ctx: Ctx = Depends(api_ctx)) -> ReviewOut:
-    service.require(ctx.principal, "update")
-    review = service.review_record(ctx.session, ctx.principal, review_id)
-    seen = require_if_match(if_match, review.version)
-    review = service.reject_review(ctx.session, ctx.principal, review_id, expected_version=seen,
-                                   reason=body.reason if body else "")
-    out = _review_out(review)
-    ctx.commit()
-    response.headers["ETag"] = etag(out.version)
-    return out
+    return _decide(review_id, response, body, if_match, ctx, service.reject_review)
 
 
 @router.post("/reviews/{review_id}/reopen", response_model=ReviewOut,
@@ -140,15 +137,7 @@ def reject_review(review_id: Id, response: Response, body: DecisionIn | None = N
 def reopen_review(review_id: Id, response: Response, body: DecisionIn | None = None,
                   if_match: str | None = Header(default=None),
                   ctx: Ctx = Depends(api_ctx)) -> ReviewOut:
-    service.require(ctx.principal, "update")
-    review = service.review_record(ctx.session, ctx.principal, review_id)
-    seen = require_if_match(if_match, review.version)
-    review = service.reopen_review(ctx.session, ctx.principal, review_id, expected_version=seen,
-                                   reason=body.reason if body else "")
-    out = _review_out(review)
-    ctx.commit()
-    response.headers["ETag"] = etag(out.version)
-    return out
+    return _decide(review_id, response, body, if_match, ctx, service.reopen_review)
 
 
 @router.post("/merges", status_code=201, response_model=ChangeOut,
