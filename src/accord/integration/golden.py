@@ -110,12 +110,8 @@ def _choose_ranked(values: list[Any], rule: str, trusted: list[tuple[Any, ...]],
     if len(present) <= 1:
         return (values[present[0]], [ids[present[0]]]) if present else (None, [])
     if rule == "most_trusted":
-        # among the sources of the best rank, the value most of them agree on, then the most
-        # recent: one source's typo must not outvote two that agree at the same trust
-        rank = min(trusted[k][0] for k in present)
-        tied = [k for k in present if trusted[k][0] == rank]
-        counts = Counter(values[k] for k in tied)
-        best = min(tied, key=lambda k: (-counts[values[k]], *trusted[k]))
+        best = present[_most_trusted([trusted[k] for k in present],
+                                     [values[k] for k in present])]
     elif rule == "most_recent":
         best = min(present, key=recent.__getitem__)
     elif rule == "most_complete":
@@ -125,6 +121,16 @@ def _choose_ranked(values: list[Any], rule: str, trusted: list[tuple[Any, ...]],
         best = min(present, key=lambda k: (-counts[values[k]], *trusted[k]))
     winner = values[best]
     return winner, sorted(ids[k] for k in present if values[k] == winner)
+
+
+def _most_trusted(ranks: Sequence[tuple[Any, ...]], values: Sequence[Any]) -> int:
+    """Which of the values wins by trust: `ranks` are (trust rank, -observed, id) each. Among
+    the sources of the best rank, the value most of them agree on, then the most recent: one
+    source's typo must not outvote two that agree at the same trust."""
+    best = min(r[0] for r in ranks)
+    tied = [k for k, r in enumerate(ranks) if r[0] == best]
+    counts = Counter(values[k] for k in tied)
+    return min(tied, key=lambda k: (-counts[values[k]], *ranks[k]))
 
 
 def build(views: Sequence[ProfileView], field_rules: dict[str, str] | None = None) -> Golden:
@@ -470,9 +476,8 @@ def _sync_custom(session: Session, defs: dict[str, Any], ids: list[int],
     if not offers:
         return
     v = CustomFieldValue.__table__
-    have = {(cid, fid): row for cid, fid, *row in session.execute(
-        select(v.c.record_id, v.c.field_id, v.c.id, v.c.value_text, v.c.value_number,
-               v.c.value_date).where(v.c.record_id.in_(ids)))}
+    have = {(row["record_id"], row["field_id"]): row for row in session.execute(
+        select(v).where(v.c.record_id.in_(ids))).mappings()}
     lineage = {(cid, pid): dict(fields or {}) for cid, pid, fields in session.execute(
         select(GoldenLineage.customer_id, GoldenLineage.source_profile_id, GoldenLineage.fields)
         .where(GoldenLineage.customer_id.in_(ids)))}
@@ -485,18 +490,17 @@ def _sync_custom(session: Session, defs: dict[str, Any], ids: list[int],
         existing = have.get((cid, defn.id))
         if existing is not None and (cid, key) not in claimed:
             continue  # entered by hand
-        rank = min(c[0] for c in candidates)
-        tied = [c for c in candidates if c[0] == rank]
-        counts = Counter(c[4] for c in tied)
-        value = min(tied, key=lambda c: (-counts[c[4]], c[1], c[2]))[4]
+        value = candidates[_most_trusted([c[:3] for c in candidates],
+                                         [c[4] for c in candidates])][4]
         column = _CUSTOM_COLUMN[defn.type]
         if existing is None:
             inserts.append({"field_id": defn.id, "record_id": cid, "value_text": None,
                             "value_number": None, "value_date": None, column: value})
-        elif existing[("value_text", "value_number", "value_date").index(column) + 1] != value:
-            updates.setdefault(column, []).append({"_id": existing[0], "_value": value})
-        for c in tied:
-            if c[4] == value:  # every source that gives the winning value, as for the others
+        elif existing[column] != value:
+            updates.setdefault(column, []).append({"_id": existing["id"], "_value": value})
+        rank = min(c[0] for c in candidates)
+        for c in candidates:
+            if c[0] == rank and c[4] == value:  # every source giving the winning value
                 lineage.setdefault((cid, c[2]), {})[f"cf.{key}"] = "most_trusted"
                 records[(cid, c[2])] = c[3]
     executemany(session, insert(v), inserts)

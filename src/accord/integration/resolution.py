@@ -222,9 +222,7 @@ def contradiction(dob_a: Any, dob_b: Any, first_a: Any, first_b: Any) -> str | N
 
 def _given(value: Any) -> bool:
     """Present: not None, pandas' NA, NaN or empty (values come from ORM rows and frames)."""
-    if value is None or type(value).__name__ == "NAType":
-        return False
-    return not (isinstance(value, float) and value != value) and value != ""
+    return _plain(value) not in (None, "")
 
 
 def rule_pair(a: SourceProfile, b: SourceProfile) -> Pair | None:
@@ -1117,12 +1115,11 @@ def _resolve_all(session: Session, principal: Principal, *, retrain: bool,
         model = train_model(session, principal, engine=engine, records=frame)
     if model is None:
         return resolve_pending(session, principal)
-    _, lower = thresholds()
+    upper, lower = thresholds()
     scored = matching.predict(model.model, frame, threshold=lower, engine=engine,
                               scores_only=True)
     is_new = frame["customer_id"].isna().to_numpy()
     new_ids = set(frame["unique_id"].to_numpy()[is_new].tolist())
-    upper, _ = thresholds()
     merged: dict[tuple[int, int], Pair] = {}
     joins: list[Pair] = []  # the model's links between profiles already linked
     for p in model_pairs(model, scored, values=frame):

@@ -1089,12 +1089,14 @@ def review_record(session: Session, principal: Principal, review_id: int) -> Mat
 
 
 def _decidable(session: Session, principal: Principal, review_id: int,
-               expected_version: int | None) -> MatchReview:
+               expected_version: int | None, status: str = "pending",
+               refusal: str = "") -> MatchReview:
     _require(principal, "update")
     review = review_record(session, principal, review_id)
     _check_version(review, expected_version, "If-Match")
-    if review.status != "pending":
-        raise Conflict(f"review {review_id} was already {review.status}", field="status")
+    if review.status != status:
+        raise Conflict(refusal or f"review {review_id} was already {review.status}",
+                       field="status")
     return review
 
 
@@ -1169,13 +1171,9 @@ def reopen_review(session: Session, principal: Principal, review_id: int, *,
     """A rejection taken back: the pair is pending again, for a steward to decide (and the
     resolver may propose it). An accepted review is undone where its link or merge is: by
     unlinking the profile or undoing the merge."""
-    _require(principal, "update")
-    review = review_record(session, principal, review_id)
-    _check_version(review, expected_version, "If-Match")
-    if review.status != "rejected":
-        raise Conflict(f"review {review_id} is {review.status}: only a rejection can be "
-                       "reopened (undo an accepted one by unlinking or unmerging)",
-                       field="status")
+    review = _decidable(session, principal, review_id, expected_version, "rejected",
+                        f"review {review_id} is not rejected: only a rejection can be reopened "
+                        "(undo an accepted one by unlinking or unmerging)")
     review.status, review.decided_by, review.decided_at = "pending", None, None
     session.flush()
     audit.record(session, principal, "reopen", "match_reviews", review.id, ("status",),

@@ -158,6 +158,12 @@ def _version(ctx: WebCtx) -> int | None:
     return int(seen) if seen.isascii() and seen.isdigit() and len(seen) <= 18 else None
 
 
+# a decision on a review: the service that makes it, and the notice it leaves
+_DECISIONS = {"accept": (service.accept_review, "accepted"),
+              "reject": (service.reject_review, "rejected"),
+              "reopen": (service.reopen_review, "reopened")}
+
+
 def _decide(request: Request, ctx: WebCtx, review_id: int, decision: str) -> Response:
     _require_read(ctx)
     reason = ctx.field("reason")[:300]
@@ -166,8 +172,7 @@ def _decide(request: Request, ctx: WebCtx, review_id: int, decision: str) -> Res
         return _review_page(request, ctx, review_id, status_code=428, reason=reason,
                             alert="The form did not say which version of the review it decides. "
                                   "Reload the page and try again.")
-    decide = {"accept": service.accept_review, "reject": service.reject_review,
-              "reopen": service.reopen_review}[decision]
+    decide, done = _DECISIONS[decision]
     try:
         decide(ctx.session, ctx.principal, review_id, expected_version=version, reason=reason)
         ctx.commit()
@@ -179,7 +184,6 @@ def _decide(request: Request, ctx: WebCtx, review_id: int, decision: str) -> Res
             "Someone else decided or changed this review meanwhile. Check it again.")
         return _review_page(request, ctx, review_id, alert=alert, reason=reason,
                             status_code=exc.status)
-    done = {"accept": "accepted", "reject": "rejected", "reopen": "reopened"}[decision]
     return RedirectResponse(f"/identity/reviews?done={done}", status_code=303)
 
 
