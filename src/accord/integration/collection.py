@@ -840,17 +840,6 @@ def _follow_up_job(session: Session, payload: dict[str, Any]) -> None:
                   groups=payload.get("groups", []), subjects=payload.get("subjects", []))
 
 
-def _users_of(session: Session, source_id: int, keys: Iterable[str]) -> dict[str, str]:
-    """Subject keys → the user ids (profile external ids) their aliases point at."""
-    users = {k: k for k in keys}
-    for chunk in _chunks(sorted(users)):
-        for alias, user in session.execute(select(IdentityAlias.alias, IdentityAlias.user_id)
-                                           .where(IdentityAlias.source_id == source_id,
-                                                  IdentityAlias.alias.in_(chunk))):
-            users[alias] = user
-    return users
-
-
 def _profiles(session: Session, source_id: int, external_ids: Iterable[str]
               ) -> dict[str, SourceProfile]:
     out: dict[str, SourceProfile] = {}
@@ -865,7 +854,7 @@ def _resolve_people(session: Session, source_id: int, keys: Iterable[str]) -> No
     it then finds them linked); their pending records are applied as they link."""
     from accord.integration.resolution import resolve_pending
 
-    people = _profiles(session, source_id, _users_of(session, source_id, keys).values())
+    people = _profiles(session, source_id, ingest.users_of(session, source_id, keys).values())
     unlinked = sorted(p.id for p in people.values() if p.customer_id is None)
     if unlinked:
         resolve_pending(session, SYSTEM, unlinked)
@@ -883,7 +872,7 @@ def link_identified(session: Session, source: Source,
     """
     from accord.integration.resolution import rebuild, resolve_pending
 
-    current = _users_of(session, source.id, (a for a, _, _ in pairs))
+    current = ingest.users_of(session, source.id, (a for a, _, _ in pairs))
     pairs = [(a, u, how) for a, u, how in pairs if current.get(a) == u]
     if not pairs:
         return 0
@@ -902,8 +891,9 @@ def link_identified(session: Session, source: Source,
             first.add(own.id)
     if first:
         resolve_pending(session, SYSTEM, sorted(first))
-        for p in profiles.values():
-            session.refresh(p)
+        session.execute(select(SourceProfile)  # their links, as the resolution wrote them
+                        .where(SourceProfile.id.in_([p.id for p in profiles.values()]))
+                        .execution_options(populate_existing=True)).all()
     principal = source_principal(source)
     joined: list[SourceProfile] = []
     for alias, user, how in pairs:
@@ -926,13 +916,9 @@ def link_identified(session: Session, source: Source,
                 _propose_review(session, p, anchor)
     if joined:
         rebuild(session, {p.customer_id for p in joined if p.customer_id})
-        # what waited for the joined profiles follows them: records about their ids and aliases
-        externals = sorted({p.external_id for p in joined})
-        keys = set(externals)
-        for chunk in _chunks(externals):
-            keys.update(session.scalars(select(IdentityAlias.alias).where(
-                IdentityAlias.source_id == source.id, IdentityAlias.user_id.in_(chunk))))
-        ingest.apply_pending(session, source.id, keys)
+        # what waited for the joined profiles follows them (their group calls link accounts)
+        apply_pending(session, source, ingest.subject_keys(
+            session, source.id, {p.external_id for p in joined}))
     return len(joined)
 
 

@@ -779,16 +779,31 @@ def _standardise_again(session: Session, source: Source, again: list[_Prepared],
 # --- applying orders, interactions and events -----------------------------------------------
 
 
-def resolve_subjects(session: Session, source_id: int, keys: Iterable[str]) -> dict[str, int]:
-    """Subject keys (user ids or aliases in the source) -> golden customer ids, where known."""
-    keys = sorted(set(keys))
-    users: dict[str, str] = {k: k for k in keys}
-    for chunk in _chunks(keys):
+def users_of(session: Session, source_id: int, keys: Iterable[str]) -> dict[str, str]:
+    """Subject keys -> the user ids (profile external ids) they are: their own, or the one
+    their alias points at."""
+    users = {k: k for k in sorted(set(keys))}
+    for chunk in _chunks(list(users)):
         for alias, user_id in session.execute(
             select(IdentityAlias.alias, IdentityAlias.user_id)
             .where(IdentityAlias.source_id == source_id, IdentityAlias.alias.in_(chunk))
         ):
             users[alias] = user_id
+    return users
+
+
+def subject_keys(session: Session, source_id: int, user_ids: Iterable[str]) -> set[str]:
+    """The keys records about these users may be stored under: their ids and their aliases."""
+    keys = set(user_ids)
+    for chunk in _chunks(sorted(keys)):
+        keys.update(session.scalars(select(IdentityAlias.alias).where(
+            IdentityAlias.source_id == source_id, IdentityAlias.user_id.in_(chunk))))
+    return keys
+
+
+def resolve_subjects(session: Session, source_id: int, keys: Iterable[str]) -> dict[str, int]:
+    """Subject keys (user ids or aliases in the source) -> golden customer ids, where known."""
+    users = users_of(session, source_id, keys)
     found: dict[str, int] = {}
     user_ids = sorted(set(users.values()))
     for chunk in _chunks(user_ids):

@@ -37,14 +37,13 @@ from accord.core.events import emit_many
 from accord.core.memory import no_cycle_collection as _no_cycle_collection
 from accord.core.settings import get_settings
 from accord.integration import golden
-from accord.integration.ingest import MATCH_JOB, apply_pending, insert_many
+from accord.integration.ingest import MATCH_JOB, apply_pending, insert_many, subject_keys
 from accord.integration.sources import manual_source
 from accord.models import (
     Customer,
     CustomerAddress,
     CustomerEmail,
     CustomerPhone,
-    IdentityAlias,
     MatchModel,
     MatchReview,
     Source,
@@ -1272,11 +1271,7 @@ def _apply_pending_for(session: Session, profiles: Sequence[SourceProfile | Link
                 SourceRecord.source_id == source_id, SourceRecord.status == "pending")
                 .limit(1)) is None:
             continue  # nothing of this source waits for a person
-        keys = set(externals)
-        for chunk in _chunks(sorted(externals)):
-            keys.update(session.scalars(select(IdentityAlias.alias).where(
-                IdentityAlias.source_id == source_id, IdentityAlias.user_id.in_(chunk))))
-        applied += apply_pending(session, source_id, keys)
+        applied += apply_pending(session, source_id, subject_keys(session, source_id, externals))
     return applied
 
 
