@@ -113,7 +113,8 @@ def baseline(csv_path: Path, db_path: Path, batch_size: int) -> tuple[float, flo
     return count / elapsed, cpu
 
 
-PER_ROW_TABLES = ("source_records", "source_profiles", "import_rejections")
+PER_ROW_TABLES = ("source_records", "source_profiles", "import_rejections", "import_flags")
+FEW_ROWS = frozenset({"import_rejections", "import_flags"})  # read all at once
 
 
 def _copy_statements(source: sqlite3.Connection, table: str) -> tuple[str, str]:
@@ -145,10 +146,9 @@ def floor(done: Path, before: Path, batch_size: int) -> dict[str, float]:
     seconds = cpu = 0.0
     rows = 0
     while True:
-        # the records and profiles of one batch of file rows (rejections are few: all at once)
-        chunks = [reader.fetchmany(batch_size) if table != "import_rejections" else
-                  reader.fetchall() for table, reader in zip(PER_ROW_TABLES, readers,
-                                                             strict=True)]
+        # the records and profiles of one batch of file rows (rejections and flags are few)
+        chunks = [reader.fetchall() if table in FEW_ROWS else reader.fetchmany(batch_size)
+                  for table, reader in zip(PER_ROW_TABLES, readers, strict=True)]
         if not any(chunks):
             break
         started, cpu_started = time.perf_counter(), time.process_time()

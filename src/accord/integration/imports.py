@@ -63,7 +63,9 @@ from accord.integration.ingest import (
 from accord.integration.mapping import (
     KINDS,
     Mapping,
+    as_written,
     check_columns,
+    column_value,
     parse_mapping,
     settle_mapping,
 )
@@ -502,8 +504,8 @@ class _Batch:
         that has one (or of the field it was taken from: an address line from the address)."""
         for source_field in (name, *_TAKEN_FROM.get(name, ())):
             for column in self.columns.get(source_field, ()):
-                value = _value_at(payload, column)
-                if value is not None and (text := _as_written(value)):
+                value = column_value(payload, column)
+                if value is not None and (text := as_written(value)):
                     return text
         return ""
 
@@ -583,24 +585,6 @@ def _raw(payload: dict[str, Any]) -> str:
 _TAKEN_FROM = {"address_line1": ("address",), "postcode": ("address",), "city": ("address",),
                "first_name": ("full_name",), "last_name": ("full_name",),
                "title": ("first_name", "last_name", "full_name")}
-
-
-def _value_at(row: dict[str, Any], column: str) -> Any:
-    """A column's value, or for a JSON row a nested one written `a.b` (as mappings read it)."""
-    value = row.get(column)
-    if value is None and "." in column and column not in row:
-        value = row
-        for part in column.split("."):
-            if not isinstance(value, dict):
-                return None
-            value = value.get(part)
-    return value
-
-
-def _as_written(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value).strip()
 
 
 # --- reading runs and their reports ---------------------------------------------------------

@@ -184,6 +184,19 @@ def _scalar(value: Any, name: str) -> Any:
     return str(value).strip() or None
 
 
+def column_value(row: dict[str, Any], column: str) -> Any:
+    """A column's value, or for a JSON row a nested one written `a.b`, as extraction reads it."""
+    value = row.get(column)
+    if value is None and "." in column and column not in row:
+        return _nested(row, column)
+    return value
+
+
+def as_written(value: Any, name: str = "") -> str:
+    """A value as text, as extraction takes it (booleans true/false, objects as JSON)."""
+    return _scalar(value, name) or ""
+
+
 def _key(row: dict[str, Any], column: str) -> str | None:
     value = row.get(column)
     if value is None and "." in column:

@@ -213,10 +213,10 @@ def inspect(path: Path | str, name: str | None = None) -> FileInfo:
     declared = _SEP_LINE.match(sample)
     delimiter = declared.group(1) if declared else detect_delimiter(sample)
     with path.open(newline="", encoding=encoding, errors=_FALLBACK_ERRORS) as fh:
-        lines = _clean_lines(fh)
+        reader = csv.reader(_clean_lines(fh), delimiter=delimiter)
         if declared:
-            next(lines, None)
-        header = next(csv.reader(lines, delimiter=delimiter), [])
+            next(reader, None)  # the sep= line
+        header = next(reader, [])
     return FileInfo("csv", _header_names(header), encoding, delimiter, sep_line=bool(declared))
 
 
@@ -269,20 +269,20 @@ def _clean_lines(fh: io.TextIOBase) -> Iterator[str]:
 
 
 def _csv_rows(path: Path, encoding: str, delimiter: str,
-              sep_line: bool = False) -> Iterator[tuple[int, Row]]:
+              sep_line: bool) -> Iterator[tuple[int, Row]]:
     with path.open(newline="", encoding=encoding, errors=_FALLBACK_ERRORS) as fh:
-        lines = _clean_lines(fh)
-        skipped = 1 if sep_line and next(lines, None) is not None else 0
-        reader = csv.reader(lines, delimiter=delimiter)
+        reader = csv.reader(_clean_lines(fh), delimiter=delimiter)
+        if sep_line:
+            next(reader, None)  # Excel's sep= line: counted in line numbers, not a header
         try:
             columns = _header_names(next(reader))
         except StopIteration:
             return
         except csv.Error as exc:
-            yield 1 + skipped, Unreadable(f"the header cannot be read: {exc}")
+            yield reader.line_num, Unreadable(f"the header cannot be read: {exc}")
             return
         width = len(columns)
-        start = reader.line_num + 1 + skipped
+        start = reader.line_num + 1
         while True:
             try:
                 values = next(reader)
@@ -290,12 +290,12 @@ def _csv_rows(path: Path, encoding: str, delimiter: str,
                 return
             except csv.Error as exc:
                 yield start, Unreadable(f"unreadable CSV record: {exc}")
-                start = reader.line_num + 1 + skipped
+                start = reader.line_num + 1
                 continue
-            line_no, start = start, reader.line_num + 1 + skipped
+            line_no, start = start, reader.line_num + 1
             if not values or (len(values) == 1 and not values[0]):
                 continue  # a blank line
-            if len(values) < width or any(values[width:]):
+            if len(values) != width and (len(values) < width or any(values[width:])):
                 # a value shifted into the wrong column (an unquoted delimiter) or cut off:
                 # taking the row would store values under the wrong fields
                 yield line_no, Unreadable(
