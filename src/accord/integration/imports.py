@@ -487,13 +487,11 @@ class _Batch:
     """How a cut is committed, with the run's checkpoint and counters."""
 
     def __init__(self, factory: Factory, principal: Principal, source_id: int, import_id: int,
-                 checkpoint: int, country: str | None = None,
-                 mapping: Mapping | None = None) -> None:
+                 checkpoint: int, country: str | None, mapping: Mapping) -> None:
         self.factory, self.principal = factory, principal
         self.country = country  # the file's mapping's, else the source's
         self.source_id, self.import_id = source_id, import_id
         self.checkpoint = checkpoint
-        mapping = mapping or Mapping()
         self.fingerprint = settings_fingerprint(mapping, country)
         self.columns: dict[str, list[str]] = {}  # field -> the columns that fill it, in order
         for column, name in mapping.mapped_fields.items():
@@ -832,7 +830,6 @@ def cli_import(path: Path, source_name: str, mapping_file: Path | None, kind: st
     yet is created, under the API's rules for its name, once the file is found importable: a
     refused file leaves no source behind."""
     from accord.integration.mapping import load_mapping
-    from accord.integration.schemas import valid_name
     from accord.integration.sources import create_source
 
     if kind is not None and kind not in KINDS:
@@ -843,11 +840,6 @@ def cli_import(path: Path, source_name: str, mapping_file: Path | None, kind: st
         factory = session_factory(write=True)
         with factory() as session:
             source = session.scalar(select(Source).where(Source.name == source_name))
-            if source is None and not valid_name(source_name):
-                raise ValidationProblem(
-                    f"{source_name!r} cannot name a new source: use at most 80 lower-case "
-                    "letters, digits, - and _, starting with a letter or digit (it appears in "
-                    "/hooks/{name})", field="source")
             # a new source has no saved mapping or country: plan the file as if it existed
             plan = plan_file(path, source or Source(name=source_name, kind="file", mapping={}),
                              mapping, kind=kind, name=path.name)

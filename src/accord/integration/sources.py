@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from accord.access import audit
 from accord.access.policy import Principal
-from accord.core.errors import Conflict, NotFound
+from accord.core.errors import Conflict, NotFound, ValidationProblem
 from accord.models import Source
 from accord.models.integration import MANUAL_SOURCE
 
@@ -53,6 +53,12 @@ def create_source(
     mapping: dict[str, Any] | None = None,
     default_country: str | None = None,
 ) -> Source:
+    from accord.integration.schemas import valid_name
+
+    if not valid_name(name):  # whoever creates it: the API, the CLI's import, the demo
+        raise ValidationProblem(
+            f"{name!r} cannot name a new source: use at most 80 lower-case letters, digits, - "
+            "and _, starting with a letter or digit (it appears in /hooks/{name})", field="name")
     if session.scalar(select(Source.id).where(Source.name == name)) is not None:
         raise Conflict(f"a source named {name!r} already exists", field="name")
     source = Source(name=name, kind=kind, trust_rank=trust_rank, description=description,
